@@ -1,0 +1,205 @@
+//! The command line: `tailrisk run` and `tailrisk exposures`. The binary only calls [`main`].
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::{Error, Result, EXIT_OK};
+use crate::exposures::exposures;
+use crate::job::Job;
+use crate::output::write_run_outputs;
+use crate::report::{render_exposures, render_run, run_report};
+use crate::simulation::{SimulationSettings, Simulator};
+
+/// Monte Carlo VaR and Expected Shortfall for crypto derivatives books.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tailrisk",
+    version,
+    about,
+    long_about = "Monte Carlo Value-at-Risk and Expected Shortfall for crypto derivatives books.\n\n\
+Positions (spot, perpetuals, futures, European options) held on several venues are netted per \
+instrument, revalued across correlated fat-tailed paths of prices and implied vols, and the \
+loss distribution is summarised as VaR and ES (positive numbers = losses) with Monte Carlo \
+standard errors.\n\n\
+Exit codes: 0 success, 1 failure writing outputs or numerical failure, 2 bad command line, \
+3 bad input file (the message names file, row and field), 4 unusable model (e.g. a correlation \
+matrix that is not positive definite).",
+    after_help = "Example: tailrisk run scenarios/fund.toml --paths 200000 --format json"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate the book over the horizon and report VaR and ES at every confidence level.
+    Run(RunArgs),
+    /// Net delta, gamma, vega and theta by underlying, venue, counterparty and book.
+    Exposures(ExposuresArgs),
+}
+
+/// Output format on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// A readable report.
+    Table,
+    /// A JSON document for scripts (keys as in the SPEC).
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct ScenarioArgs {
+    /// Scenario file (TOML): run settings, model, market file, positions file.
+    scenario: PathBuf,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// If the correlation matrix is not positive definite, replace it by Higham's nearest
+    /// correlation matrix (and report how far it moved) instead of refusing to run.
+    #[arg(long)]
+    repair_correlation: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: ScenarioArgs,
+    /// Monte Carlo paths (overrides `[run] paths`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    paths: Option<u64>,
+    /// Random seed (overrides `[run] seed`). The same seed gives the same numbers to the
+    /// last bit on any number of threads.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    /// Write pnl.parquet (per-path P&L), summary.json and measures.csv into this folder.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ExposuresArgs {
+    #[command(flatten)]
+    common: ScenarioArgs,
+}
+
+/// Parses the command line, runs the command, prints errors on stderr and returns the exit
+/// code (see `--help`).
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let outcome = match cli.command {
+        Command::Run(args) => run(&args),
+        Command::Exposures(args) => show_exposures(&args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(args: &RunArgs) -> Result<()> {
+    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let run = &job.scenario.run;
+    let settings = SimulationSettings {
+        paths: args.paths.unwrap_or(run.paths),
+        seed: args.seed.unwrap_or(run.seed),
+        horizon_days: run.horizon_days,
+        steps: run.steps,
+    };
+    let threads = args
+        .threads
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Numerical {
+            message: format!("cannot start {threads} threads: {e}"),
+        })?;
+    let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
+    let bar = progress_bar(settings.paths, args.common.quiet);
+    let started = Instant::now();
+    let pnl = pool.install(|| simulator.pnl(&|done| bar.inc(done)))?;
+    bar.finish_and_clear();
+    let report = run_report(&job, &settings, &pnl);
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(dir) = &args.out {
+        write_run_outputs(dir, &report, &pnl)?;
+    }
+    match args.common.format {
+        Format::Json => print_json(&report, &args.common.scenario),
+        Format::Table => {
+            print!(
+                "{}",
+                render_run(&report, &args.common.scenario.display().to_string(), elapsed, threads)
+            );
+            if let Some(dir) = &args.out {
+                println!("outputs written to {}", dir.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn show_exposures(args: &ExposuresArgs) -> Result<()> {
+    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let rows = exposures(&job.book, &job.aggregated);
+    let valuation_time = job.valuation_time.to_rfc3339();
+    match args.common.format {
+        Format::Json => print_json(
+            &serde_json::json!({
+                "valuation_time": valuation_time,
+                "base_value": job.aggregated.base_value(),
+                "exposures": rows,
+            }),
+            &args.common.scenario,
+        ),
+        Format::Table => {
+            print!("{}", render_exposures(&rows, &valuation_time));
+            Ok(())
+        }
+    }
+}
+
+fn print_json(value: &impl serde::Serialize, source: &Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Output {
+        path: source.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    println!("{text}");
+    Ok(())
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal and not `--quiet`.
+fn progress_bar(paths: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(paths), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} paths  {per_sec}  eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}

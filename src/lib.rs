@@ -1,0 +1,46 @@
+//! tailrisk: Monte Carlo Value-at-Risk and Expected Shortfall for crypto derivatives books.
+//!
+//! The modules read as the pipeline, in order:
+//!
+//! 1. inputs — [`config`] (the scenario file), [`table`] (CSV / Parquet reading),
+//!    [`instrument`] (what a position holds), [`book`] (positions), [`market`] (market data),
+//!    [`time`] (365-day calendar);
+//! 2. aggregation — [`aggregate`] nets positions per distinct instrument;
+//!    [`exposures`] reports their Greeks;
+//! 3. model — [`correlation`] (checks, Higham repair, Cholesky) and [`model`] (risk factors);
+//! 4. scenarios — [`shocks`] (correlated normal / Student-t shocks per block stream) and
+//!    [`paths`] (price and implied-vol paths);
+//! 5. valuation — [`pricing`] (Black–Scholes and Greeks) and [`revaluation`] (the netted book
+//!    on each path), driven by [`simulation`];
+//! 6. risk — [`measures`] (VaR, ES and their standard errors);
+//! 7. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`cli`].
+//!
+//! [`job`] loads a scenario file and everything it points to, in that order.
+//!
+//! Conventions (SPEC): money in the reporting currency; VaR and ES are positive numbers
+//! meaning a loss; confidence levels like 0.99; a year is 365 days.
+
+pub mod aggregate;
+pub mod book;
+pub mod cli;
+pub mod config;
+pub mod correlation;
+pub mod error;
+pub mod exposures;
+pub mod instrument;
+pub mod job;
+pub mod market;
+pub mod measures;
+pub mod model;
+pub mod output;
+pub mod paths;
+pub mod pricing;
+pub mod report;
+pub mod revaluation;
+pub mod shocks;
+pub mod simulation;
+pub mod table;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use time::DAYS_PER_YEAR;

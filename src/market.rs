@@ -1,0 +1,92 @@
+//! Market data: what the book is valued on. One row per underlying:
+//! `underlying,spot,atm_vol,rate` and optionally `as_of` (the valuation time).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::table::Table;
+use crate::time::parse_instant;
+
+/// Today's market for one underlying.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quote {
+    /// Spot price in reporting currency per unit.
+    pub spot: f64,
+    /// Annualised at-the-money implied vol (fraction): the mark of options without their own.
+    pub atm_vol: f64,
+    /// Continuously compounded annual rate, also the carry of options (b = r).
+    pub rate: f64,
+}
+
+/// The market file, validated.
+#[derive(Debug, Clone)]
+pub struct MarketData {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// The `as_of` column's time, if the file has one.
+    pub as_of: Option<DateTime<Utc>>,
+    quotes: BTreeMap<String, Quote>,
+}
+
+impl MarketData {
+    /// Reads and validates a market file (CSV or Parquet).
+    pub fn load(path: &Path) -> Result<MarketData> {
+        let table = Table::read(path)?;
+        if table.is_empty() {
+            return Err(Error::in_file(path, "market file has no rows"));
+        }
+        for column in ["underlying", "spot", "atm_vol"] {
+            table.require_column(column)?;
+        }
+        let mut quotes = BTreeMap::new();
+        let mut as_of = None;
+        for row in table.rows() {
+            let underlying = row.required_text("underlying")?;
+            let quote = Quote {
+                spot: positive(row.number("spot")?, || row.error("spot", "spot must be positive"))?,
+                atm_vol: positive(row.number("atm_vol")?, || {
+                    row.error("atm_vol", "implied vol must be positive (0.55 means 55 %)")
+                })?,
+                rate: row.optional_number("rate")?.unwrap_or(0.0),
+            };
+            if quotes.insert(underlying.to_owned(), quote).is_some() {
+                return Err(row.error("underlying", format!("'{underlying}' appears twice")));
+            }
+            if let Some(text) = row.text("as_of") {
+                let time = parse_instant(text, 0).ok_or_else(|| {
+                    row.error("as_of", format!("expected an ISO 8601 UTC time, found '{text}'"))
+                })?;
+                if as_of.is_some_and(|t| t != time) {
+                    return Err(row.error("as_of", "differs from an earlier row's as_of"));
+                }
+                as_of = Some(time);
+            }
+        }
+        Ok(MarketData {
+            file: path.to_path_buf(),
+            as_of,
+            quotes,
+        })
+    }
+
+    /// The quote of an underlying, if the market file has it.
+    pub fn quote(&self, underlying: &str) -> Option<&Quote> {
+        self.quotes.get(underlying)
+    }
+
+    /// The underlyings quoted, sorted.
+    pub fn underlyings(&self) -> impl Iterator<Item = &str> {
+        self.quotes.keys().map(String::as_str)
+    }
+}
+
+fn positive(value: f64, error: impl FnOnce() -> Error) -> Result<f64> {
+    if value > 0.0 {
+        Ok(value)
+    } else {
+        Err(error())
+    }
+}

@@ -1,0 +1,67 @@
+//! Files written by `--out DIR`: per-path P&L as Parquet, the summary as JSON and the
+//! measures as CSV (polars for both tables).
+
+use std::fs::File;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::report::RunReport;
+
+/// Per-path P&L file name inside the output folder (columns `path`, `pnl`).
+pub const PNL_FILE: &str = "pnl.parquet";
+/// The summary, the same document as `--format json`.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// Measures table (confidence, var, es, var_stderr, es_stderr).
+pub const MEASURES_FILE: &str = "measures.csv";
+
+/// Writes the run's outputs into `dir` (created if missing).
+pub fn write_run_outputs(dir: &Path, report: &RunReport, pnl: &[f64]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| output_error(dir, e))?;
+    let paths: Vec<u64> = (0..pnl.len() as u64).collect();
+    let mut frame = DataFrame::new(
+        pnl.len(),
+        vec![
+            Column::new("path".into(), paths),
+            Column::new("pnl".into(), pnl.to_vec()),
+        ],
+    )
+    .map_err(|e| output_error(dir, e))?;
+    let pnl_path = dir.join(PNL_FILE);
+    let file = File::create(&pnl_path).map_err(|e| output_error(&pnl_path, e))?;
+    ParquetWriter::new(file)
+        .finish(&mut frame)
+        .map_err(|e| output_error(&pnl_path, e))?;
+
+    let summary_path = dir.join(SUMMARY_FILE);
+    let json = serde_json::to_string_pretty(report).map_err(|e| output_error(&summary_path, e))?;
+    std::fs::write(&summary_path, json + "\n").map_err(|e| output_error(&summary_path, e))?;
+
+    let measures_path = dir.join(MEASURES_FILE);
+    let column = |name: &str, f: fn(&crate::measures::RiskMeasure) -> f64| {
+        Column::new(name.into(), report.measures.iter().map(f).collect::<Vec<f64>>())
+    };
+    let mut measures = DataFrame::new(
+        report.measures.len(),
+        vec![
+            column("confidence", |m| m.confidence),
+            column("var", |m| m.var),
+            column("es", |m| m.es),
+            column("var_stderr", |m| m.var_stderr),
+            column("es_stderr", |m| m.es_stderr),
+        ],
+    )
+    .map_err(|e| output_error(&measures_path, e))?;
+    let mut file = File::create(&measures_path).map_err(|e| output_error(&measures_path, e))?;
+    CsvWriter::new(&mut file)
+        .finish(&mut measures)
+        .map_err(|e| output_error(&measures_path, e))
+}
+
+fn output_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Output {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}

@@ -1,0 +1,225 @@
+//! What a run reports: the SPEC's JSON document and the readable tables.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::Distribution;
+use crate::correlation::RepairReport;
+use crate::exposures::{ExposureRow, GROUPS};
+use crate::job::Job;
+use crate::measures::{mean_and_stdev, var_es, RiskMeasure};
+use crate::simulation::SimulationSettings;
+
+/// The result of `tailrisk run`: the SPEC keys first, then context. Contains nothing that
+/// depends on the machine or the thread count, so equal inputs give byte-equal JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    /// Today's mark-to-market value of the book, in reporting currency.
+    pub base_value: f64,
+    pub paths: u64,
+    pub horizon_days: f64,
+    pub seed: u64,
+    /// VaR and ES per confidence level, positive = loss, with Monte Carlo standard errors.
+    pub measures: Vec<RiskMeasure>,
+    pub steps: u32,
+    /// `normal` or `student-t`.
+    pub distribution: &'static str,
+    /// Student-t degrees of freedom, if any.
+    pub dof: Option<f64>,
+    /// Valuation time, RFC 3339 UTC.
+    pub valuation_time: String,
+    pub currency: &'static str,
+    /// Positions in the book, distinct option contracts after netting, underlyings held.
+    pub positions: usize,
+    pub option_contracts: usize,
+    pub underlyings: usize,
+    /// Mean and standard deviation of the simulated P&L.
+    pub pnl_mean: f64,
+    pub pnl_stdev: f64,
+    /// Present when `--repair-correlation` changed the correlation matrix.
+    pub correlation_repair: Option<RepairReport>,
+}
+
+/// Builds the report of a run from its per-path P&L.
+pub fn run_report(job: &Job, settings: &SimulationSettings, pnl: &[f64]) -> RunReport {
+    let (pnl_mean, pnl_stdev) = mean_and_stdev(pnl);
+    let (distribution, dof) = match job.model.distribution {
+        Distribution::Normal => ("normal", None),
+        Distribution::StudentT { dof } => ("student-t", Some(dof)),
+    };
+    RunReport {
+        base_value: job.aggregated.base_value(),
+        paths: settings.paths,
+        horizon_days: settings.horizon_days,
+        seed: settings.seed,
+        measures: var_es(pnl, &job.scenario.run.confidence),
+        steps: settings.steps,
+        distribution,
+        dof,
+        valuation_time: job.valuation_time.to_rfc3339(),
+        currency: "USD",
+        positions: job.book.positions.len(),
+        option_contracts: job.aggregated.option_count(),
+        underlyings: job.aggregated.underlyings.len(),
+        pnl_mean,
+        pnl_stdev,
+        correlation_repair: job.model.repair,
+    }
+}
+
+/// Formats a number with thousands separators and `decimals` decimals: 1234567.8 → 1,234,567.80.
+pub fn money(value: f64, decimals: usize) -> String {
+    let text = format!("{:.*}", decimals, value.abs());
+    let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if value < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
+        "-"
+    } else {
+        ""
+    };
+    if frac.is_empty() {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped}.{frac}")
+    }
+}
+
+/// The readable report of a run.
+pub fn render_run(report: &RunReport, scenario: &str, elapsed_seconds: f64, threads: usize) -> String {
+    let mut out = String::new();
+    let dist = match report.dof {
+        Some(dof) => format!("{} (dof {dof})", report.distribution),
+        None => report.distribution.to_owned(),
+    };
+    let _ = writeln!(out, "tailrisk run — {scenario}");
+    let _ = writeln!(out, "valuation time   {}", report.valuation_time);
+    let _ = writeln!(
+        out,
+        "horizon          {} day(s) in {} step(s), {dist} shocks",
+        report.horizon_days, report.steps
+    );
+    let _ = writeln!(
+        out,
+        "book             {} positions → {} option contracts + linear exposure on {} underlyings",
+        report.positions, report.option_contracts, report.underlyings
+    );
+    let _ = writeln!(out, "base value       {} {}", money(report.base_value, 2), report.currency);
+    let _ = writeln!(
+        out,
+        "P&L mean / sd    {} / {}",
+        money(report.pnl_mean, 2),
+        money(report.pnl_stdev, 2)
+    );
+    if let Some(r) = &report.correlation_repair {
+        let _ = writeln!(
+            out,
+            "correlation      repaired (Higham): smallest eigenvalue {:.4} → {:.2e}, \
+             max change {:.4}, Frobenius {:.4}",
+            r.min_eigenvalue_before, r.min_eigenvalue_after, r.max_abs_change, r.frobenius_distance
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:>10}  {:>18} {:>12}  {:>18} {:>12}",
+        "confidence", "VaR", "± s.e.", "ES", "± s.e."
+    );
+    for m in &report.measures {
+        let _ = writeln!(
+            out,
+            "{:>9.2}%  {:>18} {:>12}  {:>18} {:>12}",
+            m.confidence * 100.0,
+            money(m.var, 2),
+            money(m.var_stderr, 2),
+            money(m.es, 2),
+            money(m.es_stderr, 2)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{} paths, seed {}, {threads} thread(s), {:.2} s ({} paths/s)",
+        money(report.paths as f64, 0),
+        report.seed,
+        elapsed_seconds,
+        money(report.paths as f64 / elapsed_seconds.max(1e-9), 0)
+    );
+    out
+}
+
+/// The readable exposures report: one section per group, a subtotal of currency figures
+/// per key.
+pub fn render_exposures(rows: &[ExposureRow], valuation_time: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "net exposures at {valuation_time} (delta and gamma in coins of the underlying; \
+                           gamma_usd per 1% move; vega per vol point; theta per day)");
+    for group in GROUPS {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<14} {:<6} {:>14} {:>16} {:>12} {:>14} {:>12} {:>12}",
+            format!("by {group}"),
+            "under",
+            "delta",
+            "delta_usd",
+            "gamma",
+            "gamma_usd",
+            "vega",
+            "theta"
+        );
+        let group_rows: Vec<&ExposureRow> = rows.iter().filter(|r| r.group == group).collect();
+        for (i, r) in group_rows.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{:<14} {:<6} {:>14.4} {:>16} {:>12.6} {:>14} {:>12} {:>12}",
+                r.key,
+                r.underlying,
+                r.delta,
+                money(r.delta_usd, 0),
+                r.gamma,
+                money(r.gamma_usd, 0),
+                money(r.vega, 0),
+                money(r.theta, 0)
+            );
+            let last_of_key = group_rows.get(i + 1).is_none_or(|next| next.key != r.key);
+            let several = group_rows.iter().filter(|x| x.key == r.key).count() > 1;
+            if last_of_key && several && group != "underlying" {
+                let of_key = group_rows.iter().filter(|x| x.key == r.key);
+                let sum = |f: fn(&ExposureRow) -> f64| of_key.clone().map(|x| f(x)).sum::<f64>();
+                let _ = writeln!(
+                    out,
+                    "{:<14} {:<6} {:>14} {:>16} {:>12} {:>14} {:>12} {:>12}",
+                    "",
+                    "all",
+                    "",
+                    money(sum(|x| x.delta_usd), 0),
+                    "",
+                    money(sum(|x| x.gamma_usd), 0),
+                    money(sum(|x| x.vega), 0),
+                    money(sum(|x| x.theta), 0)
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::money;
+
+    #[test]
+    fn money_groups_thousands() {
+        assert_eq!(money(1_234_567.891, 2), "1,234,567.89");
+        assert_eq!(money(-1234.5, 0), "-1,234");
+        assert_eq!(money(999.0, 0), "999");
+        assert_eq!(money(-0.001, 2), "0.00");
+    }
+}

@@ -1,0 +1,100 @@
+//! The Monte Carlo loop: blocks of paths in parallel, each block drawing its own random stream,
+//! generating shocks step by step, building horizon moves and revaluing the netted book.
+//!
+//! Memory is O(paths): one P&L number per path, plus per-thread scratch of one block. No
+//! paths × positions matrix is ever formed.
+
+use rayon::prelude::*;
+
+use crate::aggregate::AggregatedBook;
+use crate::error::{Error, Result};
+use crate::model::FactorModel;
+use crate::paths::{HorizonMoves, PathBuilder};
+use crate::revaluation::Revaluer;
+use crate::shocks::{block_rng, ShockGenerator, BLOCK_PATHS};
+
+/// How many paths to simulate and how.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimulationSettings {
+    pub paths: u64,
+    pub seed: u64,
+    /// Horizon in calendar days.
+    pub horizon_days: f64,
+    /// Sub-steps of the horizon.
+    pub steps: u32,
+}
+
+/// Per-thread buffers for one block.
+#[derive(Default)]
+struct Scratch {
+    normals: Vec<f64>,
+    shocks: Vec<f64>,
+    moves: HorizonMoves,
+}
+
+/// Everything fixed for a run: generator, path builder and revaluer.
+pub struct Simulator {
+    generator: ShockGenerator,
+    builder: PathBuilder,
+    revaluer: Revaluer,
+    settings: SimulationSettings,
+}
+
+impl Simulator {
+    /// Prepares a simulation of `book` under `model`.
+    pub fn new(model: &FactorModel, book: &AggregatedBook, settings: SimulationSettings) -> Result<Simulator> {
+        let generator = ShockGenerator::new(model.cholesky.as_ref(), model.distribution)
+            .ok_or_else(|| Error::Numerical {
+                message: "invalid Student-t degrees of freedom".to_owned(),
+            })?;
+        Ok(Simulator {
+            generator,
+            builder: PathBuilder::new(model, settings.horizon_days, settings.steps),
+            revaluer: Revaluer::new(book, settings.horizon_days),
+            settings,
+        })
+    }
+
+    /// Number of blocks the paths are cut into.
+    pub fn block_count(&self) -> u64 {
+        self.settings.paths.div_ceil(BLOCK_PATHS as u64)
+    }
+
+    /// The per-path P&L of the whole run (positive = gain), path i at index i. Runs on the
+    /// current rayon pool; `progress` is called with the number of paths of each finished
+    /// block. Bit-identical for any number of threads.
+    pub fn pnl(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<f64>> {
+        let mut pnl = vec![0.0; self.settings.paths as usize];
+        pnl.par_chunks_mut(BLOCK_PATHS)
+            .enumerate()
+            .for_each_init(Scratch::default, |scratch, (block, out)| {
+                self.simulate_block(block as u64, scratch, out);
+                progress(out.len() as u64);
+            });
+        if let Some(i) = pnl.iter().position(|p| !p.is_finite()) {
+            return Err(Error::Numerical {
+                message: format!("path {i} has a non-finite P&L ({})", pnl[i]),
+            });
+        }
+        Ok(pnl)
+    }
+
+    fn simulate_block(&self, block: u64, scratch: &mut Scratch, out: &mut [f64]) {
+        self.generate_moves(block, out.len(), scratch);
+        self.revaluer.revalue(&scratch.moves, out);
+    }
+
+    fn generate_moves(&self, block: u64, paths: usize, scratch: &mut Scratch) {
+        let factors = self.generator.dimension();
+        let mut rng = block_rng(self.settings.seed, block);
+        scratch.normals.resize(paths * factors, 0.0);
+        scratch.shocks.resize(paths * factors, 0.0);
+        scratch.moves.reset(paths, self.builder.underlyings());
+        for _ in 0..self.builder.steps() {
+            self.generator
+                .fill(&mut rng, &mut scratch.normals, &mut scratch.shocks);
+            self.builder
+                .advance(&scratch.shocks, factors, &mut scratch.moves);
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Reading CSV and Parquet tables (with polars) into text cells that the loaders validate
+//! field by field, so that every error can name the file, the row and the column.
+//!
+//! CSV is read with every column as text (no type inference that could silently turn a bad
+//! number into a null); Parquet columns are cast to text. Values are then parsed by the
+//! typed accessors of [`Row`].
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::error::{Error, Location, Result};
+
+/// The file format of a table, chosen by extension (`.parquet` / `.pq`, else CSV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    /// The format a path's extension implies.
+    pub fn of(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("parquet") || ext.eq_ignore_ascii_case("pq") => {
+                Format::Parquet
+            }
+            _ => Format::Csv,
+        }
+    }
+}
+
+/// A table of optional text cells, column-major, with the file it came from.
+#[derive(Debug)]
+pub struct Table {
+    file: PathBuf,
+    format: Format,
+    names: Vec<String>,
+    columns: Vec<Vec<Option<String>>>,
+    rows: usize,
+}
+
+impl Table {
+    /// Reads a CSV (header required) or Parquet file.
+    pub fn read(path: &Path) -> Result<Table> {
+        if !path.is_file() {
+            return Err(Error::in_file(path, "file not found"));
+        }
+        let format = Format::of(path);
+        let frame = match format {
+            Format::Csv => read_csv_frame(path)?,
+            Format::Parquet => read_parquet_frame(path)?,
+        };
+        Self::from_frame(path, format, &frame)
+    }
+
+    fn from_frame(path: &Path, format: Format, frame: &DataFrame) -> Result<Table> {
+        let mut names = Vec::new();
+        let mut columns = Vec::new();
+        for column in frame.columns() {
+            let name = column.name().to_string();
+            let text = column
+                .cast(&DataType::String)
+                .map_err(|e| Error::in_file(path, format!("column '{name}' is unreadable: {e}")))?;
+            let strings = text
+                .str()
+                .map_err(|e| Error::in_file(path, format!("column '{name}': {e}")))?;
+            columns.push(strings.into_iter().map(|v| v.map(str::to_owned)).collect());
+            names.push(name.trim().to_owned());
+        }
+        Ok(Table {
+            file: path.to_path_buf(),
+            format,
+            names,
+            columns,
+            rows: frame.height(),
+        })
+    }
+
+    /// The file this table was read from.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Number of data rows.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// True when the file has a header but no data row.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The index of a column that must be present.
+    pub fn require_column(&self, name: &str) -> Result<usize> {
+        self.column(name).ok_or_else(|| {
+            Error::input(
+                &self.file,
+                Location::File,
+                Some(name),
+                format!(
+                    "required column is missing (columns found: {})",
+                    self.names.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// The index of a column, if present.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The data rows, in file order.
+    pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
+        (0..self.rows).map(move |index| Row { table: self, index })
+    }
+}
+
+/// One data row of a [`Table`], with typed accessors whose errors name file, row and field.
+#[derive(Clone, Copy)]
+pub struct Row<'a> {
+    table: &'a Table,
+    index: usize,
+}
+
+impl<'a> Row<'a> {
+    /// Where this row sits: data row number (from 1) and, for CSV, its text line (the header
+    /// is line 1; a quoted field spanning lines would shift later line numbers).
+    pub fn location(&self) -> Location {
+        let row = self.index + 1;
+        let line = (self.table.format == Format::Csv).then_some(row + 1);
+        Location::Row { row, line }
+    }
+
+    /// An error about `field` of this row.
+    pub fn error(&self, field: &str, message: impl Into<String>) -> Error {
+        Error::in_row(&self.table.file, self.location(), field, message)
+    }
+
+    /// The trimmed text of a cell; `None` for a missing column, a null or an empty cell.
+    pub fn text(&self, field: &str) -> Option<&'a str> {
+        let col = self.table.column(field)?;
+        let cell = self.table.columns[col][self.index].as_deref()?.trim();
+        (!cell.is_empty()).then_some(cell)
+    }
+
+    /// The text of a cell that must not be empty.
+    pub fn required_text(&self, field: &str) -> Result<&'a str> {
+        self.text(field).ok_or_else(|| self.error(field, "is empty"))
+    }
+
+    /// A finite number from a cell that must not be empty.
+    pub fn number(&self, field: &str) -> Result<f64> {
+        let text = self.required_text(field)?;
+        self.parse_number(field, text)
+    }
+
+    /// A finite number, or `None` when the cell is empty or the column absent.
+    pub fn optional_number(&self, field: &str) -> Result<Option<f64>> {
+        self.text(field)
+            .map(|text| self.parse_number(field, text))
+            .transpose()
+    }
+
+    fn parse_number(&self, field: &str, text: &str) -> Result<f64> {
+        let value: f64 = text
+            .parse()
+            .map_err(|_| self.error(field, format!("expected a number, found '{text}'")))?;
+        if !value.is_finite() {
+            return Err(self.error(field, format!("must be a finite number, found '{text}'")));
+        }
+        Ok(value)
+    }
+}
+
+fn read_csv_frame(path: &Path) -> Result<DataFrame> {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .with_raise_if_empty(true)
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|reader| reader.finish())
+        .map_err(|e| csv_error(path, &e))
+}
+
+/// Turns a polars CSV failure into an error naming the offending line where it can be found.
+fn csv_error(path: &Path, error: &PolarsError) -> Error {
+    if let Some((line, found, expected)) = first_ragged_line(path) {
+        return Error::input(
+            path,
+            Location::Row {
+                row: line - 1,
+                line: Some(line),
+            },
+            None,
+            format!("malformed row: {found} fields where the header has {expected}"),
+        );
+    }
+    Error::in_file(path, format!("cannot parse CSV: {error}"))
+}
+
+/// The first line (1-based) whose field count differs from the header's, with both counts.
+/// Used only after polars has refused a file, to point at the row.
+fn first_ragged_line(path: &Path) -> Option<(usize, usize, usize)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut lines = text.lines().enumerate();
+    let (_, header) = lines.next()?;
+    let expected = count_fields(header);
+    lines
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| (i + 1, count_fields(line)))
+        .find(|&(_, found)| found != expected)
+        .map(|(i, found)| (i, found, expected))
+}
+
+/// Fields in one CSV line, honouring double quotes.
+fn count_fields(line: &str) -> usize {
+    let mut quoted = false;
+    let mut fields = 1;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields += 1,
+            _ => {}
+        }
+    }
+    fields
+}
+
+fn read_parquet_frame(path: &Path) -> Result<DataFrame> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::in_file(path, format!("cannot open: {e}")))?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| Error::in_file(path, format!("cannot read Parquet: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_quoted_commas_as_one_field() {
+        assert_eq!(count_fields("a,b,c"), 3);
+        assert_eq!(count_fields("a,\"b,c\",d"), 3);
+    }
+}
