@@ -98,9 +98,9 @@ impl AggregatedBook {
                     ),
                 )
             })?;
-            let quote = *market
-                .quote(&p.underlying)
-                .ok_or_else(|| Error::in_row(&book.file, p.row.clone(), "underlying", "not quoted"))?;
+            let quote = *market.quote(&p.underlying).ok_or_else(|| {
+                Error::in_row(&book.file, p.row.clone(), "underlying", "not quoted")
+            })?;
             let (net, contracts) = by_model_index.entry(model_index).or_insert_with(|| {
                 let net = NetUnderlying {
                     name: p.underlying.clone(),
@@ -127,7 +127,14 @@ impl AggregatedBook {
                             tau,
                             vol,
                             units: 0.0,
-                            price: bs_price(c.option_type, quote.spot, c.strike, tau, vol, quote.rate),
+                            price: bs_price(
+                                c.option_type,
+                                quote.spot,
+                                c.strike,
+                                tau,
+                                vol,
+                                quote.rate,
+                            ),
                         });
                     }
                     net.options[index].units += p.units();

@@ -79,7 +79,11 @@ impl Book {
     }
 }
 
-fn parse_position(row: &Row, market: &MarketData, valuation_time: DateTime<Utc>) -> Result<Position> {
+fn parse_position(
+    row: &Row,
+    market: &MarketData,
+    valuation_time: DateTime<Utc>,
+) -> Result<Position> {
     let id = row.required_text("id")?.to_owned();
     let underlying = row.required_text("underlying")?;
     if market.quote(underlying).is_none() {
@@ -95,7 +99,10 @@ fn parse_position(row: &Row, market: &MarketData, valuation_time: DateTime<Utc>)
     }
     let multiplier = row.optional_number("multiplier")?.unwrap_or(1.0);
     if multiplier <= 0.0 {
-        return Err(row.error("multiplier", format!("must be positive, found {multiplier}")));
+        return Err(row.error(
+            "multiplier",
+            format!("must be positive, found {multiplier}"),
+        ));
     }
     let venue = row.text("venue").unwrap_or(UNASSIGNED).to_owned();
     Ok(Position {
@@ -126,11 +133,18 @@ fn parse_instrument(row: &Row, valuation_time: DateTime<Utc>) -> Result<Instrume
 }
 
 fn parse_option(row: &Row, valuation_time: DateTime<Utc>) -> Result<OptionContract> {
-    let option_type = match row.required_text("option_type")?.to_ascii_lowercase().as_str() {
+    let option_type = match row
+        .required_text("option_type")?
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "call" | "c" => OptionType::Call,
         "put" | "p" => OptionType::Put,
         other => {
-            return Err(row.error("option_type", format!("expected call or put, found '{other}'")))
+            return Err(row.error(
+                "option_type",
+                format!("expected call or put, found '{other}'"),
+            ))
         }
     };
     let strike = row.number("strike")?;

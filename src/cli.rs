@@ -151,7 +151,12 @@ fn run(args: &RunArgs) -> Result<()> {
         Format::Table => {
             print!(
                 "{}",
-                render_run(&report, &args.common.scenario.display().to_string(), elapsed, threads)
+                render_run(
+                    &report,
+                    &args.common.scenario.display().to_string(),
+                    elapsed,
+                    threads
+                )
             );
             if let Some(dir) = &args.out {
                 println!("outputs written to {}", dir.display());

@@ -52,7 +52,9 @@ pub struct RunSettings {
 pub enum Distribution {
     Normal,
     /// Multivariate Student-t with `dof` > 2 degrees of freedom, scaled to unit variance.
-    StudentT { dof: f64 },
+    StudentT {
+        dof: f64,
+    },
 }
 
 /// `[model]`: the risk-factor model as written in the file.
@@ -179,7 +181,11 @@ fn bad_key(path: &Path, key: &str, message: String) -> Error {
 fn validate_run(raw: RawRun, path: &Path) -> Result<RunSettings> {
     let paths = raw.paths.unwrap_or(DEFAULT_PATHS);
     if paths < 2 {
-        return Err(bad_key(path, "run.paths", format!("must be at least 2, found {paths}")));
+        return Err(bad_key(
+            path,
+            "run.paths",
+            format!("must be at least 2, found {paths}"),
+        ));
     }
     let horizon_days = raw.horizon_days.unwrap_or(1.0);
     if !(horizon_days.is_finite() && horizon_days > 0.0) {
@@ -193,9 +199,15 @@ fn validate_run(raw: RawRun, path: &Path) -> Result<RunSettings> {
     if steps == 0 {
         return Err(bad_key(path, "run.steps", "must be at least 1".to_owned()));
     }
-    let confidence = raw.confidence.unwrap_or_else(|| DEFAULT_CONFIDENCE.to_vec());
+    let confidence = raw
+        .confidence
+        .unwrap_or_else(|| DEFAULT_CONFIDENCE.to_vec());
     if confidence.is_empty() {
-        return Err(bad_key(path, "run.confidence", "needs at least one level".to_owned()));
+        return Err(bad_key(
+            path,
+            "run.confidence",
+            "needs at least one level".to_owned(),
+        ));
     }
     for (i, &level) in confidence.iter().enumerate() {
         if !(level > 0.0 && level < 1.0) {
@@ -212,7 +224,9 @@ fn validate_run(raw: RawRun, path: &Path) -> Result<RunSettings> {
             bad_key(
                 path,
                 "run.valuation_time",
-                format!("expected an ISO 8601 UTC time such as 2026-01-01T00:00:00Z, found '{text}'"),
+                format!(
+                    "expected an ISO 8601 UTC time such as 2026-01-01T00:00:00Z, found '{text}'"
+                ),
             )
         })?),
     };
@@ -251,7 +265,11 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
         }
     };
     if raw.factors.is_empty() {
-        return Err(bad_key(path, "model.factors", "defines no underlying".to_owned()));
+        return Err(bad_key(
+            path,
+            "model.factors",
+            "defines no underlying".to_owned(),
+        ));
     }
     for (name, f) in &raw.factors {
         let key = |field: &str| format!("model.factors.{name}.{field}");
@@ -265,7 +283,11 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
             }
         }
         if !f.drift.is_finite() {
-            return Err(bad_key(path, &key("drift"), format!("must be finite, found {}", f.drift)));
+            return Err(bad_key(
+                path,
+                &key("drift"),
+                format!("must be finite, found {}", f.drift),
+            ));
         }
     }
     Ok(ModelSpec {
@@ -312,10 +334,14 @@ file = "p.csv"
     #[test]
     fn negative_vol_and_bad_levels_name_their_key() {
         let text = MINIMAL.replace("0.6", "-0.6");
-        let msg = ScenarioFile::parse(&text, Path::new("s.toml")).unwrap_err().to_string();
+        let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("model.factors.BTC.spot_vol"), "{msg}");
         let text = format!("[run]\nconfidence = [99.0]\n{MINIMAL}");
-        let msg = ScenarioFile::parse(&text, Path::new("s.toml")).unwrap_err().to_string();
+        let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("run.confidence[0]"), "{msg}");
     }
 }

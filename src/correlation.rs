@@ -22,11 +22,19 @@ pub struct EntryProblem {
 pub fn check_entries(matrix: &[Vec<f64>], size: usize) -> Result<(), EntryProblem> {
     let problem = |row, col, message: String| Err(EntryProblem { row, col, message });
     if matrix.len() != size {
-        return problem(0, 0, format!("has {} rows for {size} factors", matrix.len()));
+        return problem(
+            0,
+            0,
+            format!("has {} rows for {size} factors", matrix.len()),
+        );
     }
     for (i, row) in matrix.iter().enumerate() {
         if row.len() != size {
-            return problem(i, 0, format!("row has {} entries for {size} factors", row.len()));
+            return problem(
+                i,
+                0,
+                format!("row has {} entries for {size} factors", row.len()),
+            );
         }
         for (j, &rho) in row.iter().enumerate() {
             if !rho.is_finite() {
@@ -42,7 +50,10 @@ pub fn check_entries(matrix: &[Vec<f64>], size: usize) -> Result<(), EntryProble
                 return problem(
                     i,
                     j,
-                    format!("matrix is not symmetric: {rho} here, {} at [{j}][{i}]", matrix[j][i]),
+                    format!(
+                        "matrix is not symmetric: {rho} here, {} at [{j}][{i}]",
+                        matrix[j][i]
+                    ),
                 );
             }
         }
@@ -129,7 +140,9 @@ fn project_positive_definite(r: MatRef<'_, f64>, floor: f64) -> Option<Mat<f64>>
     let evd = r.self_adjoint_eigen(Side::Lower).ok()?;
     let u = evd.U();
     let values = evd.S().column_vector();
-    let scaled = Mat::from_fn(u.nrows(), u.ncols(), |i, j| u[(i, j)] * values[j].max(floor));
+    let scaled = Mat::from_fn(u.nrows(), u.ncols(), |i, j| {
+        u[(i, j)] * values[j].max(floor)
+    });
     let mut x = &scaled * u.transpose();
     symmetrise(&mut x);
     Some(x)
@@ -162,7 +175,11 @@ mod tests {
         assert!(smallest_eigenvalue(a.as_ref()) < 0.0);
         let (x, report) = nearest_correlation(a.as_ref()).unwrap();
         for (i, j, want) in [(0, 1, 0.7607), (0, 2, 0.1573), (1, 2, 0.7607)] {
-            assert!((x[(i, j)] - want).abs() < 5e-5, "[{i}][{j}] = {}", x[(i, j)]);
+            assert!(
+                (x[(i, j)] - want).abs() < 5e-5,
+                "[{i}][{j}] = {}",
+                x[(i, j)]
+            );
         }
         for i in 0..3 {
             assert_eq!(x[(i, i)], 1.0);
@@ -195,9 +212,15 @@ mod tests {
         let asym = vec![vec![1.0, 0.3], vec![0.2, 1.0]];
         assert_eq!(check_entries(&asym, 2).unwrap_err().row, 0);
         let big = vec![vec![1.0, 1.5], vec![1.5, 1.0]];
-        assert!(check_entries(&big, 2).unwrap_err().message.contains("at most 1"));
+        assert!(check_entries(&big, 2)
+            .unwrap_err()
+            .message
+            .contains("at most 1"));
         let diag = vec![vec![0.9, 0.0], vec![0.0, 1.0]];
-        assert!(check_entries(&diag, 2).unwrap_err().message.contains("diagonal"));
+        assert!(check_entries(&diag, 2)
+            .unwrap_err()
+            .message
+            .contains("diagonal"));
         assert!(check_entries(&diag, 3).is_err());
     }
 }

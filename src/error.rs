@@ -65,7 +65,12 @@ impl Error {
     }
 
     /// An input error about one field of a data row.
-    pub fn in_row(file: &Path, location: Location, field: &str, message: impl Into<String>) -> Self {
+    pub fn in_row(
+        file: &Path,
+        location: Location,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self::input(file, location, Some(field), message)
     }
 

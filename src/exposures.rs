@@ -88,7 +88,16 @@ fn unit_greeks(aggregated: &AggregatedBook) -> Vec<Vec<Greeks>> {
         .map(|u| {
             u.options
                 .iter()
-                .map(|o| bs_greeks(o.option_type, u.quote.spot, o.strike, o.tau, o.vol, u.quote.rate))
+                .map(|o| {
+                    bs_greeks(
+                        o.option_type,
+                        u.quote.spot,
+                        o.strike,
+                        o.tau,
+                        o.vol,
+                        u.quote.rate,
+                    )
+                })
                 .collect()
         })
         .collect()

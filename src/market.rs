@@ -46,7 +46,9 @@ impl MarketData {
         for row in table.rows() {
             let underlying = row.required_text("underlying")?;
             let quote = Quote {
-                spot: positive(row.number("spot")?, || row.error("spot", "spot must be positive"))?,
+                spot: positive(row.number("spot")?, || {
+                    row.error("spot", "spot must be positive")
+                })?,
                 atm_vol: positive(row.number("atm_vol")?, || {
                     row.error("atm_vol", "implied vol must be positive (0.55 means 55 %)")
                 })?,
@@ -57,7 +59,10 @@ impl MarketData {
             }
             if let Some(text) = row.text("as_of") {
                 let time = parse_instant(text, 0).ok_or_else(|| {
-                    row.error("as_of", format!("expected an ISO 8601 UTC time, found '{text}'"))
+                    row.error(
+                        "as_of",
+                        format!("expected an ISO 8601 UTC time, found '{text}'"),
+                    )
                 })?;
                 if as_of.is_some_and(|t| t != time) {
                     return Err(row.error("as_of", "differs from an earlier row's as_of"));

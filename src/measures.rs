@@ -173,7 +173,9 @@ mod tests {
 
     #[test]
     fn es_is_never_below_var() {
-        let pnl: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 1000) as f64 - 500.0).collect();
+        let pnl: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f64 - 500.0)
+            .collect();
         for m in var_es(&pnl, &[0.9, 0.95, 0.99, 0.999]) {
             assert!(m.es >= m.var, "{m:?}");
             assert!(m.var_stderr >= 0.0 && m.es_stderr >= 0.0);

@@ -61,7 +61,7 @@ impl FactorModel {
         }
         let mut repair = None;
         let min_eigenvalue = smallest_eigenvalue(correlation.as_ref());
-        if !(min_eigenvalue > MIN_EIGENVALUE) {
+        if min_eigenvalue.is_nan() || min_eigenvalue <= MIN_EIGENVALUE {
             if !repair_correlation {
                 return Err(Error::Model {
                     file: file.to_path_buf(),
@@ -135,7 +135,8 @@ fn fill_correlation(
     file: &Path,
     target: &mut Mat<f64>,
 ) -> Result<()> {
-    let bad = |field: String, message: String| Error::input(file, Location::File, Some(&field), message);
+    let bad =
+        |field: String, message: String| Error::input(file, Location::File, Some(&field), message);
     check_entries(&given.matrix, given.factors.len()).map_err(|p| {
         bad(
             format!("model.correlation.matrix[{}][{}]", p.row, p.col),
@@ -227,7 +228,11 @@ mod tests {
     #[test]
     fn refuses_an_indefinite_matrix_naming_its_smallest_eigenvalue() {
         let s = spec(
-            vec![vec![1.0, 0.9, -0.9], vec![0.9, 1.0, 0.9], vec![-0.9, 0.9, 1.0]],
+            vec![
+                vec![1.0, 0.9, -0.9],
+                vec![0.9, 1.0, 0.9],
+                vec![-0.9, 0.9, 1.0],
+            ],
             &["BTC.spot", "ETH.spot", "BTC.vol"],
         );
         let e = FactorModel::build(&s, Path::new("s.toml"), false).unwrap_err();
@@ -240,7 +245,10 @@ mod tests {
 
     #[test]
     fn unknown_factor_is_named() {
-        let s = spec(vec![vec![1.0, 0.5], vec![0.5, 1.0]], &["BTC.spot", "XRP.spot"]);
+        let s = spec(
+            vec![vec![1.0, 0.5], vec![0.5, 1.0]],
+            &["BTC.spot", "XRP.spot"],
+        );
         let e = FactorModel::build(&s, Path::new("s.toml"), false).unwrap_err();
         assert!(e.to_string().contains("unknown factor 'XRP.spot'"), "{e}");
     }

@@ -40,7 +40,10 @@ pub fn write_run_outputs(dir: &Path, report: &RunReport, pnl: &[f64]) -> Result<
 
     let measures_path = dir.join(MEASURES_FILE);
     let column = |name: &str, f: fn(&crate::measures::RiskMeasure) -> f64| {
-        Column::new(name.into(), report.measures.iter().map(f).collect::<Vec<f64>>())
+        Column::new(
+            name.into(),
+            report.measures.iter().map(f).collect::<Vec<f64>>(),
+        )
     };
     let mut measures = DataFrame::new(
         report.measures.len(),

@@ -26,13 +26,7 @@ pub fn bs_price(kind: OptionType, spot: f64, strike: f64, tau: f64, vol: f64, ra
     let discounted_strike = strike * (-rate * tau).exp();
     let vol_sqrt_tau = vol * tau.sqrt();
     let log_moneyness = (spot / strike).ln() + rate * tau;
-    price_from_parts(
-        kind,
-        spot,
-        discounted_strike,
-        log_moneyness,
-        vol_sqrt_tau,
-    )
+    price_from_parts(kind, spot, discounted_strike, log_moneyness, vol_sqrt_tau)
 }
 
 /// The Black–Scholes formula written on precomputed parts, the form the revaluation loop
@@ -78,7 +72,14 @@ pub struct Greeks {
 }
 
 /// Black–Scholes price and Greeks (carry b = r). `tau` must be positive.
-pub fn bs_greeks(kind: OptionType, spot: f64, strike: f64, tau: f64, vol: f64, rate: f64) -> Greeks {
+pub fn bs_greeks(
+    kind: OptionType,
+    spot: f64,
+    strike: f64,
+    tau: f64,
+    vol: f64,
+    rate: f64,
+) -> Greeks {
     let sqrt_tau = tau.sqrt();
     let vol_sqrt_tau = vol * sqrt_tau;
     let d1 = ((spot / strike).ln() + (rate + 0.5 * vol * vol) * tau) / vol_sqrt_tau;
@@ -125,7 +126,12 @@ mod tests {
     /// σ=20 %, T=0.5): call 4.76, put 0.81.
     #[test]
     fn hull_example_prices() {
-        assert_close(bs_price(Call, 42.0, 40.0, 0.5, 0.2, 0.1), 4.76, 0.005, "call");
+        assert_close(
+            bs_price(Call, 42.0, 40.0, 0.5, 0.2, 0.1),
+            4.76,
+            0.005,
+            "call",
+        );
         assert_close(bs_price(Put, 42.0, 40.0, 0.5, 0.2, 0.1), 0.81, 0.005, "put");
     }
 
@@ -133,7 +139,12 @@ mod tests {
     /// b = r: S=60, K=65, T=0.25, r=8 %, σ=30 % gives a call of 2.1334.
     #[test]
     fn haug_gbsm_call() {
-        assert_close(bs_price(Call, 60.0, 65.0, 0.25, 0.3, 0.08), 2.1334, 5e-5, "call");
+        assert_close(
+            bs_price(Call, 60.0, 65.0, 0.25, 0.3, 0.08),
+            2.1334,
+            5e-5,
+            "call",
+        );
     }
 
     /// Hull's delta-hedging example (S=49, K=50, r=5 %, σ=20 %, T=20 weeks = 0.3846 y):
@@ -145,7 +156,12 @@ mod tests {
         assert_close(g.delta, 0.522, 0.0005, "delta");
         assert_close(g.gamma, 0.066, 0.0005, "gamma");
         assert_close(g.vega, 0.121, 0.0005, "vega per vol point");
-        assert_close(g.theta * crate::DAYS_PER_YEAR, -4.31, 0.005, "theta per year");
+        assert_close(
+            g.theta * crate::DAYS_PER_YEAR,
+            -4.31,
+            0.005,
+            "theta per year",
+        );
     }
 
     #[test]

@@ -92,7 +92,12 @@ pub fn money(value: f64, decimals: usize) -> String {
 }
 
 /// The readable report of a run.
-pub fn render_run(report: &RunReport, scenario: &str, elapsed_seconds: f64, threads: usize) -> String {
+pub fn render_run(
+    report: &RunReport,
+    scenario: &str,
+    elapsed_seconds: f64,
+    threads: usize,
+) -> String {
     let mut out = String::new();
     let dist = match report.dof {
         Some(dof) => format!("{} (dof {dof})", report.distribution),
@@ -110,7 +115,12 @@ pub fn render_run(report: &RunReport, scenario: &str, elapsed_seconds: f64, thre
         "book             {} positions → {} option contracts + linear exposure on {} underlyings",
         report.positions, report.option_contracts, report.underlyings
     );
-    let _ = writeln!(out, "base value       {} {}", money(report.base_value, 2), report.currency);
+    let _ = writeln!(
+        out,
+        "base value       {} {}",
+        money(report.base_value, 2),
+        report.currency
+    );
     let _ = writeln!(
         out,
         "P&L mean / sd    {} / {}",
@@ -158,8 +168,11 @@ pub fn render_run(report: &RunReport, scenario: &str, elapsed_seconds: f64, thre
 /// per key.
 pub fn render_exposures(rows: &[ExposureRow], valuation_time: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "net exposures at {valuation_time} (delta and gamma in coins of the underlying; \
-                           gamma_usd per 1% move; vega per vol point; theta per day)");
+    let _ = writeln!(
+        out,
+        "net exposures at {valuation_time} (delta and gamma in coins of the underlying; \
+                           gamma_usd per 1% move; vega per vol point; theta per day)"
+    );
     for group in GROUPS {
         let _ = writeln!(out);
         let _ = writeln!(

@@ -87,7 +87,10 @@ impl Revaluer {
     /// Writes the book's P&L (positive = gain) for every path of `moves` into `pnl`.
     pub fn revalue(&self, moves: &HorizonMoves, pnl: &mut [f64]) {
         let u = moves.underlyings;
-        let rows = moves.log_spot.chunks_exact(u).zip(moves.vol_ratio.chunks_exact(u));
+        let rows = moves
+            .log_spot
+            .chunks_exact(u)
+            .zip(moves.vol_ratio.chunks_exact(u));
         for (out, (log_spot, vol_ratio)) in pnl.iter_mut().zip(rows) {
             *out = self.path_pnl(log_spot, vol_ratio);
         }

@@ -65,7 +65,14 @@ impl ShockGenerator {
         }
         let z = MatRef::from_row_major_slice(&normals[..paths * k], paths, k);
         let e = MatMut::from_row_major_slice_mut(&mut shocks[..paths * k], paths, k);
-        matmul(e, Accum::Replace, z, self.cholesky_transposed.as_ref(), 1.0, Par::Seq);
+        matmul(
+            e,
+            Accum::Replace,
+            z,
+            self.cholesky_transposed.as_ref(),
+            1.0,
+            Par::Seq,
+        );
         if let Some((chi_square, dof_minus_two)) = &self.student {
             for row in shocks.chunks_exact_mut(k) {
                 let w: f64 = chi_square.sample(rng);

@@ -42,7 +42,11 @@ pub struct Simulator {
 
 impl Simulator {
     /// Prepares a simulation of `book` under `model`.
-    pub fn new(model: &FactorModel, book: &AggregatedBook, settings: SimulationSettings) -> Result<Simulator> {
+    pub fn new(
+        model: &FactorModel,
+        book: &AggregatedBook,
+        settings: SimulationSettings,
+    ) -> Result<Simulator> {
         let generator = ShockGenerator::new(model.cholesky.as_ref(), model.distribution)
             .ok_or_else(|| Error::Numerical {
                 message: "invalid Student-t degrees of freedom".to_owned(),
@@ -65,12 +69,13 @@ impl Simulator {
     /// block. Bit-identical for any number of threads.
     pub fn pnl(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<f64>> {
         let mut pnl = vec![0.0; self.settings.paths as usize];
-        pnl.par_chunks_mut(BLOCK_PATHS)
-            .enumerate()
-            .for_each_init(Scratch::default, |scratch, (block, out)| {
+        pnl.par_chunks_mut(BLOCK_PATHS).enumerate().for_each_init(
+            Scratch::default,
+            |scratch, (block, out)| {
                 self.simulate_block(block as u64, scratch, out);
                 progress(out.len() as u64);
-            });
+            },
+        );
         if let Some(i) = pnl.iter().position(|p| !p.is_finite()) {
             return Err(Error::Numerical {
                 message: format!("path {i} has a non-finite P&L ({})", pnl[i]),

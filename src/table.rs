@@ -65,7 +65,7 @@ impl Table {
             let strings = text
                 .str()
                 .map_err(|e| Error::in_file(path, format!("column '{name}': {e}")))?;
-            columns.push(strings.into_iter().map(|v| v.map(str::to_owned)).collect());
+            columns.push(strings.iter().map(|v| v.map(str::to_owned)).collect());
             names.push(name.trim().to_owned());
         }
         Ok(Table {
@@ -148,7 +148,8 @@ impl<'a> Row<'a> {
 
     /// The text of a cell that must not be empty.
     pub fn required_text(&self, field: &str) -> Result<&'a str> {
-        self.text(field).ok_or_else(|| self.error(field, "is empty"))
+        self.text(field)
+            .ok_or_else(|| self.error(field, "is empty"))
     }
 
     /// A finite number from a cell that must not be empty.
@@ -230,8 +231,8 @@ fn count_fields(line: &str) -> usize {
 }
 
 fn read_parquet_frame(path: &Path) -> Result<DataFrame> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::in_file(path, format!("cannot open: {e}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| Error::in_file(path, format!("cannot open: {e}")))?;
     ParquetReader::new(file)
         .finish()
         .map_err(|e| Error::in_file(path, format!("cannot read Parquet: {e}")))

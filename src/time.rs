@@ -16,7 +16,11 @@ pub fn parse_instant(text: &str, bare_date_hour: u32) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
             return Some(t.and_utc());
         }
@@ -33,10 +37,7 @@ pub fn years_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 
 /// The start of the current UTC day: the valuation time when none is configured.
 pub fn start_of_today() -> DateTime<Utc> {
-    Utc::now()
-        .date_naive()
-        .and_time(NaiveTime::MIN)
-        .and_utc()
+    Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc()
 }
 
 #[cfg(test)]
