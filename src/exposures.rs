@@ -24,6 +24,13 @@ pub struct ExposureRow {
     /// The venue / counterparty / book name (the underlying itself for `underlying`).
     pub key: String,
     pub underlying: String,
+    /// Net delta-one position (spot + perpetuals + futures) in coins of the underlying.
+    pub linear_position: f64,
+    /// Net options position in coins of the underlying (Σ quantity × multiplier, signed).
+    pub option_position: f64,
+    /// Today's mark-to-market value in currency (spot and options; perpetuals and futures
+    /// are worth 0, SPEC `base_value`).
+    pub value: f64,
     /// Net delta in coins of the underlying.
     pub delta: f64,
     /// Net delta in reporting currency: delta × spot.
@@ -45,11 +52,28 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
     let unit_greeks = unit_greeks(aggregated);
     let mut rows: BTreeMap<(usize, String, String), ExposureRow> = BTreeMap::new();
     for (position, holding) in book.positions.iter().zip(&aggregated.holdings) {
+        let units = position.units();
         let (underlying, greeks) = match *holding {
             Holding::Linear { underlying } => (underlying, LINEAR_GREEKS),
             Holding::Option { underlying, option } => (underlying, unit_greeks[underlying][option]),
         };
         let spot = aggregated.underlyings[underlying].quote.spot;
+        let holds = match holding {
+            Holding::Linear { .. } => Holdings {
+                linear: units,
+                option: 0.0,
+                value: if position.instrument.carries_value() {
+                    units * spot
+                } else {
+                    0.0
+                },
+            },
+            Holding::Option { .. } => Holdings {
+                linear: 0.0,
+                option: units,
+                value: units * greeks.price,
+            },
+        };
         for (g, group) in GROUPS.iter().enumerate() {
             let key = group_key(position, group).to_owned();
             let row = rows
@@ -58,6 +82,9 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
                     group,
                     key,
                     underlying: position.underlying.clone(),
+                    linear_position: 0.0,
+                    option_position: 0.0,
+                    value: 0.0,
                     delta: 0.0,
                     delta_usd: 0.0,
                     gamma: 0.0,
@@ -66,7 +93,7 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
                     theta: 0.0,
                     positions: 0,
                 });
-            add(row, position.units(), &greeks, spot);
+            add(row, units, &greeks, spot, &holds);
         }
     }
     rows.into_values().collect()
@@ -112,7 +139,17 @@ fn group_key<'a>(position: &'a Position, group: &str) -> &'a str {
     }
 }
 
-fn add(row: &mut ExposureRow, units: f64, g: &Greeks, spot: f64) {
+/// What one position adds to a row besides its Greeks.
+struct Holdings {
+    linear: f64,
+    option: f64,
+    value: f64,
+}
+
+fn add(row: &mut ExposureRow, units: f64, g: &Greeks, spot: f64, holds: &Holdings) {
+    row.linear_position += holds.linear;
+    row.option_position += holds.option;
+    row.value += holds.value;
     row.delta += units * g.delta;
     row.delta_usd += units * g.delta * spot;
     row.gamma += units * g.gamma;

@@ -168,60 +168,82 @@ pub fn render_run(
 /// per key.
 pub fn render_exposures(rows: &[ExposureRow], valuation_time: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "net exposures at {valuation_time} (delta and gamma in coins of the underlying; \
-                           gamma_usd per 1% move; vega per vol point; theta per day)"
-    );
+    let _ = writeln!(out, "net exposures at {valuation_time}");
     for group in GROUPS {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<14} {:<6} {:>14} {:>16} {:>12} {:>14} {:>12} {:>12}",
+            "{:<18} {:<5} {:>13} {:>13} {:>13} {:>14} {:>13} {:>11} {:>11} {:>10} {:>10}",
             format!("by {group}"),
-            "under",
+            "",
+            "linear",
+            "options",
             "delta",
             "delta_usd",
             "gamma",
             "gamma_usd",
             "vega",
-            "theta"
+            "theta",
+            "value"
         );
         let group_rows: Vec<&ExposureRow> = rows.iter().filter(|r| r.group == group).collect();
         for (i, r) in group_rows.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "{:<14} {:<6} {:>14.4} {:>16} {:>12.6} {:>14} {:>12} {:>12}",
+                "{:<18} {:<5} {:>13.4} {:>13.4} {:>13.4} {:>14} {:>13.6} {:>11} {:>11} {:>10} {:>10}",
                 r.key,
                 r.underlying,
+                r.linear_position,
+                r.option_position,
                 r.delta,
                 money(r.delta_usd, 0),
                 r.gamma,
                 money(r.gamma_usd, 0),
                 money(r.vega, 0),
-                money(r.theta, 0)
+                money(r.theta, 0),
+                money(r.value, 0)
             );
             let last_of_key = group_rows.get(i + 1).is_none_or(|next| next.key != r.key);
-            let several = group_rows.iter().filter(|x| x.key == r.key).count() > 1;
-            if last_of_key && several && group != "underlying" {
-                let of_key = group_rows.iter().filter(|x| x.key == r.key);
-                let sum = |f: fn(&ExposureRow) -> f64| of_key.clone().map(|x| f(x)).sum::<f64>();
-                let _ = writeln!(
-                    out,
-                    "{:<14} {:<6} {:>14} {:>16} {:>12} {:>14} {:>12} {:>12}",
-                    "",
-                    "all",
-                    "",
-                    money(sum(|x| x.delta_usd), 0),
-                    "",
-                    money(sum(|x| x.gamma_usd), 0),
-                    money(sum(|x| x.vega), 0),
-                    money(sum(|x| x.theta), 0)
-                );
+            let of_key: Vec<&ExposureRow> = group_rows
+                .iter()
+                .filter(|x| x.key == r.key)
+                .copied()
+                .collect();
+            if last_of_key && of_key.len() > 1 {
+                write_currency_total(&mut out, "", "all", &of_key);
             }
         }
+        if group == "underlying" {
+            write_currency_total(&mut out, "book total", "", &group_rows);
+        }
     }
+    let _ = writeln!(
+        out,
+        "\nlinear / options: net positions in coins; delta and gamma in coins of the underlying; \
+         gamma_usd: change of delta_usd for a 1 % spot move; vega per vol point; theta per day; \
+         value: mark-to-market (perpetuals and futures 0)"
+    );
     out
+}
+
+/// A row of currency totals (coin figures do not add across underlyings).
+fn write_currency_total(out: &mut String, key: &str, underlying: &str, rows: &[&ExposureRow]) {
+    let sum = |f: fn(&ExposureRow) -> f64| rows.iter().map(|x| f(x)).sum::<f64>();
+    let _ = writeln!(
+        out,
+        "{:<18} {:<5} {:>13} {:>13} {:>13} {:>14} {:>13} {:>11} {:>11} {:>10} {:>10}",
+        key,
+        underlying,
+        "",
+        "",
+        "",
+        money(sum(|x| x.delta_usd), 0),
+        "",
+        money(sum(|x| x.gamma_usd), 0),
+        money(sum(|x| x.vega), 0),
+        money(sum(|x| x.theta), 0),
+        money(sum(|x| x.value), 0)
+    );
 }
 
 #[cfg(test)]
