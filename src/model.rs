@@ -67,8 +67,9 @@ impl FactorModel {
                     file: file.to_path_buf(),
                     message: format!(
                         "[model.correlation] is not positive definite: its smallest eigenvalue \
-                         is {min_eigenvalue:.6e}; fix the matrix or pass --repair-correlation to \
-                         use Higham's nearest correlation matrix"
+                         is {}; fix the matrix or pass --repair-correlation to \
+                         use Higham's nearest correlation matrix",
+                        readable(min_eigenvalue)
                     ),
                 });
             }
@@ -178,6 +179,15 @@ fn is_fixed_vol_factor(name: &str, spec: &ModelSpec) -> bool {
     name.strip_suffix(".vol")
         .and_then(|u| spec.factors.get(u))
         .is_some_and(|f| f.vol_of_vol == 0.0)
+}
+
+/// A number readable at any magnitude: fixed-point unless it is tiny.
+fn readable(x: f64) -> String {
+    if x.abs() >= 1e-3 {
+        format!("{x:.6}")
+    } else {
+        format!("{x:.3e}")
+    }
 }
 
 #[cfg(test)]

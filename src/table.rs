@@ -177,6 +177,11 @@ impl<'a> Row<'a> {
 }
 
 fn read_csv_frame(path: &Path) -> Result<DataFrame> {
+    // polars pads short rows with nulls; a row with missing or extra fields is a broken
+    // export, so refuse it and point at it before parsing.
+    if let Some(ragged) = first_ragged_line(path) {
+        return Err(ragged_row_error(path, ragged));
+    }
     CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
@@ -186,24 +191,25 @@ fn read_csv_frame(path: &Path) -> Result<DataFrame> {
         .map_err(|e| csv_error(path, &e))
 }
 
-/// Turns a polars CSV failure into an error naming the offending line where it can be found.
+/// Turns a polars CSV failure into an error naming the file.
 fn csv_error(path: &Path, error: &PolarsError) -> Error {
-    if let Some((line, found, expected)) = first_ragged_line(path) {
-        return Error::input(
-            path,
-            Location::Row {
-                row: line - 1,
-                line: Some(line),
-            },
-            None,
-            format!("malformed row: {found} fields where the header has {expected}"),
-        );
-    }
     Error::in_file(path, format!("cannot parse CSV: {error}"))
 }
 
+/// The error for a row whose field count differs from the header's.
+fn ragged_row_error(path: &Path, (line, found, expected): (usize, usize, usize)) -> Error {
+    Error::input(
+        path,
+        Location::Row {
+            row: line - 1,
+            line: Some(line),
+        },
+        None,
+        format!("malformed row: {found} fields where the header has {expected}"),
+    )
+}
+
 /// The first line (1-based) whose field count differs from the header's, with both counts.
-/// Used only after polars has refused a file, to point at the row.
 fn first_ragged_line(path: &Path) -> Option<(usize, usize, usize)> {
     let text = std::fs::read_to_string(path).ok()?;
     let mut lines = text.lines().enumerate();

@@ -1,0 +1,452 @@
+//! Bad input is expected input: every class of malformed file gets a clear error naming the
+//! file, row (or line) and field, a meaningful non-zero exit code and never a panic.
+
+mod common;
+
+use std::process::Output;
+
+use common::{tailrisk, Scenario, MARKET, MODEL, POSITIONS, RUN};
+
+const EXIT_USAGE: i32 = 2;
+const EXIT_INPUT: i32 = 3;
+const EXIT_MODEL: i32 = 4;
+
+/// Asserts the exit code, that stderr names every fragment, and that nothing panicked.
+fn assert_error(output: &Output, code: i32, fragments: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert!(output.stdout.is_empty(), "nothing on stdout on error");
+    for fragment in fragments {
+        assert!(
+            stderr.contains(fragment),
+            "stderr lacks '{fragment}': {stderr}"
+        );
+    }
+}
+
+/// Runs `tailrisk run` on the standard scenario with these positions.
+fn run_positions(positions: &str) -> Output {
+    Scenario::with_positions(positions).tailrisk("run", &[])
+}
+
+/// POSITIONS with its `from` text replaced by `to` (which must occur).
+fn positions_with(from: &str, to: &str) -> String {
+    assert!(
+        POSITIONS.contains(from),
+        "test setup: '{from}' not in POSITIONS"
+    );
+    POSITIONS.replacen(from, to, 1)
+}
+
+#[test]
+fn valid_scenario_runs() {
+    let output = run_positions(POSITIONS);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn malformed_csv_row_names_its_line() {
+    let output = run_positions(&positions_with(
+        "a,spot,BTC,10,,coinbase,,,,",
+        "a,spot,BTC,10",
+    ));
+    assert_error(&output, EXIT_INPUT, &["positions.csv", "line 2", "fields"]);
+}
+
+#[test]
+fn non_numeric_quantity_names_row_and_field() {
+    let output = run_positions(&positions_with(
+        "b,perpetual,ETH,-100",
+        "b,perpetual,ETH,lots",
+    ));
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &[
+            "positions.csv",
+            "row 2 (line 3)",
+            "field 'quantity'",
+            "lots",
+        ],
+    );
+}
+
+#[test]
+fn nan_quantity_is_refused() {
+    let output = run_positions(&positions_with(
+        "b,perpetual,ETH,-100",
+        "b,perpetual,ETH,NaN",
+    ));
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &["positions.csv", "row 2", "field 'quantity'"],
+    );
+}
+
+#[test]
+fn infinite_strike_is_refused() {
+    let output = run_positions(&positions_with("call,100000", "call,inf"));
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &["positions.csv", "row 4", "field 'strike'"],
+    );
+}
+
+#[test]
+fn unknown_underlying_names_the_market_file() {
+    let output = run_positions(&positions_with("a,spot,BTC", "a,spot,DOGE"));
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &[
+            "positions.csv",
+            "row 1",
+            "field 'underlying'",
+            "DOGE",
+            "market.csv",
+        ],
+    );
+}
+
+#[test]
+fn underlying_without_model_factor_is_refused() {
+    let market = format!("{MARKET}DOGE,0.2,1.1,0,2026-11-20T08:00:00Z\n");
+    let positions = positions_with("a,spot,BTC", "a,spot,DOGE");
+    let scenario = Scenario::new(RUN, MODEL, &market, "positions.csv", &positions);
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_INPUT,
+        &[
+            "positions.csv",
+            "row 1",
+            "field 'underlying'",
+            "model.factors.DOGE",
+        ],
+    );
+}
+
+#[test]
+fn missing_column_is_named() {
+    let positions = POSITIONS
+        .lines()
+        .map(|line| {
+            line.split_once(',')
+                .map_or(line, |(_, rest)| rest)
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let output = run_positions(&positions);
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &["positions.csv", "field 'id'", "missing"],
+    );
+}
+
+#[test]
+fn missing_option_field_is_named() {
+    let output = run_positions(&positions_with("put,3000,2026-12-25,", "put,,2026-12-25,"));
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &["positions.csv", "row 5", "field 'strike'"],
+    );
+}
+
+#[test]
+fn unknown_kind_and_option_type_are_named() {
+    let output = run_positions(&positions_with("b,perpetual", "b,swaption"));
+    assert_error(&output, EXIT_INPUT, &["row 2", "field 'kind'", "swaption"]);
+    let output = run_positions(&positions_with("put,3000", "straddle,3000"));
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &["row 5", "field 'option_type'", "straddle"],
+    );
+}
+
+#[test]
+fn bad_expiry_is_named() {
+    let output = run_positions(&positions_with(
+        "call,100000,2026-12-25",
+        "call,100000,25/12/2026",
+    ));
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &["row 4", "field 'expiry'", "25/12/2026"],
+    );
+}
+
+#[test]
+fn expired_option_is_refused() {
+    let output = run_positions(&positions_with(
+        "call,100000,2026-12-25",
+        "call,100000,2026-11-19",
+    ));
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &["positions.csv", "row 4", "field 'expiry'", "expired"],
+    );
+}
+
+#[test]
+fn negative_vols_are_refused_wherever_they_appear() {
+    let output = run_positions(&positions_with("2026-12-25,0.5", "2026-12-25,-0.5"));
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &["positions.csv", "row 4", "field 'implied_vol'"],
+    );
+
+    let market = MARKET.replace("ETH,3100,0.65", "ETH,3100,-0.65");
+    let scenario = Scenario::new(RUN, MODEL, &market, "positions.csv", POSITIONS);
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_INPUT,
+        &["market.csv", "row 2", "field 'atm_vol'"],
+    );
+
+    let model = MODEL.replace("spot_vol = 0.70", "spot_vol = -0.70");
+    let scenario = Scenario::new(RUN, &model, MARKET, "positions.csv", POSITIONS);
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_INPUT,
+        &["scenario.toml", "model.factors.ETH.spot_vol"],
+    );
+}
+
+#[test]
+fn non_positive_spot_and_multiplier_are_refused() {
+    let market = MARKET.replace("BTC,92000", "BTC,0");
+    let scenario = Scenario::new(RUN, MODEL, &market, "positions.csv", POSITIONS);
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_INPUT,
+        &["market.csv", "row 1", "field 'spot'"],
+    );
+    let output = run_positions(&positions_with("c,future,BTC,-1,5", "c,future,BTC,-1,-5"));
+    assert_error(&output, EXIT_INPUT, &["row 3", "field 'multiplier'"]);
+}
+
+#[test]
+fn duplicate_ids_are_refused() {
+    let output = run_positions(&positions_with("b,perpetual", "a,perpetual"));
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &["positions.csv", "row 2", "field 'id'", "twice"],
+    );
+}
+
+#[test]
+fn empty_positions_file_is_refused() {
+    let header = POSITIONS.lines().next().unwrap();
+    let output = run_positions(&format!("{header}\n"));
+    assert_error(&output, EXIT_INPUT, &["positions.csv", "no rows"]);
+}
+
+#[test]
+fn missing_files_are_named() {
+    let scenario = Scenario::new(RUN, MODEL, MARKET, "nowhere.csv", "");
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_INPUT,
+        &["nowhere.csv", "not found"],
+    );
+    assert_error(
+        &tailrisk(&["run", "no-such-scenario.toml"]),
+        EXIT_INPUT,
+        &["no-such-scenario.toml"],
+    );
+}
+
+#[test]
+fn toml_syntax_error_names_its_line() {
+    let scenario = Scenario::with_positions(POSITIONS);
+    let text = std::fs::read_to_string(scenario.scenario()).unwrap();
+    scenario.write("scenario.toml", &text.replace("seed = 11", "seed = = 11"));
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_INPUT,
+        &["scenario.toml", "line 3"],
+    );
+}
+
+#[test]
+fn unknown_and_out_of_range_keys_are_named() {
+    let scenario = Scenario::new(
+        "[run]\npathz = 10\n",
+        MODEL,
+        MARKET,
+        "positions.csv",
+        POSITIONS,
+    );
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_INPUT,
+        &["scenario.toml", "pathz"],
+    );
+    let scenario = Scenario::new(
+        "[run]\nconfidence = [99]\n",
+        MODEL,
+        MARKET,
+        "positions.csv",
+        POSITIONS,
+    );
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_INPUT,
+        &["scenario.toml", "confidence"],
+    );
+    let model = MODEL.replace("dof = 4", "dof = 2");
+    let scenario = Scenario::new(RUN, &model, MARKET, "positions.csv", POSITIONS);
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_INPUT,
+        &["scenario.toml", "dof"],
+    );
+}
+
+#[test]
+fn correlation_entries_are_checked() {
+    let cases = [
+        ("[-0.3, -0.2, 1.0]]", "[-0.3, -0.25, 1.0]]", "symmetric"),
+        ("[0.8, 1.0, -0.2]", "[0.8, 0.9, -0.2]", "diagonal"),
+        ("[[1.0, 0.8, -0.3], [0.8,", "[[1.0, 1.8, -0.3], [1.8,", "1"),
+        (
+            "[\"BTC.spot\", \"ETH.spot\", \"BTC.vol\"]",
+            "[\"BTC.spot\", \"ETH.spot\", \"XRP.vol\"]",
+            "XRP.vol",
+        ),
+    ];
+    for (from, to, fragment) in cases {
+        assert!(MODEL.contains(from), "test setup: {from}");
+        let model = MODEL.replace(from, to);
+        let scenario = Scenario::new(RUN, &model, MARKET, "positions.csv", POSITIONS);
+        assert_error(
+            &scenario.tailrisk("run", &[]),
+            EXIT_INPUT,
+            &["scenario.toml", "model.correlation", fragment],
+        );
+    }
+}
+
+/// Pairwise plausible but jointly impossible: BTC~ETH 0.9, ETH~SOL 0.9, BTC~SOL −0.9.
+const INDEFINITE_MODEL: &str = r#"[model]
+distribution = "normal"
+
+[model.factors.BTC]
+spot_vol = 0.55
+
+[model.factors.ETH]
+spot_vol = 0.70
+
+[model.factors.SOL]
+spot_vol = 0.90
+
+[model.correlation]
+factors = ["BTC.spot", "ETH.spot", "SOL.spot"]
+matrix = [[1.0, 0.9, -0.9], [0.9, 1.0, 0.9], [-0.9, 0.9, 1.0]]
+"#;
+
+#[test]
+fn indefinite_correlation_is_refused_naming_its_smallest_eigenvalue() {
+    let scenario = Scenario::new(RUN, INDEFINITE_MODEL, MARKET, "positions.csv", POSITIONS);
+    // (1, −1, 1) is an eigenvector with eigenvalue 1 − 0.9 − 0.9 = −0.8, the smallest.
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_MODEL,
+        &[
+            "scenario.toml",
+            "positive definite",
+            "smallest eigenvalue is -0.800000",
+            "--repair-correlation",
+        ],
+    );
+}
+
+#[test]
+fn repair_correlation_runs_and_reports_the_move() {
+    let scenario = Scenario::new(RUN, INDEFINITE_MODEL, MARKET, "positions.csv", POSITIONS);
+    let doc =
+        common::json(&scenario.tailrisk("run", &["--repair-correlation", "--format", "json"]));
+    let repair = &doc["correlation_repair"];
+    assert!((repair["min_eigenvalue_before"].as_f64().unwrap() + 0.8).abs() < 1e-9);
+    assert!(repair["min_eigenvalue_after"].as_f64().unwrap() > 0.0);
+    assert!(repair["frobenius_distance"].as_f64().unwrap() > 0.1);
+    let table = scenario.tailrisk("run", &["--repair-correlation"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("repaired"));
+}
+
+#[test]
+fn parquet_positions_missing_a_column_are_named() {
+    let scenario = Scenario::with_positions(POSITIONS);
+    write_positions_parquet(
+        &scenario,
+        "positions.parquet",
+        &["id", "kind", "underlying"],
+    );
+    let text = std::fs::read_to_string(scenario.scenario()).unwrap();
+    scenario.write(
+        "scenario.toml",
+        &text.replace("positions.csv", "positions.parquet"),
+    );
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_INPUT,
+        &["positions.parquet", "field 'quantity'", "missing"],
+    );
+}
+
+#[test]
+fn corrupt_parquet_is_refused() {
+    let scenario = Scenario::new(
+        RUN,
+        MODEL,
+        MARKET,
+        "positions.parquet",
+        "this is not parquet",
+    );
+    assert_error(
+        &scenario.tailrisk("run", &[]),
+        EXIT_INPUT,
+        &["positions.parquet"],
+    );
+}
+
+#[test]
+fn bad_command_lines_exit_with_usage_code() {
+    let scenario = Scenario::with_positions(POSITIONS);
+    assert_error(
+        &scenario.tailrisk("run", &["--paths", "zero"]),
+        EXIT_USAGE,
+        &["--paths"],
+    );
+    assert_error(
+        &scenario.tailrisk("run", &["--threads", "0"]),
+        EXIT_USAGE,
+        &["--threads"],
+    );
+    assert_error(
+        &scenario.tailrisk("run", &["--format", "xml"]),
+        EXIT_USAGE,
+        &["--format"],
+    );
+    assert_error(&tailrisk(&["frobnicate"]), EXIT_USAGE, &["frobnicate"]);
+}
+
+/// Writes the columns `keep` of POSITIONS as a Parquet file (all as strings, like a user's
+/// export would have them).
+pub fn write_positions_parquet(scenario: &Scenario, name: &str, keep: &[&str]) {
+    common::write_parquet_from_csv(POSITIONS, &scenario.path(name), keep);
+}
