@@ -1,4 +1,4 @@
-//! The command line: `tailrisk run` and `tailrisk exposures`. The binary only calls [`main`].
+//! The command line: `tailrisk run`, `tailrisk exposures` and `tailrisk synthetic`. The binary only calls [`main`].
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ use crate::job::Job;
 use crate::output::write_run_outputs;
 use crate::report::{render_exposures, render_run, run_report};
 use crate::simulation::{SimulationSettings, Simulator};
+use crate::synthetic::{write_synthetic_scenario, SyntheticSpec};
 
 /// Monte Carlo VaR and Expected Shortfall for crypto derivatives books.
 #[derive(Debug, Parser)]
@@ -42,6 +43,9 @@ enum Command {
     Run(RunArgs),
     /// Net delta, gamma, vega and theta by underlying, venue, counterparty and book.
     Exposures(ExposuresArgs),
+    /// Write a synthetic scenario folder (scenario.toml, market.csv, positions.csv) of any
+    /// size, for benchmarks and scale tests.
+    Synthetic(SyntheticArgs),
 }
 
 /// Output format on stdout.
@@ -94,6 +98,24 @@ struct ExposuresArgs {
     common: ScenarioArgs,
 }
 
+#[derive(Debug, Args)]
+struct SyntheticArgs {
+    /// Folder to write (created if missing).
+    dir: PathBuf,
+    /// Number of underlyings.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    underlyings: u16,
+    /// Number of option positions (distinct contracts).
+    #[arg(long, default_value_t = 10_000)]
+    options: usize,
+    /// `[run] paths` of the written scenario.
+    #[arg(long, default_value_t = 200_000)]
+    paths: u64,
+    /// Seed of the book's random draws (the same seed writes the same files).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
 /// Parses the command line, runs the command, prints errors on stderr and returns the exit
 /// code (see `--help`).
 pub fn main() -> ExitCode {
@@ -107,6 +129,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run(&args),
         Command::Exposures(args) => show_exposures(&args),
+        Command::Synthetic(args) => write_synthetic(&args),
     };
     match outcome {
         Ok(()) => ExitCode::from(EXIT_OK),
@@ -184,6 +207,18 @@ fn show_exposures(args: &ExposuresArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn write_synthetic(args: &SyntheticArgs) -> Result<()> {
+    let spec = SyntheticSpec {
+        underlyings: usize::from(args.underlyings),
+        options: args.options,
+        paths: args.paths,
+        seed: args.seed,
+    };
+    let scenario = write_synthetic_scenario(&args.dir, &spec)?;
+    println!("wrote {}", scenario.display());
+    Ok(())
 }
 
 fn print_json(value: &impl serde::Serialize, source: &Path) -> Result<()> {

@@ -79,6 +79,14 @@ impl Error {
         Self::input(file, Location::File, None, message)
     }
 
+    /// A failure writing `path` (an output file or folder).
+    pub fn output(path: &Path, cause: impl fmt::Display) -> Self {
+        Error::Output {
+            path: path.to_path_buf(),
+            message: cause.to_string(),
+        }
+    }
+
     /// The process exit code that tells a script what kind of failure this was.
     pub fn exit_code(&self) -> u8 {
         match self {

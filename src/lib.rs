@@ -15,7 +15,8 @@
 //! 6. risk — [`measures`] (VaR, ES and their standard errors);
 //! 7. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`cli`].
 //!
-//! [`job`] loads a scenario file and everything it points to, in that order.
+//! [`job`] loads a scenario file and everything it points to, in that order; [`synthetic`]
+//! writes large synthetic books for benchmarks.
 //!
 //! Conventions (SPEC): money in the reporting currency; VaR and ES are positive numbers
 //! meaning a loss; confidence levels like 0.99; a year is 365 days.
@@ -39,6 +40,7 @@ pub mod report;
 pub mod revaluation;
 pub mod shocks;
 pub mod simulation;
+pub mod synthetic;
 pub mod table;
 pub mod time;
 

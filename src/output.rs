@@ -18,7 +18,7 @@ pub const MEASURES_FILE: &str = "measures.csv";
 
 /// Writes the run's outputs into `dir` (created if missing).
 pub fn write_run_outputs(dir: &Path, report: &RunReport, pnl: &[f64]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| output_error(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
     let paths: Vec<u64> = (0..pnl.len() as u64).collect();
     let mut frame = DataFrame::new(
         pnl.len(),
@@ -27,16 +27,16 @@ pub fn write_run_outputs(dir: &Path, report: &RunReport, pnl: &[f64]) -> Result<
             Column::new("pnl".into(), pnl.to_vec()),
         ],
     )
-    .map_err(|e| output_error(dir, e))?;
+    .map_err(|e| Error::output(dir, e))?;
     let pnl_path = dir.join(PNL_FILE);
-    let file = File::create(&pnl_path).map_err(|e| output_error(&pnl_path, e))?;
+    let file = File::create(&pnl_path).map_err(|e| Error::output(&pnl_path, e))?;
     ParquetWriter::new(file)
         .finish(&mut frame)
-        .map_err(|e| output_error(&pnl_path, e))?;
+        .map_err(|e| Error::output(&pnl_path, e))?;
 
     let summary_path = dir.join(SUMMARY_FILE);
-    let json = serde_json::to_string_pretty(report).map_err(|e| output_error(&summary_path, e))?;
-    std::fs::write(&summary_path, json + "\n").map_err(|e| output_error(&summary_path, e))?;
+    let json = serde_json::to_string_pretty(report).map_err(|e| Error::output(&summary_path, e))?;
+    std::fs::write(&summary_path, json + "\n").map_err(|e| Error::output(&summary_path, e))?;
 
     let measures_path = dir.join(MEASURES_FILE);
     let column = |name: &str, f: fn(&crate::measures::RiskMeasure) -> f64| {
@@ -55,16 +55,9 @@ pub fn write_run_outputs(dir: &Path, report: &RunReport, pnl: &[f64]) -> Result<
             column("es_stderr", |m| m.es_stderr),
         ],
     )
-    .map_err(|e| output_error(&measures_path, e))?;
-    let mut file = File::create(&measures_path).map_err(|e| output_error(&measures_path, e))?;
+    .map_err(|e| Error::output(&measures_path, e))?;
+    let mut file = File::create(&measures_path).map_err(|e| Error::output(&measures_path, e))?;
     CsvWriter::new(&mut file)
         .finish(&mut measures)
-        .map_err(|e| output_error(&measures_path, e))
-}
-
-fn output_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Output {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
+        .map_err(|e| Error::output(&measures_path, e))
 }

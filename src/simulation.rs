@@ -13,6 +13,9 @@ use crate::paths::{HorizonMoves, PathBuilder};
 use crate::revaluation::Revaluer;
 use crate::shocks::{block_rng, ShockGenerator, BLOCK_PATHS};
 
+/// Most paths one run keeps in memory: 2^30 P&L numbers are 8 GiB.
+pub const MAX_PATHS: u64 = 1 << 30;
+
 /// How many paths to simulate and how.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SimulationSettings {
@@ -47,6 +50,16 @@ impl Simulator {
         book: &AggregatedBook,
         settings: SimulationSettings,
     ) -> Result<Simulator> {
+        if settings.paths > MAX_PATHS {
+            return Err(Error::Numerical {
+                message: format!(
+                    "{} paths would need {:.1} GiB for the per-path P&L; at most {MAX_PATHS} \
+                     paths fit one run",
+                    settings.paths,
+                    settings.paths as f64 * 8.0 / f64::from(1u32 << 30)
+                ),
+            });
+        }
         let generator = ShockGenerator::new(model.cholesky.as_ref(), model.distribution)
             .ok_or_else(|| Error::Numerical {
                 message: "invalid Student-t degrees of freedom".to_owned(),
