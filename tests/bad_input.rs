@@ -30,6 +30,23 @@ fn run_positions(positions: &str) -> Output {
     Scenario::with_positions(positions).tailrisk("run", &[])
 }
 
+/// Asserts that POSITIONS with `from` replaced by `to` is refused as bad input, the error
+/// naming every fragment.
+fn assert_edit_refused(from: &str, to: &str, fragments: &[&str]) {
+    assert_error(
+        &run_positions(&positions_with(from, to)),
+        EXIT_INPUT,
+        fragments,
+    );
+}
+
+/// Asserts that the standard positions with these run, model and market sections are refused
+/// as bad input, the error naming every fragment.
+fn assert_scenario_refused(run: &str, model: &str, market: &str, fragments: &[&str]) {
+    let scenario = Scenario::new(run, model, market, "positions.csv", POSITIONS);
+    assert_error(&scenario.tailrisk("run", &[]), EXIT_INPUT, fragments);
+}
+
 /// POSITIONS with its `from` text replaced by `to` (which must occur).
 fn positions_with(from: &str, to: &str) -> String {
     assert!(
@@ -51,22 +68,18 @@ fn valid_scenario_runs() {
 
 #[test]
 fn malformed_csv_row_names_its_line() {
-    let output = run_positions(&positions_with(
+    assert_edit_refused(
         "a,spot,BTC,10,,coinbase,,,,",
         "a,spot,BTC,10",
-    ));
-    assert_error(&output, EXIT_INPUT, &["positions.csv", "line 2", "fields"]);
+        &["positions.csv", "line 2", "fields"],
+    );
 }
 
 #[test]
 fn non_numeric_quantity_names_row_and_field() {
-    let output = run_positions(&positions_with(
+    assert_edit_refused(
         "b,perpetual,ETH,-100",
         "b,perpetual,ETH,lots",
-    ));
-    assert_error(
-        &output,
-        EXIT_INPUT,
         &[
             "positions.csv",
             "row 2 (line 3)",
@@ -78,33 +91,27 @@ fn non_numeric_quantity_names_row_and_field() {
 
 #[test]
 fn nan_quantity_is_refused() {
-    let output = run_positions(&positions_with(
+    assert_edit_refused(
         "b,perpetual,ETH,-100",
         "b,perpetual,ETH,NaN",
-    ));
-    assert_error(
-        &output,
-        EXIT_INPUT,
         &["positions.csv", "row 2", "field 'quantity'"],
     );
 }
 
 #[test]
 fn infinite_strike_is_refused() {
-    let output = run_positions(&positions_with("call,100000", "call,inf"));
-    assert_error(
-        &output,
-        EXIT_INPUT,
+    assert_edit_refused(
+        "call,100000",
+        "call,inf",
         &["positions.csv", "row 4", "field 'strike'"],
     );
 }
 
 #[test]
 fn unknown_underlying_names_the_market_file() {
-    let output = run_positions(&positions_with("a,spot,BTC", "a,spot,DOGE"));
-    assert_error(
-        &output,
-        EXIT_INPUT,
+    assert_edit_refused(
+        "a,spot,BTC",
+        "a,spot,DOGE",
         &[
             "positions.csv",
             "row 1",
@@ -153,74 +160,66 @@ fn missing_column_is_named() {
 
 #[test]
 fn missing_option_field_is_named() {
-    let output = run_positions(&positions_with("put,3000,2026-12-25,", "put,,2026-12-25,"));
-    assert_error(
-        &output,
-        EXIT_INPUT,
+    assert_edit_refused(
+        "put,3000,2026-12-25,",
+        "put,,2026-12-25,",
         &["positions.csv", "row 5", "field 'strike'"],
     );
 }
 
 #[test]
 fn unknown_kind_and_option_type_are_named() {
-    let output = run_positions(&positions_with("b,perpetual", "b,swaption"));
-    assert_error(&output, EXIT_INPUT, &["row 2", "field 'kind'", "swaption"]);
-    let output = run_positions(&positions_with("put,3000", "straddle,3000"));
-    assert_error(
-        &output,
-        EXIT_INPUT,
+    assert_edit_refused(
+        "b,perpetual",
+        "b,swaption",
+        &["row 2", "field 'kind'", "swaption"],
+    );
+    assert_edit_refused(
+        "put,3000",
+        "straddle,3000",
         &["row 5", "field 'option_type'", "straddle"],
     );
 }
 
 #[test]
 fn bad_expiry_is_named() {
-    let output = run_positions(&positions_with(
+    assert_edit_refused(
         "call,100000,2026-12-25",
         "call,100000,25/12/2026",
-    ));
-    assert_error(
-        &output,
-        EXIT_INPUT,
         &["row 4", "field 'expiry'", "25/12/2026"],
     );
 }
 
 #[test]
 fn expired_option_is_refused() {
-    let output = run_positions(&positions_with(
+    assert_edit_refused(
         "call,100000,2026-12-25",
         "call,100000,2026-11-19",
-    ));
-    assert_error(
-        &output,
-        EXIT_INPUT,
         &["positions.csv", "row 4", "field 'expiry'", "expired"],
     );
 }
 
 #[test]
 fn negative_vols_are_refused_wherever_they_appear() {
-    let output = run_positions(&positions_with("2026-12-25,0.5", "2026-12-25,-0.5"));
-    assert_error(
-        &output,
-        EXIT_INPUT,
+    assert_edit_refused(
+        "2026-12-25,0.5",
+        "2026-12-25,-0.5",
         &["positions.csv", "row 4", "field 'implied_vol'"],
     );
 
     let market = MARKET.replace("ETH,3100,0.65", "ETH,3100,-0.65");
-    let scenario = Scenario::new(RUN, MODEL, &market, "positions.csv", POSITIONS);
-    assert_error(
-        &scenario.tailrisk("run", &[]),
-        EXIT_INPUT,
+    assert_scenario_refused(
+        RUN,
+        MODEL,
+        &market,
         &["market.csv", "row 2", "field 'atm_vol'"],
     );
 
     let model = MODEL.replace("spot_vol = 0.70", "spot_vol = -0.70");
-    let scenario = Scenario::new(RUN, &model, MARKET, "positions.csv", POSITIONS);
-    assert_error(
-        &scenario.tailrisk("run", &[]),
-        EXIT_INPUT,
+    assert_scenario_refused(
+        RUN,
+        &model,
+        MARKET,
         &["scenario.toml", "model.factors.ETH.spot_vol"],
     );
 }
@@ -228,22 +227,24 @@ fn negative_vols_are_refused_wherever_they_appear() {
 #[test]
 fn non_positive_spot_and_multiplier_are_refused() {
     let market = MARKET.replace("BTC,92000", "BTC,0");
-    let scenario = Scenario::new(RUN, MODEL, &market, "positions.csv", POSITIONS);
-    assert_error(
-        &scenario.tailrisk("run", &[]),
-        EXIT_INPUT,
+    assert_scenario_refused(
+        RUN,
+        MODEL,
+        &market,
         &["market.csv", "row 1", "field 'spot'"],
     );
-    let output = run_positions(&positions_with("c,future,BTC,-1,5", "c,future,BTC,-1,-5"));
-    assert_error(&output, EXIT_INPUT, &["row 3", "field 'multiplier'"]);
+    assert_edit_refused(
+        "c,future,BTC,-1,5",
+        "c,future,BTC,-1,-5",
+        &["row 3", "field 'multiplier'"],
+    );
 }
 
 #[test]
 fn duplicate_ids_are_refused() {
-    let output = run_positions(&positions_with("b,perpetual", "a,perpetual"));
-    assert_error(
-        &output,
-        EXIT_INPUT,
+    assert_edit_refused(
+        "b,perpetual",
+        "a,perpetual",
         &["positions.csv", "row 2", "field 'id'", "twice"],
     );
 }
@@ -284,37 +285,20 @@ fn toml_syntax_error_names_its_line() {
 
 #[test]
 fn unknown_and_out_of_range_keys_are_named() {
-    let scenario = Scenario::new(
+    assert_scenario_refused(
         "[run]\npathz = 10\n",
         MODEL,
         MARKET,
-        "positions.csv",
-        POSITIONS,
-    );
-    assert_error(
-        &scenario.tailrisk("run", &[]),
-        EXIT_INPUT,
         &["scenario.toml", "pathz"],
     );
-    let scenario = Scenario::new(
+    assert_scenario_refused(
         "[run]\nconfidence = [99]\n",
         MODEL,
         MARKET,
-        "positions.csv",
-        POSITIONS,
-    );
-    assert_error(
-        &scenario.tailrisk("run", &[]),
-        EXIT_INPUT,
         &["scenario.toml", "confidence"],
     );
     let model = MODEL.replace("dof = 4", "dof = 2");
-    let scenario = Scenario::new(RUN, &model, MARKET, "positions.csv", POSITIONS);
-    assert_error(
-        &scenario.tailrisk("run", &[]),
-        EXIT_INPUT,
-        &["scenario.toml", "dof"],
-    );
+    assert_scenario_refused(RUN, &model, MARKET, &["scenario.toml", "dof"]);
 }
 
 #[test]
@@ -332,10 +316,10 @@ fn correlation_entries_are_checked() {
     for (from, to, fragment) in cases {
         assert!(MODEL.contains(from), "test setup: {from}");
         let model = MODEL.replace(from, to);
-        let scenario = Scenario::new(RUN, &model, MARKET, "positions.csv", POSITIONS);
-        assert_error(
-            &scenario.tailrisk("run", &[]),
-            EXIT_INPUT,
+        assert_scenario_refused(
+            RUN,
+            &model,
+            MARKET,
             &["scenario.toml", "model.correlation", fragment],
         );
     }
