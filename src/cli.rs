@@ -8,11 +8,14 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::contributions::{
+    contributions, entities, Additivity, Contribution, SimulatedLosses, TailPlan,
+};
 use crate::error::{Error, Result, EXIT_OK};
 use crate::exposures::exposures;
 use crate::job::Job;
 use crate::output::write_run_outputs;
-use crate::report::{render_exposures, render_run, run_report};
+use crate::report::{render_contributions, render_exposures, render_run, run_report};
 use crate::simulation::{SimulationSettings, Simulator};
 use crate::synthetic::{write_synthetic_scenario, SyntheticSpec};
 
@@ -90,6 +93,42 @@ struct RunArgs {
     /// Write pnl.parquet (per-path P&L), summary.json and measures.csv into this folder.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Add component (Euler), marginal and incremental VaR and ES by this grouping.
+    #[arg(long, value_enum, value_name = "GROUP")]
+    contributions: Option<ContributionGroup>,
+    /// Confidence level of the contributions (default: the highest configured level).
+    #[arg(long, value_name = "LEVEL", requires = "contributions", value_parser = parse_level)]
+    contribution_level: Option<f64>,
+}
+
+/// What contributions are reported by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ContributionGroup {
+    Position,
+    Underlying,
+    Venue,
+    Counterparty,
+    Book,
+}
+
+impl ContributionGroup {
+    fn name(self) -> &'static str {
+        match self {
+            ContributionGroup::Position => "position",
+            ContributionGroup::Underlying => "underlying",
+            ContributionGroup::Venue => "venue",
+            ContributionGroup::Counterparty => "counterparty",
+            ContributionGroup::Book => "book",
+        }
+    }
+}
+
+/// A confidence level strictly between 0 and 1.
+fn parse_level(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(a) if a > 0.0 && a < 1.0 => Ok(a),
+        _ => Err(format!("expected a level like 0.99, found '{text}'")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -164,7 +203,16 @@ fn run(args: &RunArgs) -> Result<()> {
     let started = Instant::now();
     let pnl = pool.install(|| simulator.pnl(&|done| bar.inc(done)))?;
     bar.finish_and_clear();
-    let report = run_report(&job, &settings, &pnl);
+    let mut report = run_report(&job, &settings, &pnl);
+    if let Some(group) = args.contributions {
+        let level = args
+            .contribution_level
+            .unwrap_or_else(|| run.confidence.iter().copied().fold(f64::NAN, f64::max));
+        let (rows, additivity) =
+            pool.install(|| contributions_of(&job, &simulator, &pnl, group.name(), level));
+        report.contributions = Some(rows);
+        report.contribution_additivity = Some(additivity);
+    }
     let elapsed = started.elapsed().as_secs_f64();
     if let Some(dir) = &args.out {
         write_run_outputs(dir, &report, &pnl)?;
@@ -181,12 +229,40 @@ fn run(args: &RunArgs) -> Result<()> {
                     threads
                 )
             );
+            if let (Some(rows), Some(additivity)) =
+                (&report.contributions, &report.contribution_additivity)
+            {
+                print!("{}", render_contributions(rows, additivity));
+            }
             if let Some(dir) = &args.out {
                 println!("outputs written to {}", dir.display());
             }
             Ok(())
         }
     }
+}
+
+fn contributions_of(
+    job: &Job,
+    simulator: &Simulator,
+    pnl: &[f64],
+    group: &'static str,
+    level: f64,
+) -> (Vec<Contribution>, Additivity) {
+    let revaluer = simulator.revaluer();
+    let instrument_of: Vec<usize> = job
+        .aggregated
+        .holdings
+        .iter()
+        .map(|&h| revaluer.instrument_index(h))
+        .collect();
+    let entities = entities(&job.book, &instrument_of, group);
+    let losses = SimulatedLosses {
+        simulator,
+        entities: &entities,
+    };
+    let plan = TailPlan::new(pnl, level);
+    contributions(pnl, &plan, &entities, &losses)
 }
 
 fn show_exposures(args: &ExposuresArgs) -> Result<()> {

@@ -130,7 +130,8 @@ fn unit_greeks(aggregated: &AggregatedBook) -> Vec<Vec<Greeks>> {
         .collect()
 }
 
-fn group_key<'a>(position: &'a Position, group: &str) -> &'a str {
+/// The name of the `group` (venue, counterparty, book or underlying) a position falls in.
+pub fn group_key<'a>(position: &'a Position, group: &str) -> &'a str {
     match group {
         "underlying" => &position.underlying,
         "venue" => &position.venue,

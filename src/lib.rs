@@ -12,7 +12,8 @@
 //!    [`paths`] (price and implied-vol paths);
 //! 5. valuation — [`pricing`] (Black–Scholes and Greeks) and [`revaluation`] (the netted book
 //!    on each path), driven by [`simulation`];
-//! 6. risk — [`measures`] (VaR, ES and their standard errors);
+//! 6. risk — [`measures`] (VaR, ES and their standard errors) and [`contributions`] (Euler,
+//!    marginal and incremental VaR / ES of positions and groups);
 //! 7. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`cli`].
 //!
 //! [`job`] loads a scenario file and everything it points to, in that order; [`synthetic`]
@@ -25,6 +26,7 @@ pub mod aggregate;
 pub mod book;
 pub mod cli;
 pub mod config;
+pub mod contributions;
 pub mod correlation;
 pub mod error;
 pub mod exposures;

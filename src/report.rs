@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::config::Distribution;
+use crate::contributions::{Additivity, Contribution};
 use crate::correlation::RepairReport;
 use crate::exposures::{ExposureRow, GROUPS};
 use crate::job::Job;
@@ -39,6 +40,12 @@ pub struct RunReport {
     pub pnl_stdev: f64,
     /// Present when `--repair-correlation` changed the correlation matrix.
     pub correlation_repair: Option<RepairReport>,
+    /// With `--contributions`: one item per position or group key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contributions: Option<Vec<Contribution>>,
+    /// With `--contributions`: how far the components are from adding up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contribution_additivity: Option<Additivity>,
 }
 
 /// Builds the report of a run from its per-path P&L.
@@ -65,6 +72,8 @@ pub fn run_report(job: &Job, settings: &SimulationSettings, pnl: &[f64]) -> RunR
         pnl_mean,
         pnl_stdev,
         correlation_repair: job.model.repair,
+        contributions: None,
+        contribution_additivity: None,
     }
 }
 
@@ -160,6 +169,73 @@ pub fn render_run(
         report.seed,
         elapsed_seconds,
         money(report.paths as f64 / elapsed_seconds.max(1e-9), 0)
+    );
+    out
+}
+
+/// The readable contributions table: component, marginal and incremental VaR and ES with
+/// standard errors, then the additivity check.
+pub fn render_contributions(rows: &[Contribution], additivity: &Additivity) -> String {
+    let mut out = String::new();
+    let group = rows.first().map_or("position", |r| r.group);
+    let _ = writeln!(
+        out,
+        "\ncontributions by {group} at {:.2}% (± standard error; marginal per unit of {})",
+        additivity.confidence * 100.0,
+        if group == "position" {
+            "quantity"
+        } else {
+            "scale"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{:<26} {:>21} {:>21} {:>19} {:>19} {:>21} {:>21}",
+        group,
+        "component VaR",
+        "component ES",
+        "marginal VaR",
+        "marginal ES",
+        "incremental VaR",
+        "incremental ES"
+    );
+    let pair = |v: f64, se: f64, width: usize| {
+        let decimals = if v.abs() < 100.0 { 2 } else { 0 };
+        let text = format!("{} ±{}", money(v, decimals), money(se, decimals));
+        format!("{text:>width$}")
+    };
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<26} {} {} {} {} {} {}",
+            r.key,
+            pair(r.component_var, r.component_var_stderr, 21),
+            pair(r.component_es, r.component_es_stderr, 21),
+            pair(r.marginal_var, r.marginal_var_stderr, 19),
+            pair(r.marginal_es, r.marginal_es_stderr, 19),
+            pair(r.incremental_var, r.incremental_var_stderr, 21),
+            pair(r.incremental_es, r.incremental_es_stderr, 21),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<26} {:>21} {:>21}",
+        "sum of components",
+        money(additivity.component_var_sum, 0),
+        money(additivity.component_es_sum, 0)
+    );
+    let _ = writeln!(
+        out,
+        "{:<26} {:>21} {:>21}",
+        "portfolio",
+        money(additivity.var, 0),
+        money(additivity.es, 0)
+    );
+    let _ = writeln!(
+        out,
+        "additivity error: VaR {} (window smoothing of the VaR scenario), ES {}",
+        money(additivity.var_error, 2),
+        money(additivity.es_error, 2)
     );
     out
 }

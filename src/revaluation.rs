@@ -6,7 +6,7 @@
 //! intrinsic value at the simulated price. Everything that does not depend on the path is
 //! computed once here.
 
-use crate::aggregate::AggregatedBook;
+use crate::aggregate::{AggregatedBook, Holding};
 use crate::instrument::OptionType;
 use crate::paths::HorizonMoves;
 use crate::pricing::{intrinsic, price_from_parts};
@@ -100,25 +100,76 @@ impl Revaluer {
     pub fn path_pnl(&self, log_spot: &[f64], vol_ratio: &[f64]) -> f64 {
         let mut total = 0.0;
         for u in &self.underlyings {
-            let x = log_spot[u.model_index];
-            let spot = u.spot * x.exp();
+            let (spot, x, ratio) = u.state(log_spot, vol_ratio);
             total += u.linear_units * (spot - u.spot);
-            let ratio = vol_ratio[u.model_index];
             for o in &u.options {
-                let value = if o.expires {
-                    intrinsic(o.option_type, spot, o.strike)
-                } else {
-                    price_from_parts(
-                        o.option_type,
-                        spot,
-                        o.discounted_strike,
-                        o.base_log_moneyness + x,
-                        o.vol_sqrt_tau * ratio,
-                    )
-                };
-                total += o.units * (value - o.base_price);
+                total += o.units * o.unit_pnl(spot, x, ratio);
             }
         }
         total
+    }
+
+    /// Number of netted instruments: one linear exposure per underlying plus every option.
+    pub fn instrument_count(&self) -> usize {
+        self.underlyings.iter().map(|u| 1 + u.options.len()).sum()
+    }
+
+    /// Where a position's netted instrument sits in [`Revaluer::unit_pnl`]'s output:
+    /// underlying by underlying, its linear exposure first, then its options.
+    pub fn instrument_index(&self, holding: Holding) -> usize {
+        let (underlying, option) = match holding {
+            Holding::Linear { underlying } => (underlying, None),
+            Holding::Option { underlying, option } => (underlying, Some(option)),
+        };
+        let offset: usize = self.underlyings[..underlying]
+            .iter()
+            .map(|u| 1 + u.options.len())
+            .sum();
+        offset + option.map_or(0, |o| 1 + o)
+    }
+
+    /// P&L per unit (one coin of underlying) of every netted instrument on one path, in
+    /// [`Revaluer::instrument_index`] order: S_h − S_0 for linear exposure, V_h − V_0 for
+    /// an option. The path's P&L is the units-weighted sum.
+    pub fn unit_pnl(&self, log_spot: &[f64], vol_ratio: &[f64], out: &mut [f64]) {
+        let mut slots = out.iter_mut();
+        for u in &self.underlyings {
+            let (spot, x, ratio) = u.state(log_spot, vol_ratio);
+            if let Some(slot) = slots.next() {
+                *slot = spot - u.spot;
+            }
+            for (o, slot) in u.options.iter().zip(slots.by_ref()) {
+                *slot = o.unit_pnl(spot, x, ratio);
+            }
+        }
+    }
+}
+
+impl UnderlyingAtHorizon {
+    /// Simulated spot, its log move and the implied-vol ratio of this underlying on a path.
+    #[inline]
+    fn state(&self, log_spot: &[f64], vol_ratio: &[f64]) -> (f64, f64, f64) {
+        let x = log_spot[self.model_index];
+        (self.spot * x.exp(), x, vol_ratio[self.model_index])
+    }
+}
+
+impl OptionAtHorizon {
+    /// Value change of one unit at the horizon: intrinsic if it expired inside it, else
+    /// Black–Scholes at the simulated spot (log move `x`) and scaled vol (`ratio`).
+    #[inline]
+    fn unit_pnl(&self, spot: f64, x: f64, ratio: f64) -> f64 {
+        let value = if self.expires {
+            intrinsic(self.option_type, spot, self.strike)
+        } else {
+            price_from_parts(
+                self.option_type,
+                spot,
+                self.discounted_strike,
+                self.base_log_moneyness + x,
+                self.vol_sqrt_tau * ratio,
+            )
+        };
+        value - self.base_price
     }
 }

@@ -97,6 +97,35 @@ impl Simulator {
         Ok(pnl)
     }
 
+    /// Paths in block `block` (every block holds [`BLOCK_PATHS`] but the last).
+    pub fn block_len(&self, block: u64) -> usize {
+        let start = block * BLOCK_PATHS as u64;
+        (self.settings.paths.saturating_sub(start)).min(BLOCK_PATHS as u64) as usize
+    }
+
+    /// The book's revaluation, for per-instrument P&L on regenerated paths.
+    pub fn revaluer(&self) -> &Revaluer {
+        &self.revaluer
+    }
+
+    /// Re-simulates block `block` exactly as [`Simulator::pnl`] did (same random stream) and
+    /// calls `visit(path, log_spot, vol_ratio)` for each of its paths, `path` being the
+    /// global path index. This is how tail paths are revisited without storing them.
+    pub fn visit_block(&self, block: u64, mut visit: impl FnMut(u64, &[f64], &[f64])) {
+        let mut scratch = Scratch::default();
+        self.generate_moves(block, self.block_len(block), &mut scratch);
+        let u = scratch.moves.underlyings.max(1);
+        let rows = scratch
+            .moves
+            .log_spot
+            .chunks_exact(u)
+            .zip(scratch.moves.vol_ratio.chunks_exact(u));
+        let first = block * BLOCK_PATHS as u64;
+        for (i, (log_spot, vol_ratio)) in rows.enumerate() {
+            visit(first + i as u64, log_spot, vol_ratio);
+        }
+    }
+
     fn simulate_block(&self, block: u64, scratch: &mut Scratch, out: &mut [f64]) {
         self.generate_moves(block, out.len(), scratch);
         self.revaluer.revalue(&scratch.moves, out);
