@@ -1,4 +1,4 @@
-//! The command line: `tailrisk run`, `tailrisk exposures` and `tailrisk synthetic`. The binary only calls [`main`].
+//! The command line: `tailrisk run`, `exposures`, `whatif` and `synthetic`. The binary only calls [`main`].
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -15,9 +15,12 @@ use crate::error::{Error, Result, EXIT_OK};
 use crate::exposures::exposures;
 use crate::job::Job;
 use crate::output::write_run_outputs;
-use crate::report::{render_contributions, render_exposures, render_run, run_report};
+use crate::report::{
+    render_contributions, render_exposures, render_run, render_what_if, run_report,
+};
 use crate::simulation::{SimulationSettings, Simulator};
 use crate::synthetic::{write_synthetic_scenario, SyntheticSpec};
+use crate::whatif::what_if;
 
 /// Monte Carlo VaR and Expected Shortfall for crypto derivatives books.
 #[derive(Debug, Parser)]
@@ -46,6 +49,9 @@ enum Command {
     Run(RunArgs),
     /// Net delta, gamma, vega and theta by underlying, venue, counterparty and book.
     Exposures(ExposuresArgs),
+    /// VaR and ES before and after adding trades and/or removing positions, on common random
+    /// numbers, with the standard error of the change.
+    Whatif(WhatifArgs),
     /// Write a synthetic scenario folder (scenario.toml, market.csv, positions.csv) of any
     /// size, for benchmarks and scale tests.
     Synthetic(SyntheticArgs),
@@ -76,10 +82,9 @@ struct ScenarioArgs {
     quiet: bool,
 }
 
+/// Flags of every command that simulates.
 #[derive(Debug, Args)]
-struct RunArgs {
-    #[command(flatten)]
-    common: ScenarioArgs,
+struct SimulationArgs {
     /// Monte Carlo paths (overrides `[run] paths`).
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
     paths: Option<u64>,
@@ -90,6 +95,42 @@ struct RunArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+}
+
+impl SimulationArgs {
+    /// The run settings of `job` with these overrides.
+    fn settings(&self, job: &Job) -> SimulationSettings {
+        let run = &job.scenario.run;
+        SimulationSettings {
+            paths: self.paths.unwrap_or(run.paths),
+            seed: self.seed.unwrap_or(run.seed),
+            horizon_days: run.horizon_days,
+            steps: run.steps,
+        }
+    }
+
+    /// A rayon pool of `--threads` workers (default: all cores) and its size.
+    fn pool(&self) -> Result<(rayon::ThreadPool, usize)> {
+        let threads = self
+            .threads
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::Numerical {
+                message: format!("cannot start {threads} threads: {e}"),
+            })?;
+        Ok((pool, threads))
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: ScenarioArgs,
+    #[command(flatten)]
+    simulation: SimulationArgs,
     /// Write pnl.parquet (per-path P&L), summary.json and measures.csv into this folder.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -138,6 +179,22 @@ struct ExposuresArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("edit").required(true).multiple(true).args(["trades", "remove"])))]
+struct WhatifArgs {
+    #[command(flatten)]
+    common: ScenarioArgs,
+    #[command(flatten)]
+    simulation: SimulationArgs,
+    /// Proposed trades: a CSV or Parquet file with the positions file's columns (a negative
+    /// quantity reduces a position). Ids must differ from the book's.
+    #[arg(long, value_name = "FILE")]
+    trades: Option<PathBuf>,
+    /// Position ids to take out of the book, comma separated.
+    #[arg(long, value_name = "ID,ID", value_delimiter = ',')]
+    remove: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 struct SyntheticArgs {
     /// Folder to write (created if missing).
     dir: PathBuf,
@@ -168,6 +225,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run(&args),
         Command::Exposures(args) => show_exposures(&args),
+        Command::Whatif(args) => run_what_if(&args),
         Command::Synthetic(args) => write_synthetic(&args),
     };
     match outcome {
@@ -182,22 +240,8 @@ pub fn main() -> ExitCode {
 fn run(args: &RunArgs) -> Result<()> {
     let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
     let run = &job.scenario.run;
-    let settings = SimulationSettings {
-        paths: args.paths.unwrap_or(run.paths),
-        seed: args.seed.unwrap_or(run.seed),
-        horizon_days: run.horizon_days,
-        steps: run.steps,
-    };
-    let threads = args
-        .threads
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Numerical {
-            message: format!("cannot start {threads} threads: {e}"),
-        })?;
+    let settings = args.simulation.settings(&job);
+    let (pool, threads) = args.simulation.pool()?;
     let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
     let bar = progress_bar(settings.paths, args.common.quiet);
     let started = Instant::now();
@@ -280,6 +324,20 @@ fn show_exposures(args: &ExposuresArgs) -> Result<()> {
         ),
         Format::Table => {
             print!("{}", render_exposures(&rows, &valuation_time));
+            Ok(())
+        }
+    }
+}
+
+fn run_what_if(args: &WhatifArgs) -> Result<()> {
+    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let settings = args.simulation.settings(&job);
+    let (pool, _) = args.simulation.pool()?;
+    let result = pool.install(|| what_if(&job, args.trades.as_deref(), &args.remove, settings))?;
+    match args.common.format {
+        Format::Json => print_json(&result, &args.common.scenario),
+        Format::Table => {
+            print!("{}", render_what_if(&result));
             Ok(())
         }
     }

@@ -13,7 +13,8 @@
 //! 5. valuation — [`pricing`] (Black–Scholes and Greeks) and [`revaluation`] (the netted book
 //!    on each path), driven by [`simulation`];
 //! 6. risk — [`measures`] (VaR, ES and their standard errors) and [`contributions`] (Euler,
-//!    marginal and incremental VaR / ES of positions and groups);
+//!    marginal and incremental VaR / ES of positions and groups) and [`whatif`] (the
+//!    book before and after proposed trades);
 //! 7. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`cli`].
 //!
 //! [`job`] loads a scenario file and everything it points to, in that order; [`synthetic`]
@@ -45,6 +46,7 @@ pub mod simulation;
 pub mod synthetic;
 pub mod table;
 pub mod time;
+pub mod whatif;
 
 pub use error::{Error, Result};
 pub use time::DAYS_PER_YEAR;

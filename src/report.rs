@@ -11,6 +11,7 @@ use crate::exposures::{ExposureRow, GROUPS};
 use crate::job::Job;
 use crate::measures::{mean_and_stdev, var_es, RiskMeasure};
 use crate::simulation::SimulationSettings;
+use crate::whatif::WhatIf;
 
 /// The result of `tailrisk run`: the SPEC keys first, then context. Contains nothing that
 /// depends on the machine or the thread count, so equal inputs give byte-equal JSON.
@@ -236,6 +237,69 @@ pub fn render_contributions(rows: &[Contribution], additivity: &Additivity) -> S
         "additivity error: VaR {} (window smoothing of the VaR scenario), ES {}",
         money(additivity.var_error, 2),
         money(additivity.es_error, 2)
+    );
+    out
+}
+
+/// The readable what-if report: VaR and ES before, after and the change, each with its
+/// standard error.
+pub fn render_what_if(w: &WhatIf) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "what-if: {} trade(s) added, {} position(s) removed; {} paths, seed {}, common random numbers",
+        w.trades_added.len(),
+        w.positions_removed.len(),
+        money(w.paths as f64, 0),
+        w.seed
+    );
+    let _ = writeln!(
+        out,
+        "base value       {} → {} USD ({} → {} positions)",
+        money(w.before.base_value, 2),
+        money(w.after.base_value, 2),
+        w.before.positions,
+        w.after.positions
+    );
+    let _ = writeln!(
+        out,
+        "\n{:>10}  {:>6}  {:>24} {:>24} {:>24}",
+        "confidence", "", "before ± s.e.", "after ± s.e.", "change ± s.e."
+    );
+    let cell = |v: f64, se: f64| format!("{:>24}", format!("{} ±{}", money(v, 0), money(se, 0)));
+    for ((b, a), c) in w
+        .before
+        .measures
+        .iter()
+        .zip(&w.after.measures)
+        .zip(&w.change)
+    {
+        for (name, pick) in [("VaR", 0), ("ES", 1)] {
+            let get = |m: &RiskMeasure| {
+                if pick == 0 {
+                    (m.var, m.var_stderr)
+                } else {
+                    (m.es, m.es_stderr)
+                }
+            };
+            let (level, label) = if pick == 0 {
+                (format!("{:.2}%", b.confidence * 100.0), name)
+            } else {
+                (String::new(), name)
+            };
+            let _ = writeln!(
+                out,
+                "{level:>10}  {label:>6}  {} {} {}",
+                cell(get(b).0, get(b).1),
+                cell(get(a).0, get(a).1),
+                cell(get(c).0, get(c).1)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nthe change's standard error is that of the difference on the same paths (common random \
+         numbers)"
     );
     out
 }
