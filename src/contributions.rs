@@ -53,6 +53,16 @@ pub struct Entity {
 }
 
 impl Entity {
+    /// A single position of `size` (its quantity) holding `instrument`, one coin per unit.
+    pub fn position(key: String, size: f64, instrument: usize) -> Entity {
+        Entity {
+            group: "position",
+            key,
+            size,
+            weights: vec![(instrument, 1.0)],
+        }
+    }
+
     /// Loss per unit of size on a path, from the instruments' per-unit P&L.
     fn unit_loss(&self, instrument_pnl: &[f64]) -> f64 {
         -self

@@ -152,9 +152,8 @@ pub fn var_es(pnl: &[f64], confidences: &[f64]) -> Vec<RiskMeasure> {
 /// `before` and `after` are [`var_es`] of `pnl_before` and `pnl_after` at the same level.
 /// Delta method on the paired influence functions:
 /// - VaR: IF = (1{L ≤ q} − a)/f(q); the change's variance is
-///   se₁² + se₂² − 2ρ·se₁·se₂ with ρ = (P(L₁ ≤ q₁, L₂ ≤ q₂) − a²)/(a(1 − a)), the
-///   correlation of the two quantile indicators, counted on the paths; f is the density
-///   already implied by each VaR standard error.
+///   Var(1{L₂ ≤ q₂}/f₂ − 1{L₁ ≤ q₁}/f₁)/n, counted on the paths, with each density f the
+///   one already implied by that VaR's standard error (identical books give exactly 0).
 /// - ES: IF = ((L − q)⁺ − E)/(1 − a); the change's variance is
 ///   Var((L₂ − q₂)⁺ − (L₁ − q₁)⁺)/(n(1 − a)²), from the paths.
 ///
@@ -168,27 +167,27 @@ pub fn change(
 ) -> RiskMeasure {
     let a = before.confidence;
     let n = pnl_before.len() as f64;
-    let (mut both_below, mut s1, mut s2) = (0.0, 0.0, 0.0);
+    // 1/f_j = se_j·√n/√(a(1 − a)): the inverse density implied by each VaR error.
+    let inverse_density = |m: &RiskMeasure| m.var_stderr * n.sqrt() / (a * (1.0 - a)).sqrt();
+    let (h1, h2) = (inverse_density(before), inverse_density(after));
+    let (mut v1, mut v2, mut e1, mut e2) = (0.0, 0.0, 0.0, 0.0);
     for (p1, p2) in pnl_before.iter().zip(pnl_after) {
         let (l1, l2) = (-p1, -p2);
-        if l1 <= before.var && l2 <= after.var {
-            both_below += 1.0;
-        }
-        let d = (l2 - after.var).max(0.0) - (l1 - before.var).max(0.0);
-        s1 += d;
-        s2 += d * d;
+        let below = |l: f64, q: f64| f64::from(u8::from(l <= q));
+        let v = h2 * below(l2, after.var) - h1 * below(l1, before.var);
+        v1 += v;
+        v2 += v * v;
+        let e = (l2 - after.var).max(0.0) - (l1 - before.var).max(0.0);
+        e1 += e;
+        e2 += e * e;
     }
-    let rho = ((both_below / n - a * a) / (a * (1.0 - a))).clamp(-1.0, 1.0);
-    let (se1, se2) = (before.var_stderr, after.var_stderr);
-    let var_variance = se1 * se1 + se2 * se2 - 2.0 * rho * se1 * se2;
-    let mean = s1 / n;
-    let es_variance = (s2 / n - mean * mean).max(0.0) / n;
+    let variance_of_mean = |s1: f64, s2: f64| (s2 / n - (s1 / n) * (s1 / n)).max(0.0) / n;
     RiskMeasure {
         confidence: a,
         var: after.var - before.var,
         es: after.es - before.es,
-        var_stderr: var_variance.max(0.0).sqrt(),
-        es_stderr: es_variance.sqrt() / (1.0 - a),
+        var_stderr: variance_of_mean(v1, v2).sqrt(),
+        es_stderr: variance_of_mean(e1, e2).sqrt() / (1.0 - a),
     }
 }
 
