@@ -181,7 +181,8 @@ pub fn render_contributions(rows: &[Contribution], additivity: &Additivity) -> S
     let group = rows.first().map_or("position", |r| r.group);
     let _ = writeln!(
         out,
-        "\ncontributions by {group} at {:.2}% (± standard error; marginal per unit of {})",
+        "\ncontributions by {group} at {:.2}%, largest component ES first (± standard error; \
+         marginal per unit of {})",
         additivity.confidence * 100.0,
         if group == "position" {
             "quantity"
@@ -205,7 +206,9 @@ pub fn render_contributions(rows: &[Contribution], additivity: &Additivity) -> S
         let text = format!("{} ±{}", money(v, decimals), money(se, decimals));
         format!("{text:>width$}")
     };
-    for r in rows {
+    let mut by_es: Vec<&Contribution> = rows.iter().collect();
+    by_es.sort_by(|a, b| b.component_es.total_cmp(&a.component_es));
+    for r in by_es {
         let _ = writeln!(
             out,
             "{:<26} {} {} {} {} {} {}",
