@@ -221,20 +221,21 @@ pub fn render_contributions(rows: &[Contribution], additivity: &Additivity) -> S
             pair(r.incremental_es, r.incremental_es_stderr, 21),
         );
     }
-    let _ = writeln!(
-        out,
-        "{:<26} {:>21} {:>21}",
-        "sum of components",
-        money(additivity.component_var_sum, 0),
-        money(additivity.component_es_sum, 0)
-    );
-    let _ = writeln!(
-        out,
-        "{:<26} {:>21} {:>21}",
-        "portfolio",
-        money(additivity.var, 0),
-        money(additivity.es, 0)
-    );
+    for (label, var, es) in [
+        (
+            "sum of components",
+            additivity.component_var_sum,
+            additivity.component_es_sum,
+        ),
+        ("portfolio", additivity.var, additivity.es),
+    ] {
+        let _ = writeln!(
+            out,
+            "{label:<26} {:>21} {:>21}",
+            money(var, 0),
+            money(es, 0)
+        );
+    }
     let _ = writeln!(
         out,
         "additivity error: VaR {} (window smoothing of the VaR scenario), ES {}",

@@ -249,6 +249,21 @@ fn what_if(scenario: &Scenario, extra: &[&str]) -> serde_json::Value {
     ))
 }
 
+/// The contributions row of position `key` in a 100,000-path run of `scenario`.
+fn position_contribution(scenario: &Scenario, key: &str) -> serde_json::Value {
+    let args = [
+        "--format",
+        "json",
+        "--paths",
+        "100000",
+        "--contributions",
+        "position",
+    ];
+    let run = json(&scenario.tailrisk("run", &args));
+    let rows = run["contributions"].as_array().unwrap();
+    rows.iter().find(|r| r["key"] == key).unwrap().clone()
+}
+
 #[test]
 fn zero_size_trade_changes_nothing_exactly() {
     let scenario = Scenario::with_positions(POSITIONS);
@@ -280,24 +295,8 @@ fn tiny_trade_changes_var_by_marginal_var_times_size() {
         &scenario,
         &["--trades", scenario.path("trades.csv").to_str().unwrap()],
     );
-    let run = json(&scenario.tailrisk(
-        "run",
-        &[
-            "--format",
-            "json",
-            "--paths",
-            "100000",
-            "--contributions",
-            "position",
-        ],
-    ));
     // position `a` is BTC spot: its marginal is per coin, like the trade's
-    let a = run["contributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["key"] == "a")
-        .unwrap();
+    let a = position_contribution(&scenario, "a");
     let change = whatif["change"]
         .as_array()
         .unwrap()
@@ -329,23 +328,7 @@ fn tiny_trade_changes_var_by_marginal_var_times_size() {
 fn removing_a_position_matches_its_incremental_var() {
     let scenario = Scenario::with_positions(POSITIONS);
     let whatif = what_if(&scenario, &["--remove", "d"]);
-    let run = json(&scenario.tailrisk(
-        "run",
-        &[
-            "--format",
-            "json",
-            "--paths",
-            "100000",
-            "--contributions",
-            "position",
-        ],
-    ));
-    let d = run["contributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["key"] == "d")
-        .unwrap();
+    let d = position_contribution(&scenario, "d");
     let change = &whatif["change"][2];
     assert_eq!(change["confidence"], 0.99);
     // same paths, same estimator: removal is exactly minus the incremental figure
