@@ -296,7 +296,7 @@ fn tiny_trade_changes_var_by_marginal_var_times_size() {
         &["--trades", scenario.path("trades.csv").to_str().unwrap()],
     );
     // position `a` is BTC spot: its marginal is per coin, like the trade's
-    let a = position_contribution(&scenario, "a");
+    let a = &position_contribution(&scenario, "a");
     let change = whatif["change"]
         .as_array()
         .unwrap()
@@ -328,7 +328,7 @@ fn tiny_trade_changes_var_by_marginal_var_times_size() {
 fn removing_a_position_matches_its_incremental_var() {
     let scenario = Scenario::with_positions(POSITIONS);
     let whatif = what_if(&scenario, &["--remove", "d"]);
-    let d = position_contribution(&scenario, "d");
+    let d = &position_contribution(&scenario, "d");
     let change = &whatif["change"][2];
     assert_eq!(change["confidence"], 0.99);
     // same paths, same estimator: removal is exactly minus the incremental figure
