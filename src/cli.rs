@@ -1,4 +1,4 @@
-//! The command line: `tailrisk run`, `exposures`, `whatif` and `synthetic`. The binary only calls [`main`].
+//! The command line: `tailrisk run`, `exposures`, `whatif`, `stress` and `synthetic`. The binary only calls [`main`].
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,7 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::config::load_stress_file;
 use crate::contributions::{
     contributions, entities, Additivity, Contribution, SimulatedLosses, TailPlan,
 };
@@ -16,9 +17,11 @@ use crate::exposures::exposures;
 use crate::job::Job;
 use crate::output::write_run_outputs;
 use crate::report::{
-    render_contributions, render_exposures, render_run, render_what_if, run_report,
+    render_contributions, render_exposures, render_run, render_stress, render_what_if, run_report,
+    StressReport,
 };
 use crate::simulation::{SimulationSettings, Simulator};
+use crate::stress::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES};
 use crate::synthetic::{write_synthetic_scenario, SyntheticSpec};
 use crate::whatif::what_if;
 
@@ -52,6 +55,9 @@ enum Command {
     /// VaR and ES before and after adding trades and/or removing positions, on common random
     /// numbers, with the standard error of the change.
     Whatif(WhatifArgs),
+    /// Named stress scenarios (with their breakdown), the spot × implied-vol grid,
+    /// historical replay and reverse stress.
+    Stress(StressArgs),
     /// Write a synthetic scenario folder (scenario.toml, market.csv, positions.csv) of any
     /// size, for benchmarks and scale tests.
     Synthetic(SyntheticArgs),
@@ -195,6 +201,15 @@ struct WhatifArgs {
 }
 
 #[derive(Debug, Args)]
+struct StressArgs {
+    #[command(flatten)]
+    common: ScenarioArgs,
+    /// More `[[stress]]` scenarios from these files (e.g. scenarios/stress/crypto_history.toml).
+    #[arg(long = "stress-file", value_name = "FILE")]
+    stress_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct SyntheticArgs {
     /// Folder to write (created if missing).
     dir: PathBuf,
@@ -226,6 +241,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(&args),
         Command::Exposures(args) => show_exposures(&args),
         Command::Whatif(args) => run_what_if(&args),
+        Command::Stress(args) => run_stress(&args),
         Command::Synthetic(args) => write_synthetic(&args),
     };
     match outcome {
@@ -338,6 +354,34 @@ fn run_what_if(args: &WhatifArgs) -> Result<()> {
         Format::Json => print_json(&result, &args.common.scenario),
         Format::Table => {
             print!("{}", render_what_if(&result));
+            Ok(())
+        }
+    }
+}
+
+fn run_stress(args: &StressArgs) -> Result<()> {
+    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let book = StressBook::new(&job);
+    let mut scenarios = Vec::new();
+    for spec in &job.scenario.stress {
+        scenarios.push(book.run_spec(spec, &job.scenario.path)?);
+    }
+    for file in &args.stress_files {
+        for spec in load_stress_file(file)? {
+            scenarios.push(book.run_spec(&spec, file)?);
+        }
+    }
+    let report = StressReport {
+        base_value: job.aggregated.base_value(),
+        horizon_days: job.scenario.run.horizon_days,
+        valuation_time: job.valuation_time.to_rfc3339(),
+        stress: scenarios,
+        grid: stress_grids(&book, &GRID_SPOT_MOVES, &GRID_VOL_MOVES),
+    };
+    match args.common.format {
+        Format::Json => print_json(&report, &args.common.scenario),
+        Format::Table => {
+            print!("{}", render_stress(&report));
             Ok(())
         }
     }

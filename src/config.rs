@@ -89,12 +89,43 @@ pub struct CorrelationSpec {
     pub matrix: Vec<Vec<f64>>,
 }
 
-/// `[[stress]]`: a named deterministic move of factors (relative: −0.30 means × 0.70).
+/// `[[stress]]`: a named deterministic move of factors (relative: −0.30 means × 0.70),
+/// optionally with the default of a venue or counterparty.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StressSpec {
     pub name: String,
+    /// Factor name (`BTC.spot`, `BTC.vol`) → relative move; factors not named do not move.
+    #[serde(default)]
     pub shocks: BTreeMap<String, f64>,
+    /// What happened, for the report.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Where the figures come from (data file and dates, or a citation).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// A venue whose positions are lost in this scenario.
+    #[serde(default)]
+    pub default_venue: Option<String>,
+    /// A counterparty whose positions are lost in this scenario.
+    #[serde(default)]
+    pub default_counterparty: Option<String>,
+}
+
+/// A file of `[[stress]]` scenarios only (the shipped library in `scenarios/stress/`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StressFile {
+    #[serde(default)]
+    stress: Vec<StressSpec>,
+}
+
+/// Reads a file of `[[stress]]` scenarios.
+pub fn load_stress_file(path: &Path) -> Result<Vec<StressSpec>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::in_file(path, format!("cannot read stress file: {e}")))?;
+    let file: StressFile = toml::from_str(&text).map_err(|e| toml_error(&text, path, &e))?;
+    Ok(file.stress)
 }
 
 #[derive(Deserialize)]
@@ -150,13 +181,7 @@ impl ScenarioFile {
 
     /// Parses scenario text; `path` names it in errors and anchors relative file paths.
     pub fn parse(text: &str, path: &Path) -> Result<ScenarioFile> {
-        let raw: RawScenario = toml::from_str(text).map_err(|e| {
-            let location = e
-                .span()
-                .map(|span| Location::Line(line_of_offset(text, span.start)))
-                .unwrap_or(Location::File);
-            Error::input(path, location, None, e.message().trim().to_owned())
-        })?;
+        let raw: RawScenario = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
         let base = path.parent().unwrap_or(Path::new(""));
         let scenario = ScenarioFile {
             path: path.to_path_buf(),
@@ -168,6 +193,15 @@ impl ScenarioFile {
         };
         Ok(scenario)
     }
+}
+
+/// A TOML parse error at its line.
+fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> Error {
+    let location = e
+        .span()
+        .map(|span| Location::Line(line_of_offset(text, span.start)))
+        .unwrap_or(Location::File);
+    Error::input(path, location, None, e.message().trim().to_owned())
 }
 
 fn line_of_offset(text: &str, offset: usize) -> usize {

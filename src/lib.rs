@@ -15,7 +15,8 @@
 //! 6. risk — [`measures`] (VaR, ES and their standard errors) and [`contributions`] (Euler,
 //!    marginal and incremental VaR / ES of positions and groups) and [`whatif`] (the
 //!    book before and after proposed trades);
-//! 7. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`cli`].
+//! 7. stress — [`stress`] (named scenarios, defaults, spot × vol grids);
+//! 8. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`cli`].
 //!
 //! [`job`] loads a scenario file and everything it points to, in that order; [`synthetic`]
 //! writes large synthetic books for benchmarks.
@@ -43,6 +44,7 @@ pub mod report;
 pub mod revaluation;
 pub mod shocks;
 pub mod simulation;
+pub mod stress;
 pub mod synthetic;
 pub mod table;
 pub mod time;

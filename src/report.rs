@@ -11,6 +11,7 @@ use crate::exposures::{ExposureRow, GROUPS};
 use crate::job::Job;
 use crate::measures::{mean_and_stdev, var_es, RiskMeasure};
 use crate::simulation::SimulationSettings;
+use crate::stress::{StressGrid, StressResult};
 use crate::whatif::WhatIf;
 
 /// The result of `tailrisk run`: the SPEC keys first, then context. Contains nothing that
@@ -305,6 +306,81 @@ pub fn render_what_if(w: &WhatIf) -> String {
         "\nthe change's standard error is that of the difference on the same paths (common random \
          numbers)"
     );
+    out
+}
+
+/// The result of `tailrisk stress` (JSON: `stress` array, `grid` array).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StressReport {
+    pub base_value: f64,
+    pub horizon_days: f64,
+    pub valuation_time: String,
+    pub stress: Vec<StressResult>,
+    pub grid: Vec<StressGrid>,
+}
+
+/// The readable stress report: named scenarios with their breakdown by underlying, then the
+/// spot × implied-vol grids.
+pub fn render_stress(report: &StressReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "stress at {} over {} day(s); base value {} USD",
+        report.valuation_time,
+        report.horizon_days,
+        money(report.base_value, 0)
+    );
+    if !report.stress.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<40} {:>14} {:>8}  by underlying",
+            "scenario", "P&L", "% base"
+        );
+        for s in &report.stress {
+            let by_underlying: Vec<String> = s.breakdown["underlying"]
+                .iter()
+                .map(|(k, v)| format!("{k} {}", money(*v, 0)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:<40} {:>14} {:>7.2}%  {}",
+                s.name,
+                money(s.pnl, 0),
+                100.0 * s.pnl / report.base_value,
+                by_underlying.join(", ")
+            );
+            if let (Some(d), Some(lost)) = (&s.default, s.exposure_lost) {
+                let _ = writeln!(
+                    out,
+                    "{:<40} default of {} '{}': exposure lost {}",
+                    "",
+                    d.group,
+                    d.key,
+                    money(lost, 0)
+                );
+            }
+        }
+    }
+    for g in &report.grid {
+        let _ = writeln!(
+            out,
+            "\nP&L grid, {}: spot move (rows) × implied-vol move (columns)",
+            g.underlying
+        );
+        let header: String = g
+            .vol_moves
+            .iter()
+            .map(|v| format!("{:>12}", format!("{:+.0}%", v * 100.0)))
+            .collect();
+        let _ = writeln!(out, "{:>8}{header}", "");
+        for (s, row) in g.spot_moves.iter().zip(&g.pnl) {
+            let cells: String = row
+                .iter()
+                .map(|p| format!("{:>12}", money(*p, 0)))
+                .collect();
+            let _ = writeln!(out, "{:>8}{cells}", format!("{:+.0}%", s * 100.0));
+        }
+    }
     out
 }
 
