@@ -16,10 +16,12 @@ use crate::error::{Error, Result, EXIT_OK};
 use crate::exposures::exposures;
 use crate::job::Job;
 use crate::output::write_run_outputs;
+use crate::replay::{replay, PriceHistory};
 use crate::report::{
     render_contributions, render_exposures, render_run, render_stress, render_what_if, run_report,
     StressReport,
 };
+use crate::reverse::reverse_stress;
 use crate::simulation::{SimulationSettings, Simulator};
 use crate::stress::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES};
 use crate::synthetic::{write_synthetic_scenario, SyntheticSpec};
@@ -207,6 +209,29 @@ struct StressArgs {
     /// More `[[stress]]` scenarios from these files (e.g. scenarios/stress/crypto_history.toml).
     #[arg(long = "stress-file", value_name = "FILE")]
     stress_files: Vec<PathBuf>,
+    /// Replay every historical move of this daily price file (columns date, then U or
+    /// U:close per underlying; CSV or Parquet).
+    #[arg(long, value_name = "PRICES")]
+    history: Option<PathBuf>,
+    /// Length of the replayed moves in calendar days.
+    #[arg(long, default_value_t = 1, requires = "history", value_parser = clap::value_parser!(u64).range(1..))]
+    window: u64,
+    /// How many of the worst historical windows to report.
+    #[arg(long, default_value_t = 10, requires = "history")]
+    worst: usize,
+    /// Find the most plausible move (smallest Mahalanobis distance) losing at least LOSS.
+    #[arg(long, value_name = "LOSS", value_parser = parse_loss)]
+    reverse: Option<f64>,
+}
+
+/// A positive amount of money.
+fn parse_loss(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "expected a positive loss like 1000000, found '{text}'"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -377,6 +402,14 @@ fn run_stress(args: &StressArgs) -> Result<()> {
         valuation_time: job.valuation_time.to_rfc3339(),
         stress: scenarios,
         grid: stress_grids(&book, &GRID_SPOT_MOVES, &GRID_VOL_MOVES),
+        history: match &args.history {
+            Some(file) => {
+                let history = PriceHistory::load(file, &book.underlying_names())?;
+                Some(replay(&book, &history, args.window, args.worst))
+            }
+            None => None,
+        },
+        reverse: args.reverse.map(|loss| reverse_stress(&job, &book, loss)),
     };
     match args.common.format {
         Format::Json => print_json(&report, &args.common.scenario),

@@ -15,7 +15,9 @@
 //! 6. risk — [`measures`] (VaR, ES and their standard errors) and [`contributions`] (Euler,
 //!    marginal and incremental VaR / ES of positions and groups) and [`whatif`] (the
 //!    book before and after proposed trades);
-//! 7. stress — [`stress`] (named scenarios, defaults, spot × vol grids);
+//! 7. stress — [`stress`] (named scenarios, defaults, spot × vol grids) and [`replay`]
+//!    (historical moves applied to today's book) and [`reverse`] (the most plausible move
+//!    that loses a given amount);
 //! 8. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`cli`].
 //!
 //! [`job`] loads a scenario file and everything it points to, in that order; [`synthetic`]
@@ -40,8 +42,10 @@ pub mod model;
 pub mod output;
 pub mod paths;
 pub mod pricing;
+pub mod replay;
 pub mod report;
 pub mod revaluation;
+pub mod reverse;
 pub mod shocks;
 pub mod simulation;
 pub mod stress;

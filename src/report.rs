@@ -10,6 +10,8 @@ use crate::correlation::RepairReport;
 use crate::exposures::{ExposureRow, GROUPS};
 use crate::job::Job;
 use crate::measures::{mean_and_stdev, var_es, RiskMeasure};
+use crate::replay::Replay;
+use crate::reverse::ReverseStress;
 use crate::simulation::SimulationSettings;
 use crate::stress::{StressGrid, StressResult};
 use crate::whatif::WhatIf;
@@ -317,6 +319,12 @@ pub struct StressReport {
     pub valuation_time: String,
     pub stress: Vec<StressResult>,
     pub grid: Vec<StressGrid>,
+    /// With `--history`: the worst historical windows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Replay>,
+    /// With `--reverse`: the most plausible move losing the amount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<ReverseStress>,
 }
 
 /// The readable stress report: named scenarios with their breakdown by underlying, then the
@@ -361,6 +369,12 @@ pub fn render_stress(report: &StressReport) -> String {
             }
         }
     }
+    if let Some(h) = &report.history {
+        render_replay(&mut out, h);
+    }
+    if let Some(r) = &report.reverse {
+        render_reverse(&mut out, r);
+    }
     for g in &report.grid {
         let _ = writeln!(
             out,
@@ -382,6 +396,77 @@ pub fn render_stress(report: &StressReport) -> String {
         }
     }
     out
+}
+
+fn render_replay(out: &mut String, h: &Replay) {
+    let _ = writeln!(
+        out,
+        "\nhistorical replay: {} windows of {} day(s); worst {}",
+        h.windows,
+        h.window_days,
+        h.worst.len()
+    );
+    if !h.not_in_history.is_empty() {
+        let _ = writeln!(
+            out,
+            "not in the history (held fixed): {}",
+            h.not_in_history.join(", ")
+        );
+    }
+    for r in &h.worst {
+        let moves: Vec<String> = r
+            .window
+            .moves
+            .iter()
+            .map(|(u, m)| format!("{u} {:+.1}%", m * 100.0))
+            .collect();
+        let missing = if r.window.missing.is_empty() {
+            String::new()
+        } else {
+            format!(" (no data: {})", r.window.missing.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "{} → {}  {:>14}  {}{missing}",
+            r.window.start,
+            r.window.end,
+            money(r.pnl, 0),
+            moves.join(", ")
+        );
+    }
+}
+
+fn render_reverse(out: &mut String, r: &ReverseStress) {
+    let _ = writeln!(
+        out,
+        "\nreverse stress: loss of at least {}",
+        money(r.target_loss, 0)
+    );
+    if !r.reached {
+        let _ = writeln!(
+            out,
+            "not reached within {} standard deviations (best found loses {})",
+            crate::reverse::MAX_DISTANCE,
+            money(r.loss, 0)
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "most plausible move: {:.2} standard deviations (Mahalanobis); tail probability {:.2e} \
+         under the model, {:.2e} if normal; loses {}",
+        r.mahalanobis_distance,
+        r.probability_model,
+        r.probability_normal,
+        money(r.loss, 0)
+    );
+    let moves: Vec<String> = r
+        .scenario
+        .moves
+        .iter()
+        .map(|(f, m)| format!("{f} {:+.1}%", m * 100.0))
+        .collect();
+    let _ = writeln!(out, "moves: {}", moves.join(", "));
 }
 
 /// The readable exposures report: one section per group, a subtotal of currency figures

@@ -135,6 +135,16 @@ impl<'a> StressBook<'a> {
             .collect()
     }
 
+    /// Names of the underlyings the book holds.
+    pub fn held_underlyings(&self) -> Vec<&str> {
+        self.job
+            .aggregated
+            .underlyings
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect()
+    }
+
     /// P&L of every position (book order) after the move, at the horizon.
     pub fn position_pnl(&self, m: &FactorMove) -> Vec<f64> {
         let log_spot: Vec<f64> = m.spot.iter().map(|s| s.ln_1p()).collect();

@@ -107,6 +107,11 @@ impl Table {
         })
     }
 
+    /// The column names, in file order (trimmed).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// The index of a column, if present.
     pub fn column(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n.eq_ignore_ascii_case(name))
