@@ -147,11 +147,15 @@ fn historical_replay_applies_each_window_to_today() {
         &["--history", scenario.path("prices.csv").to_str().unwrap()],
     );
     let worst = &one_day["history"]["worst"][0];
-    assert_eq!(
-        worst["end"], "2020-01-02",
-        "BTC −10 % with ETH missing that day"
-    );
+    // 2 → 3 Jan: BTC 90 → 80; ETH's last price at or before 2 Jan is 1 Jan's, older than one
+    // window, so ETH is missing rather than stale
+    assert_eq!(worst["end"], "2020-01-03");
     assert_eq!(worst["missing"], serde_json::json!(["ETH"]));
+    assert_rel(
+        "BTC move",
+        worst["moves"]["BTC"].as_f64().unwrap(),
+        80.0 / 90.0 - 1.0,
+    );
 }
 
 #[test]
