@@ -1,4 +1,5 @@
-//! The command line: `tailrisk run`, `exposures`, `whatif`, `stress` and `synthetic`. The binary only calls [`main`].
+//! The command line: `tailrisk run`, `exposures`, `whatif`, `stress`, `report` and
+//! `synthetic`. The binary only calls [`main`].
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use crate::contributions::{
 };
 use crate::error::{Error, Result, EXIT_OK};
 use crate::exposures::exposures;
+use crate::html::{committee_report, CommitteeInputs};
 use crate::job::Job;
 use crate::output::write_run_outputs;
 use crate::replay::{replay, PriceHistory};
@@ -60,6 +62,10 @@ enum Command {
     /// Named stress scenarios (with their breakdown), the spot × implied-vol grid,
     /// historical replay and reverse stress.
     Stress(StressArgs),
+    /// Write the risk committee report: one self-contained HTML file with the summary,
+    /// exposures, P&L distribution, contributions, stress table, spot × vol heatmap, model
+    /// and data provenance.
+    Report(ReportArgs),
     /// Write a synthetic scenario folder (scenario.toml, market.csv, positions.csv) of any
     /// size, for benchmarks and scale tests.
     Synthetic(SyntheticArgs),
@@ -206,6 +212,13 @@ struct WhatifArgs {
 struct StressArgs {
     #[command(flatten)]
     common: ScenarioArgs,
+    #[command(flatten)]
+    options: StressOptions,
+}
+
+/// What a stress run covers beyond the scenario file's `[[stress]]` and the grid.
+#[derive(Debug, Args)]
+struct StressOptions {
     /// More `[[stress]]` scenarios from these files (e.g. scenarios/stress/crypto_history.toml).
     #[arg(long = "stress-file", value_name = "FILE")]
     stress_files: Vec<PathBuf>,
@@ -232,6 +245,25 @@ fn parse_loss(text: &str) -> std::result::Result<f64, String> {
             "expected a positive loss like 1000000, found '{text}'"
         )),
     }
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Scenario file (TOML).
+    scenario: PathBuf,
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Repair a correlation matrix that is not positive definite (Higham).
+    #[arg(long)]
+    repair_correlation: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    simulation: SimulationArgs,
+    #[command(flatten)]
+    stress: StressOptions,
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +299,7 @@ pub fn main() -> ExitCode {
         Command::Exposures(args) => show_exposures(&args),
         Command::Whatif(args) => run_what_if(&args),
         Command::Stress(args) => run_stress(&args),
+        Command::Report(args) => write_report(&args),
         Command::Synthetic(args) => write_synthetic(&args),
     };
     match outcome {
@@ -386,7 +419,20 @@ fn run_what_if(args: &WhatifArgs) -> Result<()> {
 
 fn run_stress(args: &StressArgs) -> Result<()> {
     let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
-    let book = StressBook::new(&job);
+    let report = stress_report(&job, &args.options)?;
+    match args.common.format {
+        Format::Json => print_json(&report, &args.common.scenario),
+        Format::Table => {
+            print!("{}", render_stress(&report));
+            Ok(())
+        }
+    }
+}
+
+/// Named scenarios (the scenario file's and `--stress-file`s), grids, and the optional
+/// historical replay and reverse stress.
+fn stress_report(job: &Job, args: &StressOptions) -> Result<StressReport> {
+    let book = StressBook::new(job);
     let mut scenarios = Vec::new();
     for spec in &job.scenario.stress {
         scenarios.push(book.run_spec(spec, &job.scenario.path)?);
@@ -396,7 +442,7 @@ fn run_stress(args: &StressArgs) -> Result<()> {
             scenarios.push(book.run_spec(&spec, file)?);
         }
     }
-    let report = StressReport {
+    Ok(StressReport {
         base_value: job.aggregated.base_value(),
         horizon_days: job.scenario.run.horizon_days,
         valuation_time: job.valuation_time.to_rfc3339(),
@@ -409,15 +455,42 @@ fn run_stress(args: &StressArgs) -> Result<()> {
             }
             None => None,
         },
-        reverse: args.reverse.map(|loss| reverse_stress(&job, &book, loss)),
+        reverse: args.reverse.map(|loss| reverse_stress(job, &book, loss)),
+    })
+}
+
+fn write_report(args: &ReportArgs) -> Result<()> {
+    let job = Job::load(&args.scenario, args.repair_correlation)?;
+    let settings = args.simulation.settings(&job);
+    let (pool, _) = args.simulation.pool()?;
+    let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
+    let bar = progress_bar(settings.paths, args.quiet);
+    let pnl = pool.install(|| simulator.pnl(&|done| bar.inc(done)))?;
+    bar.finish_and_clear();
+    let run = run_report(&job, &settings, &pnl);
+    let level = job
+        .scenario
+        .run
+        .confidence
+        .iter()
+        .copied()
+        .fold(f64::NAN, f64::max);
+    let by = |group| pool.install(|| contributions_of(&job, &simulator, &pnl, group, level));
+    let inputs = CommitteeInputs {
+        job: &job,
+        run: &run,
+        pnl: &pnl,
+        exposures: exposures(&job.book, &job.aggregated),
+        by_underlying: by("underlying"),
+        by_position: by("position"),
+        stress: stress_report(&job, &args.stress)?,
     };
-    match args.common.format {
-        Format::Json => print_json(&report, &args.common.scenario),
-        Format::Table => {
-            print!("{}", render_stress(&report));
-            Ok(())
-        }
+    let html = committee_report(&inputs);
+    std::fs::write(&args.out, html).map_err(|e| Error::output(&args.out, e))?;
+    if !args.quiet {
+        eprintln!("wrote {}", args.out.display());
     }
+    Ok(())
 }
 
 fn write_synthetic(args: &SyntheticArgs) -> Result<()> {

@@ -18,7 +18,8 @@
 //! 7. stress — [`stress`] (named scenarios, defaults, spot × vol grids) and [`replay`]
 //!    (historical moves applied to today's book) and [`reverse`] (the most plausible move
 //!    that loses a given amount);
-//! 8. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`cli`].
+//! 8. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`html`]
+//!    (the committee report) with [`svg`] (its charts), [`cli`].
 //!
 //! [`job`] loads a scenario file and everything it points to, in that order; [`synthetic`]
 //! writes large synthetic books for benchmarks.
@@ -34,6 +35,7 @@ pub mod contributions;
 pub mod correlation;
 pub mod error;
 pub mod exposures;
+pub mod html;
 pub mod instrument;
 pub mod job;
 pub mod market;
@@ -49,6 +51,7 @@ pub mod reverse;
 pub mod shocks;
 pub mod simulation;
 pub mod stress;
+pub mod svg;
 pub mod synthetic;
 pub mod table;
 pub mod time;
