@@ -1,6 +1,7 @@
-//! The command line: `tailrisk run`, `exposures`, `whatif`, `stress`, `report` and
-//! `synthetic`. The binary only calls [`main`].
+//! The command line: `tailrisk run`, `exposures`, `whatif`, `stress`, `report`,
+//! `calibrate`, `backtest` and `synthetic`. The binary only calls [`main`].
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::calibration::{calibrate, ReturnSeries, Weighting};
 use crate::config::load_stress_file;
 use crate::contributions::{
     contributions, entities, Additivity, Contribution, SimulatedLosses, TailPlan,
@@ -66,6 +68,9 @@ enum Command {
     /// exposures, P&L distribution, contributions, stress table, spot × vol heatmap, model
     /// and data provenance.
     Report(ReportArgs),
+    /// Calibrate the model (vols, correlations, Student-t dof) from daily history and print
+    /// it as a scenario file's [model] section.
+    Calibrate(CalibrateArgs),
     /// Write a synthetic scenario folder (scenario.toml, market.csv, positions.csv) of any
     /// size, for benchmarks and scale tests.
     Synthetic(SyntheticArgs),
@@ -266,6 +271,76 @@ struct ReportArgs {
     stress: StressOptions,
 }
 
+/// How the past is weighted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Method {
+    /// Exponentially weighted (RiskMetrics), decay --lambda.
+    Ewma,
+    /// Equally weighted over the window, mean removed.
+    Sample,
+}
+
+/// Flags of every command that calibrates.
+#[derive(Debug, Args)]
+struct CalibrationArgs {
+    /// Daily prices: a date column, then `U` or `U:close` per underlying (CSV or Parquet).
+    #[arg(long, value_name = "PRICES")]
+    history: PathBuf,
+    /// Daily implied-vol levels (`U` or `U:vol` columns); without it, vol factors get the
+    /// documented defaults.
+    #[arg(long, value_name = "VOLS")]
+    vol_history: Option<PathBuf>,
+    /// Weighting of the past.
+    #[arg(long, value_enum, default_value_t = Method::Ewma)]
+    method: Method,
+    /// EWMA decay per day.
+    #[arg(long, default_value_t = 0.94, value_parser = parse_lambda)]
+    lambda: f64,
+    /// Use only the last N returns of each series.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    window: Option<u64>,
+}
+
+impl CalibrationArgs {
+    fn weighting(&self) -> Weighting {
+        match self.method {
+            Method::Ewma => Weighting::Ewma {
+                lambda: self.lambda,
+            },
+            Method::Sample => Weighting::Sample,
+        }
+    }
+
+    fn window(&self) -> Option<usize> {
+        self.window.map(|w| w as usize)
+    }
+}
+
+/// A decay factor strictly between 0 and 1.
+fn parse_lambda(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
+        _ => Err(format!(
+            "expected a decay in (0, 1) like 0.94, found '{text}'"
+        )),
+    }
+}
+
+#[derive(Debug, Args)]
+struct CalibrateArgs {
+    #[command(flatten)]
+    calibration: CalibrationArgs,
+    /// Only these underlyings (default: every price column).
+    #[arg(long, value_delimiter = ',', value_name = "U,U")]
+    underlyings: Vec<String>,
+    /// Output: the [model] section as TOML (`table`) or the calibration as JSON.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Also write the [model] section to this file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 struct SyntheticArgs {
     /// Folder to write (created if missing).
@@ -300,6 +375,7 @@ pub fn main() -> ExitCode {
         Command::Whatif(args) => run_what_if(&args),
         Command::Stress(args) => run_stress(&args),
         Command::Report(args) => write_report(&args),
+        Command::Calibrate(args) => run_calibrate(&args),
         Command::Synthetic(args) => write_synthetic(&args),
     };
     match outcome {
@@ -491,6 +567,55 @@ fn write_report(args: &ReportArgs) -> Result<()> {
         eprintln!("wrote {}", args.out.display());
     }
     Ok(())
+}
+
+/// Spot and implied-vol return series of `underlyings` (all columns when empty).
+fn load_returns(
+    args: &CalibrationArgs,
+    underlyings: &[String],
+) -> Result<(
+    BTreeMap<String, ReturnSeries>,
+    BTreeMap<String, ReturnSeries>,
+)> {
+    let names: Vec<&str> = underlyings.iter().map(String::as_str).collect();
+    let chosen = (!names.is_empty()).then_some(names.as_slice());
+    let to_returns = |h: PriceHistory| -> BTreeMap<String, ReturnSeries> {
+        h.series
+            .iter()
+            .map(|(u, levels)| (u.clone(), ReturnSeries::from_levels(levels)))
+            .collect()
+    };
+    let spots = to_returns(PriceHistory::load_levels(&args.history, chosen, ":close")?);
+    let vols = match &args.vol_history {
+        Some(path) => {
+            let spot_names: Vec<&str> = spots.keys().map(String::as_str).collect();
+            to_returns(PriceHistory::load_levels(path, Some(&spot_names), ":vol")?)
+        }
+        None => BTreeMap::new(),
+    };
+    Ok((spots, vols))
+}
+
+fn run_calibrate(args: &CalibrateArgs) -> Result<()> {
+    let (spots, vols) = load_returns(&args.calibration, &args.underlyings)?;
+    let calibration = calibrate(
+        &spots,
+        &vols,
+        args.calibration.weighting(),
+        args.calibration.window(),
+        None,
+    );
+    let text = calibration.to_toml(&args.calibration.history.display().to_string());
+    if let Some(out) = &args.out {
+        std::fs::write(out, &text).map_err(|e| Error::output(out, e))?;
+    }
+    match args.format {
+        Format::Json => print_json(&calibration, &args.calibration.history),
+        Format::Table => {
+            print!("{text}");
+            Ok(())
+        }
+    }
 }
 
 fn write_synthetic(args: &SyntheticArgs) -> Result<()> {

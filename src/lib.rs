@@ -7,7 +7,8 @@
 //!    [`time`] (365-day calendar);
 //! 2. aggregation — [`aggregate`] nets positions per distinct instrument;
 //!    [`exposures`] reports their Greeks;
-//! 3. model — [`correlation`] (checks, Higham repair, Cholesky) and [`model`] (risk factors);
+//! 3. model — [`correlation`] (checks, Higham repair, Cholesky), [`model`] (risk factors)
+//!    and [`calibration`] (the model from daily history);
 //! 4. scenarios — [`shocks`] (correlated normal / Student-t shocks per block stream) and
 //!    [`paths`] (price and implied-vol paths);
 //! 5. valuation — [`pricing`] (Black–Scholes and Greeks) and [`revaluation`] (the netted book
@@ -29,6 +30,7 @@
 
 pub mod aggregate;
 pub mod book;
+pub mod calibration;
 pub mod cli;
 pub mod config;
 pub mod contributions;

@@ -27,17 +27,33 @@ pub struct PriceHistory {
 }
 
 impl PriceHistory {
-    /// Reads the columns of `underlyings` that the file has (`U` or `U:close`).
+    /// Reads the price columns of `underlyings` that the file has (`U` or `U:close`).
     pub fn load(path: &Path, underlyings: &[&str]) -> Result<PriceHistory> {
+        Self::load_levels(path, Some(underlyings), ":close")
+    }
+
+    /// Reads level columns named `U` or `U{suffix}` (e.g. `BTC:close`, `BTC:vol`) for
+    /// `underlyings`, or for every such column when `None` (if any column has the suffix,
+    /// only those; else every column but the date).
+    pub fn load_levels(
+        path: &Path,
+        underlyings: Option<&[&str]>,
+        suffix: &str,
+    ) -> Result<PriceHistory> {
         let table = Table::read(path)?;
         let date_column = table
             .column("date")
             .or_else(|| (!table.names().is_empty()).then_some(0))
             .ok_or_else(|| Error::in_file(path, "no columns"))?;
         let date_name = table.names()[date_column].clone();
+        let discovered = discover_underlyings(table.names(), date_column, suffix);
+        let underlyings: Vec<&str> = match underlyings {
+            Some(list) => list.to_vec(),
+            None => discovered.iter().map(String::as_str).collect(),
+        };
         let mut series = BTreeMap::new();
-        for &u in underlyings {
-            let Some(column) = [u.to_owned(), format!("{u}:close")]
+        for u in underlyings.iter().copied() {
+            let Some(column) = [u.to_owned(), format!("{u}{suffix}")]
                 .into_iter()
                 .find(|name| table.column(name).is_some())
             else {
@@ -79,12 +95,17 @@ impl PriceHistory {
                 Location::File,
                 None,
                 format!(
-                    "no price column for any underlying of the model ({}): name columns U or U:close",
+                    "no column for any of the underlyings ({}): name columns U or U{suffix}",
                     underlyings.join(", ")
                 ),
             ));
         }
         Ok(PriceHistory { series })
+    }
+
+    /// The levels of one underlying, if present.
+    pub fn levels(&self, underlying: &str) -> Option<&[(NaiveDate, f64)]> {
+        self.series.get(underlying).map(Vec::as_slice)
     }
 
     /// The N-day relative moves ending on each date that has at least one price: (start,
@@ -128,6 +149,24 @@ impl PriceHistory {
             missing,
         })
     }
+}
+
+/// Underlying names of a wide file's columns: the prefixes of `U{suffix}` columns if any,
+/// else every column but the date.
+fn discover_underlyings(names: &[String], date_column: usize, suffix: &str) -> Vec<String> {
+    let with_suffix: Vec<String> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(suffix).map(str::to_owned))
+        .collect();
+    if !with_suffix.is_empty() {
+        return with_suffix;
+    }
+    names
+        .iter()
+        .enumerate()
+        .filter(|&(i, n)| i != date_column && !n.contains(':'))
+        .map(|(_, n)| n.clone())
+        .collect()
 }
 
 /// One historical window's moves.
