@@ -52,7 +52,7 @@ impl PriceHistory {
             None => discovered.iter().map(String::as_str).collect(),
         };
         let mut series = BTreeMap::new();
-        for u in underlyings.iter().copied() {
+        for &u in &underlyings {
             let Some(column) = [u.to_owned(), format!("{u}{suffix}")]
                 .into_iter()
                 .find(|name| table.column(name).is_some())
