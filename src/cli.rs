@@ -10,6 +10,7 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::backtest::{backtest, load_series};
 use crate::calibration::{calibrate, ReturnSeries, Weighting};
 use crate::config::load_stress_file;
 use crate::contributions::{
@@ -19,13 +20,14 @@ use crate::error::{Error, Result, EXIT_OK};
 use crate::exposures::exposures;
 use crate::html::{committee_report, CommitteeInputs};
 use crate::job::Job;
-use crate::output::write_run_outputs;
+use crate::output::{write_backtest_series, write_run_outputs};
 use crate::replay::{replay, PriceHistory};
 use crate::report::{
-    render_contributions, render_exposures, render_run, render_stress, render_what_if, run_report,
-    StressReport,
+    render_backtest, render_contributions, render_exposures, render_run, render_stress,
+    render_what_if, run_report, Alternative, BacktestReport, StressReport,
 };
 use crate::reverse::reverse_stress;
+use crate::rolling::{rolling_backtest, RollingSettings, ShockModel};
 use crate::simulation::{SimulationSettings, Simulator};
 use crate::stress::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES};
 use crate::synthetic::{write_synthetic_scenario, SyntheticSpec};
@@ -71,6 +73,9 @@ enum Command {
     /// Calibrate the model (vols, correlations, Student-t dof) from daily history and print
     /// it as a scenario file's [model] section.
     Calibrate(CalibrateArgs),
+    /// Backtest VaR and ES: a rolling out-of-sample forecast of the book on a price history,
+    /// or a given series (--series date,pnl,var[,es]).
+    Backtest(BacktestArgs),
     /// Write a synthetic scenario folder (scenario.toml, market.csv, positions.csv) of any
     /// size, for benchmarks and scale tests.
     Synthetic(SyntheticArgs),
@@ -342,6 +347,58 @@ struct CalibrateArgs {
 }
 
 #[derive(Debug, Args)]
+struct BacktestArgs {
+    /// Scenario file whose book is backtested (with --history).
+    #[arg(required_unless_present = "series", requires = "history")]
+    scenario: Option<PathBuf>,
+    /// Daily prices for the rolling backtest (`U` or `U:close` columns).
+    #[arg(long, value_name = "PRICES", conflicts_with = "series")]
+    history: Option<PathBuf>,
+    /// Backtest a given series instead: CSV or Parquet with date,pnl,var and optionally es.
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+    /// Confidence level tested (default: the scenario's highest level, or 0.99).
+    #[arg(long, value_parser = parse_level)]
+    confidence: Option<f64>,
+    /// Weighting of the past in each day's calibration.
+    #[arg(long, value_enum, default_value_t = Method::Ewma)]
+    method: Method,
+    /// EWMA decay per day.
+    #[arg(long, default_value_t = 0.94, value_parser = parse_lambda)]
+    lambda: f64,
+    /// Returns per calibration (the last N before each day; default all).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    window: Option<u64>,
+    /// Forecast with normal shocks instead of the fitted Student-t.
+    #[arg(long)]
+    normal: bool,
+    /// Backtest only the last N usable days.
+    #[arg(long, value_name = "N")]
+    days: Option<usize>,
+    /// Monte Carlo paths per daily forecast.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    paths: u64,
+    /// Random seed (day i uses seed + i).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    /// Exception rate the rate multiplier targets (default 1 − confidence).
+    #[arg(long, value_name = "RATE", value_parser = parse_level)]
+    target_rate: Option<f64>,
+    /// Skip the alternative models (normal vs Student-t, EWMA vs sample).
+    #[arg(long)]
+    no_alternatives: bool,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write the daily series (date, pnl, var, es, exception) as Parquet and CSV here.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct SyntheticArgs {
     /// Folder to write (created if missing).
     dir: PathBuf,
@@ -376,6 +433,7 @@ pub fn main() -> ExitCode {
         Command::Stress(args) => run_stress(&args),
         Command::Report(args) => write_report(&args),
         Command::Calibrate(args) => run_calibrate(&args),
+        Command::Backtest(args) => run_backtest(&args),
         Command::Synthetic(args) => write_synthetic(&args),
     };
     match outcome {
@@ -616,6 +674,132 @@ fn run_calibrate(args: &CalibrateArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_backtest(args: &BacktestArgs) -> Result<()> {
+    let report = match (&args.series, &args.scenario, &args.history) {
+        (Some(series), _, _) => {
+            let confidence = args.confidence.unwrap_or(0.99);
+            let observations = load_series(series)?;
+            BacktestReport {
+                source: series.display().to_string(),
+                backtest: backtest(&observations, confidence, args.target_rate),
+                model: None,
+                alternatives: Vec::new(),
+                positions_left_out: Vec::new(),
+                series: observations,
+            }
+        }
+        (None, Some(scenario), Some(history)) => rolling_report(args, scenario, history)?,
+        _ => unreachable_arguments()?,
+    };
+    if let Some(dir) = &args.out {
+        write_backtest_series(dir, &report.series)?;
+    }
+    match args.format {
+        Format::Json => print_json(&report, Path::new(&report.source)),
+        Format::Table => {
+            print!("{}", render_backtest(&report));
+            Ok(())
+        }
+    }
+}
+
+/// clap guarantees a scenario with a history, or a series.
+fn unreachable_arguments() -> Result<BacktestReport> {
+    Err(Error::Numerical {
+        message: "give SCENARIO --history PRICES, or --series FILE".to_owned(),
+    })
+}
+
+fn rolling_report(args: &BacktestArgs, scenario: &Path, history: &Path) -> Result<BacktestReport> {
+    let job = Job::load(scenario, false)?;
+    let held: Vec<&str> = job
+        .aggregated
+        .underlyings
+        .iter()
+        .map(|u| u.name.as_str())
+        .collect();
+    let returns: BTreeMap<String, ReturnSeries> = PriceHistory::load(history, &held)?
+        .series
+        .iter()
+        .map(|(u, levels)| (u.clone(), ReturnSeries::from_levels(levels)))
+        .collect();
+    let levels = &job.scenario.run.confidence;
+    let confidence = args
+        .confidence
+        .unwrap_or_else(|| levels.iter().copied().fold(f64::NAN, f64::max));
+    let mut job = job;
+    if !job.scenario.run.confidence.contains(&confidence) {
+        job.scenario.run.confidence.push(confidence);
+    }
+    let level = job
+        .scenario
+        .run
+        .confidence
+        .iter()
+        .position(|&a| a == confidence)
+        .unwrap_or(0);
+    let settings = RollingSettings {
+        weighting: match args.method {
+            Method::Ewma => Weighting::Ewma {
+                lambda: args.lambda,
+            },
+            Method::Sample => Weighting::Sample,
+        },
+        window: args.window.map(|w| w as usize),
+        shocks: if args.normal {
+            ShockModel::Normal
+        } else {
+            ShockModel::StudentT
+        },
+        days: args.days,
+        paths: args.paths,
+        seed: args.seed,
+    };
+    let (pool, _) = SimulationArgs {
+        paths: None,
+        seed: None,
+        threads: args.threads,
+    }
+    .pool()?;
+    let run = |s: &RollingSettings| pool.install(|| rolling_backtest(&job, &returns, s));
+    let main = run(&settings)?;
+    let observations = main.observations(level);
+    let mut alternatives = Vec::new();
+    if !args.no_alternatives {
+        for weighting in [
+            Weighting::Ewma {
+                lambda: args.lambda,
+            },
+            Weighting::Sample,
+        ] {
+            for shocks in [ShockModel::StudentT, ShockModel::Normal] {
+                let alt = RollingSettings {
+                    weighting,
+                    shocks,
+                    ..settings
+                };
+                let series = if alt == settings {
+                    main.clone()
+                } else {
+                    run(&alt)?
+                };
+                alternatives.push(Alternative {
+                    settings: alt,
+                    backtest: backtest(&series.observations(level), confidence, args.target_rate),
+                });
+            }
+        }
+    }
+    Ok(BacktestReport {
+        source: history.display().to_string(),
+        backtest: backtest(&observations, confidence, args.target_rate),
+        model: Some(settings),
+        alternatives,
+        positions_left_out: main.positions_left_out,
+        series: observations,
+    })
 }
 
 fn write_synthetic(args: &SyntheticArgs) -> Result<()> {

@@ -19,7 +19,9 @@
 //! 7. stress — [`stress`] (named scenarios, defaults, spot × vol grids) and [`replay`]
 //!    (historical moves applied to today's book) and [`reverse`] (the most plausible move
 //!    that loses a given amount);
-//! 8. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`html`]
+//! 8. backtesting — [`rolling`] (out-of-sample forecasts of the static book) and
+//!    [`backtest`] (Kupiec, Christoffersen, traffic light, ES test, limit multipliers);
+//! 9. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`html`]
 //!    (the committee report) with [`svg`] (its charts), [`cli`].
 //!
 //! [`job`] loads a scenario file and everything it points to, in that order; [`synthetic`]
@@ -29,6 +31,7 @@
 //! meaning a loss; confidence levels like 0.99; a year is 365 days.
 
 pub mod aggregate;
+pub mod backtest;
 pub mod book;
 pub mod calibration;
 pub mod cli;
@@ -50,6 +53,7 @@ pub mod replay;
 pub mod report;
 pub mod revaluation;
 pub mod reverse;
+pub mod rolling;
 pub mod shocks;
 pub mod simulation;
 pub mod stress;

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+use crate::backtest::Observation;
 use crate::error::{Error, Result};
 use crate::report::RunReport;
 
@@ -60,4 +61,46 @@ pub fn write_run_outputs(dir: &Path, report: &RunReport, pnl: &[f64]) -> Result<
     CsvWriter::new(&mut file)
         .finish(&mut measures)
         .map_err(|e| Error::output(&measures_path, e))
+}
+
+/// Writes a backtest's daily series as `series.parquet` and `series.csv` in `dir`: columns
+/// `date`, `pnl`, `var`, `es` (null when absent) and `exception`.
+pub fn write_backtest_series(dir: &Path, series: &[Observation]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
+    let mut frame = DataFrame::new(
+        series.len(),
+        vec![
+            Column::new(
+                "date".into(),
+                series.iter().map(|o| o.date.clone()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "pnl".into(),
+                series.iter().map(|o| o.pnl).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "var".into(),
+                series.iter().map(|o| o.var).collect::<Vec<_>>(),
+            ),
+            Column::new("es".into(), series.iter().map(|o| o.es).collect::<Vec<_>>()),
+            Column::new(
+                "exception".into(),
+                series
+                    .iter()
+                    .map(Observation::exception)
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+    )
+    .map_err(|e| Error::output(dir, e))?;
+    let parquet = dir.join("series.parquet");
+    let file = File::create(&parquet).map_err(|e| Error::output(&parquet, e))?;
+    ParquetWriter::new(file)
+        .finish(&mut frame)
+        .map_err(|e| Error::output(&parquet, e))?;
+    let csv = dir.join("series.csv");
+    let mut file = File::create(&csv).map_err(|e| Error::output(&csv, e))?;
+    CsvWriter::new(&mut file)
+        .finish(&mut frame)
+        .map_err(|e| Error::output(&csv, e))
 }

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::backtest::{Backtest, Observation};
+use crate::calibration::Weighting;
 use crate::config::Distribution;
 use crate::contributions::{Additivity, Contribution};
 use crate::correlation::RepairReport;
@@ -12,6 +14,7 @@ use crate::job::Job;
 use crate::measures::{mean_and_stdev, var_es, RiskMeasure};
 use crate::replay::Replay;
 use crate::reverse::ReverseStress;
+use crate::rolling::{RollingSettings, ShockModel};
 use crate::simulation::SimulationSettings;
 use crate::stress::{StressGrid, StressResult};
 use crate::whatif::WhatIf;
@@ -467,6 +470,128 @@ fn render_reverse(out: &mut String, r: &ReverseStress) {
         .map(|(f, m)| format!("{f} {:+.1}%", m * 100.0))
         .collect();
     let _ = writeln!(out, "moves: {}", moves.join(", "));
+}
+
+/// One alternative model's backtest (limit calibration compares them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alternative {
+    pub settings: RollingSettings,
+    pub backtest: Backtest,
+}
+
+/// The result of `tailrisk backtest` (JSON: `backtest` object and context).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BacktestReport {
+    /// The price history or series file.
+    pub source: String,
+    pub backtest: Backtest,
+    /// The rolling model's settings (absent for --series).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<RollingSettings>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Alternative>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub positions_left_out: Vec<String>,
+    /// The daily series tested.
+    pub series: Vec<Observation>,
+}
+
+fn describe(settings: &RollingSettings) -> String {
+    let weighting = match settings.weighting {
+        Weighting::Ewma { lambda } => format!("EWMA λ {lambda}"),
+        Weighting::Sample => "sample".to_owned(),
+    };
+    let shocks = match settings.shocks {
+        ShockModel::StudentT => "Student-t",
+        ShockModel::Normal => "normal",
+    };
+    format!("{weighting}, {shocks}")
+}
+
+/// The readable backtest report.
+pub fn render_backtest(r: &BacktestReport) -> String {
+    let mut out = String::new();
+    let b = &r.backtest;
+    let first = r.series.first().map_or("", |o| o.date.as_str());
+    let last = r.series.last().map_or("", |o| o.date.as_str());
+    let _ = writeln!(
+        out,
+        "backtest of {:.1}% VaR on {}: {} days from {first} to {last}{}",
+        b.confidence * 100.0,
+        r.source,
+        b.observations,
+        r.model
+            .as_ref()
+            .map(|m| format!(" ({}, {} paths a day)", describe(m), m.paths))
+            .unwrap_or_default()
+    );
+    if !r.positions_left_out.is_empty() {
+        let _ = writeln!(
+            out,
+            "positions without price history, left out: {}",
+            r.positions_left_out.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "exceptions       {} ({:.2}% vs {:.2}% expected)",
+        b.exceptions,
+        b.exception_rate * 100.0,
+        (1.0 - b.confidence) * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "Kupiec POF       LR {:.3}, p-value {:.4}",
+        b.kupiec.lr, b.kupiec.p_value
+    );
+    let c = &b.christoffersen;
+    let _ = writeln!(
+        out,
+        "Christoffersen   independence LR {:.3} (p {:.4}); conditional coverage LR {:.3} (p {:.4})",
+        c.lr_ind, c.p_value_ind, c.lr_cc, c.p_value_cc
+    );
+    let t = &b.traffic_light;
+    let _ =
+        writeln!(
+        out,
+        "traffic light    {} — {} exceptions in the last {} days, cumulative probability {:.2}%{}",
+        t.zone.to_uppercase(),
+        t.exceptions,
+        t.observations,
+        t.cumulative_probability * 100.0,
+        t.multiplier.map(|m| format!(", Basel multiplier {m:.2}")).unwrap_or_default()
+    );
+    if let Some(es) = &b.es_test {
+        let _ = writeln!(out, "ES (Acerbi–Szekely Z2) {:.3}: {}", es.z2, es.zone);
+    }
+    let _ = writeln!(
+        out,
+        "limits           VaR × {:.3} would have been green over the last {} days; × {:.3} meets an exception rate of {:.2}%",
+        b.limits.green_multiplier,
+        t.observations,
+        b.limits.rate_multiplier,
+        b.limits.target_rate * 100.0
+    );
+    if !r.alternatives.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<26} {:>10} {:>10} {:>8} {:>12} {:>12}",
+            "model", "exceptions", "Kupiec p", "zone", "× for green", "× for rate"
+        );
+        for a in &r.alternatives {
+            let _ = writeln!(
+                out,
+                "{:<26} {:>10} {:>10.4} {:>8} {:>12.3} {:>12.3}",
+                describe(&a.settings),
+                a.backtest.exceptions,
+                a.backtest.kupiec.p_value,
+                a.backtest.traffic_light.zone,
+                a.backtest.limits.green_multiplier,
+                a.backtest.limits.rate_multiplier
+            );
+        }
+    }
+    out
 }
 
 /// The readable exposures report: one section per group, a subtotal of currency figures
