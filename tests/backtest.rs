@@ -1,0 +1,300 @@
+//! Backtests against published numbers (Kupiec for T = 250 at 99 %, the Basel traffic-light
+//! table), a hand-worked Christoffersen example, and calibration recovering known
+//! parameters from long simulated histories.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::{Days, NaiveDate};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{ChiSquared, Distribution, StandardNormal};
+use tailrisk::backtest::{
+    backtest, binomial_cdf, christoffersen, kupiec, traffic_light, Observation,
+};
+use tailrisk::calibration::{calibrate, fit_dof, ReturnSeries, Weighting};
+use tailrisk::DAYS_PER_YEAR;
+
+/// Kupiec LR for T = 250, p = 1 %, as tabulated (e.g. Jorion, Value at Risk, ch. 6).
+#[test]
+fn kupiec_matches_published_values() {
+    for (x, lr, p_value) in [
+        (0, 5.03, 0.0250),
+        (4, 0.77, 0.3805),
+        (5, 1.96, 0.1619),
+        (8, 7.73, 0.0054),
+        (10, 12.96, 0.0003),
+    ] {
+        let k = kupiec(250, x, 0.01);
+        assert!((k.lr - lr).abs() < 0.006, "x = {x}: LR {} vs {lr}", k.lr);
+        assert!(
+            (k.p_value - p_value).abs() < 6e-5,
+            "x = {x}: p {} vs {p_value}",
+            k.p_value
+        );
+    }
+}
+
+/// Basel Committee (1996), supervisory framework for backtesting: cumulative probability of
+/// 0–10 exceptions in 250 days at 99 %, and the zones.
+#[test]
+fn basel_traffic_light_table() {
+    let published = [
+        8.11, 28.58, 54.32, 75.81, 89.22, 95.88, 98.63, 99.60, 99.89, 99.97, 99.99,
+    ];
+    for (x, percent) in published.iter().enumerate() {
+        let cumulative = 100.0 * binomial_cdf(x, 250, 0.01);
+        assert!(
+            (cumulative - percent).abs() < 0.006,
+            "{x}: {cumulative} vs {percent}"
+        );
+        let light = traffic_light(250, x, 0.01);
+        let zone = match x {
+            0..=4 => "green",
+            5..=9 => "yellow",
+            _ => "red",
+        };
+        assert_eq!(light.zone, zone, "{x} exceptions");
+    }
+    assert_eq!(traffic_light(250, 5, 0.01).multiplier, Some(3.4));
+    assert_eq!(traffic_light(250, 12, 0.01).multiplier, Some(4.0));
+}
+
+/// Exceptions on days 10, 11, 100, 200 and 201 of 250: n00 = 241, n01 = 3, n10 = 3,
+/// n11 = 2; by hand LR_ind = 9.8947 (p 0.00166), LR_cc = 1.9568 + 9.8947 = 11.8515
+/// (p 0.00267).
+#[test]
+fn christoffersen_clustered_example() {
+    let mut hits = vec![false; 250];
+    for day in [10, 11, 100, 200, 201] {
+        hits[day] = true;
+    }
+    let c = christoffersen(&hits, 0.01);
+    assert_eq!((c.n00, c.n01, c.n10, c.n11), (241, 3, 3, 2));
+    assert!((c.lr_ind - 9.894654).abs() < 1e-5, "{c:?}");
+    assert!((c.p_value_ind - 0.0016576).abs() < 1e-6, "{c:?}");
+    assert!((c.lr_cc - 11.851464).abs() < 1e-5, "{c:?}");
+    assert!((c.p_value_cc - 0.0026699).abs() < 1e-6, "{c:?}");
+    // spread out, the same exceptions are independent
+    let mut spread = vec![false; 250];
+    for day in [10, 60, 110, 160, 210] {
+        spread[day] = true;
+    }
+    assert!(christoffersen(&spread, 0.01).p_value_ind > 0.5);
+}
+
+#[test]
+fn limit_multiplier_is_the_ratio_that_leaves_the_allowed_exceptions() {
+    let series: Vec<Observation> = (0..250)
+        .map(|i| Observation {
+            date: format!("d{i}"),
+            pnl: -(i as f64),
+            var: 200.0,
+            es: None,
+        })
+        .collect();
+    // losses 0..249 against VaR 200: 49 exceptions; green allows 4 → k = 245/200
+    let b = backtest(&series, 0.99, None);
+    assert_eq!(b.exceptions, 49);
+    assert_eq!(b.traffic_light.zone, "red");
+    assert_eq!(b.limits.green_multiplier, 245.0 / 200.0);
+    let scaled: Vec<Observation> = series
+        .iter()
+        .map(|o| Observation {
+            var: o.var * b.limits.green_multiplier,
+            ..o.clone()
+        })
+        .collect();
+    assert_eq!(backtest(&scaled, 0.99, None).traffic_light.zone, "green");
+    assert_eq!(backtest(&scaled, 0.99, None).exceptions, 4);
+}
+
+/// Correlated unit-variance Student-t returns, daily vol σ/√365, over `days` days.
+fn simulated_history(
+    days: usize,
+    vols: [f64; 2],
+    rho: f64,
+    dof: f64,
+    seed: u64,
+) -> BTreeMap<String, ReturnSeries> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let chi = ChiSquared::new(dof).unwrap();
+    let start = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+    let mut levels = [vec![(start, 100.0)], vec![(start, 100.0)]];
+    for day in 1..=days {
+        let (z1, z2): (f64, f64) = (
+            StandardNormal.sample(&mut rng),
+            StandardNormal.sample(&mut rng),
+        );
+        let scale = ((dof - 2.0) / chi.sample(&mut rng)).sqrt();
+        let e = [
+            z1 * scale,
+            (rho * z1 + (1.0 - rho * rho).sqrt() * z2) * scale,
+        ];
+        let date = start.checked_add_days(Days::new(day as u64)).unwrap();
+        for (k, series) in levels.iter_mut().enumerate() {
+            let last = series.last().unwrap().1;
+            series.push((date, last * (vols[k] / DAYS_PER_YEAR.sqrt() * e[k]).exp()));
+        }
+    }
+    ["BTC", "ETH"]
+        .iter()
+        .zip(levels)
+        .map(|(name, l)| (name.to_string(), ReturnSeries::from_levels(&l)))
+        .collect()
+}
+
+#[test]
+fn calibration_recovers_known_vols_correlation_and_dof() {
+    let (vols, rho, dof, days) = ([0.6, 0.9], 0.7, 6.0, 40_000);
+    let history = simulated_history(days, vols, rho, dof, 42);
+    let c = calibrate(&history, &BTreeMap::new(), Weighting::Sample, None, None);
+    // s.e. of a sample vol: σ·√((κ − 1)/(4n)), κ = 3(v − 2)/(v − 4) the kurtosis
+    let kurtosis = 3.0 * (dof - 2.0) / (dof - 4.0);
+    for (u, vol) in c.underlyings.iter().zip(vols) {
+        let stderr = vol * ((kurtosis - 1.0) / (4.0 * days as f64)).sqrt();
+        assert!(
+            (u.spot_vol - vol).abs() < 4.0 * stderr,
+            "{}: {} vs {vol} ± {stderr}",
+            u.name,
+            u.spot_vol
+        );
+    }
+    // correlation s.e. ≈ (1 − ρ²)/√n, inflated by the t's tails (a factor below 2 here)
+    let rho_hat = c.correlation[0][1];
+    assert!(
+        (rho_hat - rho).abs() < 4.0 * 2.0 * (1.0 - rho * rho) / (days as f64).sqrt(),
+        "{rho_hat}"
+    );
+    // dof by maximum likelihood, pooled over 80,000 standardised returns
+    assert!((c.dof - dof).abs() < 0.6, "dof {}", c.dof);
+    assert_eq!(c.factors, ["BTC.spot", "ETH.spot", "BTC.vol", "ETH.vol"]);
+    assert_eq!(
+        c.correlation[0][2], -0.3,
+        "default own spot–vol correlation"
+    );
+}
+
+#[test]
+fn dof_fit_tells_fat_from_thin_tails() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let normal: Vec<f64> = (0..50_000)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
+    assert!(fit_dof(&normal) > 50.0, "normal data: {}", fit_dof(&normal));
+    let chi = ChiSquared::new(3.0).unwrap();
+    let t3: Vec<f64> = (0..50_000)
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            let w: f64 = chi.sample(&mut rng);
+            z * (1.0 / w).sqrt() // unit-variance t3: √((v − 2)/W) with v = 3
+        })
+        .collect();
+    assert!(
+        (fit_dof(&t3) - 3.0).abs() < 0.25,
+        "t3 data: {}",
+        fit_dof(&t3)
+    );
+}
+
+#[test]
+fn returns_over_gaps_count_as_that_many_days() {
+    let d = |day| NaiveDate::from_ymd_opt(2020, 1, day).unwrap();
+    let series = ReturnSeries::from_levels(&[(d(1), 100.0), (d(2), 110.0), (d(4), 121.0)]);
+    assert_eq!(series.returns.len(), 2);
+    assert_eq!(series.returns[1].1, 2);
+    assert!((series.returns[1].2 - (1.1f64).ln() / 2f64.sqrt()).abs() < 1e-15);
+}
+
+#[test]
+fn ewma_weights_decay_as_riskmetrics() {
+    // returns ±1 then a 2: EWMA variance = Σ λ^k r² / Σ λ^k with k = 0 for the newest
+    let d = |day| NaiveDate::from_ymd_opt(2020, 1, day).unwrap();
+    let levels: Vec<(NaiveDate, f64)> = [0.0, 0.01, 0.0, 0.02]
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (d(i as u32 + 1), (x * 1.0f64).exp()))
+        .collect();
+    let series = ReturnSeries::from_levels(&levels);
+    let lambda: f64 = 0.9;
+    let r = [0.01, -0.01, 0.02];
+    let weights = [lambda * lambda, lambda, 1.0];
+    let exact =
+        r.iter().zip(weights).map(|(x, w)| w * x * x).sum::<f64>() / weights.iter().sum::<f64>();
+    let vol = tailrisk::calibration::annualised_vol(&series, Weighting::Ewma { lambda });
+    assert!((vol - (exact * DAYS_PER_YEAR).sqrt()).abs() < 1e-12);
+}
+
+#[test]
+fn series_backtest_from_the_command_line_has_the_spec_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("series.csv");
+    let mut text = String::from("date,pnl,var,es\n");
+    for i in 0..300 {
+        let loss = if i % 50 == 7 { 150.0 } else { 10.0 };
+        text.push_str(&format!("2020-01-{i:03},{},100,130\n", -loss));
+    }
+    std::fs::write(&path, text).unwrap();
+    let out_dir = dir.path().join("out");
+    let doc = common::json(&common::tailrisk(&[
+        "backtest",
+        "--series",
+        path.to_str().unwrap(),
+        "--confidence",
+        "0.99",
+        "--format",
+        "json",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]));
+    let b = &doc["backtest"];
+    assert_eq!(b["observations"], 300);
+    assert_eq!(b["exceptions"], 6);
+    for key in ["lr", "p_value"] {
+        assert!(b["kupiec"][key].is_number());
+    }
+    for key in ["lr_ind", "p_value_ind", "lr_cc", "p_value_cc"] {
+        assert!(b["christoffersen"][key].is_number());
+    }
+    assert_eq!(b["traffic_light"]["exceptions"], 5, "the last 250 days");
+    assert_eq!(b["traffic_light"]["zone"], "yellow");
+    assert!(b["es_test"]["z2"].as_f64().unwrap() > 0.0);
+    let csv = std::fs::read_to_string(out_dir.join("series.csv")).unwrap();
+    assert!(csv.starts_with("date,pnl,var,es,exception"));
+    assert!(out_dir.join("series.parquet").exists());
+
+    std::fs::write(&path, "date,pnl,var\n2020-01-01,5,-3\n").unwrap();
+    let bad = common::tailrisk(&["backtest", "--series", path.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("field 'var'"));
+}
+
+#[test]
+fn rolling_backtest_of_the_sample_book_on_real_history() {
+    let fund = common::sample("fund.toml");
+    let history = common::sample("data/bitstamp_btc_eth_ltc_usd_daily.csv");
+    let doc = common::json(&common::tailrisk(&[
+        "backtest",
+        fund.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--days",
+        "260",
+        "--paths",
+        "2000",
+        "--format",
+        "json",
+        "--no-alternatives",
+    ]));
+    let b = &doc["backtest"];
+    assert_eq!(b["observations"], 260);
+    assert_eq!(b["traffic_light"]["observations"], 250);
+    let left_out = doc["positions_left_out"].as_array().unwrap();
+    assert!(left_out
+        .iter()
+        .all(|id| id.as_str().unwrap().starts_with("sol-")));
+    // the forecast is out of sample: a sane model is neither always breached nor never near
+    let rate = b["exception_rate"].as_f64().unwrap();
+    assert!(rate < 0.05, "exception rate {rate}");
+}
