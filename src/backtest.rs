@@ -156,7 +156,7 @@ pub fn traffic_light(observations: usize, exceptions: usize, p: f64) -> TrafficL
         "red"
     };
     let basel = observations == TRAFFIC_LIGHT_DAYS && (p - 0.01).abs() < 1e-12;
-    let multiplier = basel.then(|| match exceptions {
+    let multiplier = basel.then_some(match exceptions {
         0..=4 => 3.0,
         5 => 3.4,
         6 => 3.5,
