@@ -298,3 +298,35 @@ fn rolling_backtest_of_the_sample_book_on_real_history() {
     let rate = b["exception_rate"].as_f64().unwrap();
     assert!(rate < 0.05, "exception rate {rate}");
 }
+
+/// A, B and C each overlap pairwise on different days: A = B on days 1–100, B = C on
+/// 101–200, C = −A on 201–300. Pairwise correlations (≈ 1, 1, −1) are jointly impossible,
+/// so the matrix is repaired, and the repair is reported.
+#[test]
+fn indefinite_pairwise_correlation_is_repaired_and_reported() {
+    let d0 = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    let date = |i: u64| d0.checked_add_days(Days::new(i)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let x: Vec<f64> = (0..300).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let y: Vec<f64> = (0..300).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let series = |days: std::ops::Range<u64>, value: &dyn Fn(usize) -> f64| ReturnSeries {
+        returns: days
+            .map(|i| (date(i), 1, 0.01 * value(i as usize)))
+            .collect(),
+    };
+    let join = |a: ReturnSeries, b: ReturnSeries| ReturnSeries {
+        returns: a.returns.into_iter().chain(b.returns).collect(),
+    };
+    let a = join(series(0..100, &|i| x[i]), series(200..300, &|i| x[i]));
+    let b = join(series(0..100, &|i| x[i]), series(100..200, &|i| y[i]));
+    let c = join(series(100..200, &|i| y[i]), series(200..300, &|i| -x[i]));
+    let history: BTreeMap<String, ReturnSeries> = [("A", a), ("B", b), ("C", c)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let c = calibrate(&history, &BTreeMap::new(), Weighting::Sample, None, None);
+    let repair = c.repair.expect("the pairwise matrix is indefinite");
+    assert!(repair.min_eigenvalue_before < -0.5, "{repair:?}");
+    assert!(repair.min_eigenvalue_after > 0.0);
+    assert!(c.to_toml("test").contains("repaired by Higham"));
+}
