@@ -12,7 +12,7 @@
 //! 4. scenarios — [`shocks`] (correlated normal / Student-t shocks per block stream) and
 //!    [`paths`] (price and implied-vol paths);
 //! 5. valuation — [`pricing`] (Black–Scholes and Greeks) and [`revaluation`] (the netted book
-//!    on each path), driven by [`simulation`];
+//!    on each path, in full or on [`surface`]s), driven by [`simulation`];
 //! 6. risk — [`measures`] (VaR, ES and their standard errors) and [`contributions`] (Euler,
 //!    marginal and incremental VaR / ES of positions and groups) and [`whatif`] (the
 //!    book before and after proposed trades);
@@ -57,6 +57,7 @@ pub mod rolling;
 pub mod shocks;
 pub mod simulation;
 pub mod stress;
+pub mod surface;
 pub mod svg;
 pub mod synthetic;
 pub mod table;

@@ -15,7 +15,7 @@ use crate::measures::{mean_and_stdev, var_es, RiskMeasure};
 use crate::replay::Replay;
 use crate::reverse::ReverseStress;
 use crate::rolling::{RollingSettings, ShockModel};
-use crate::simulation::SimulationSettings;
+use crate::simulation::{GridCheck, SimulationSettings};
 use crate::stress::{StressGrid, StressResult};
 use crate::whatif::WhatIf;
 
@@ -47,6 +47,8 @@ pub struct RunReport {
     pub pnl_stdev: f64,
     /// Present when `--repair-correlation` changed the correlation matrix.
     pub correlation_repair: Option<RepairReport>,
+    /// How paths were revalued, with the grid's measured error when one was tried.
+    pub revaluation: GridCheck,
     /// With `--contributions`: one item per position or group key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contributions: Option<Vec<Contribution>>,
@@ -79,6 +81,7 @@ pub fn run_report(job: &Job, settings: &SimulationSettings, pnl: &[f64]) -> RunR
         pnl_mean,
         pnl_stdev,
         correlation_repair: job.model.repair,
+        revaluation: GridCheck::full(),
         contributions: None,
         contribution_additivity: None,
     }
@@ -150,6 +153,27 @@ pub fn render_run(
              max change {:.4}, Frobenius {:.4}",
             r.min_eigenvalue_before, r.min_eigenvalue_after, r.max_abs_change, r.frobenius_distance
         );
+    }
+    let r = &report.revaluation;
+    match (r.mode, r.relative_error) {
+        ("grid", Some(e)) => {
+            let _ = writeln!(
+                out,
+                "revaluation      grid (surfaces per underlying; max error on {} pilot paths {:.4}% of VaR)",
+                r.pilot_paths,
+                e * 100.0
+            );
+        }
+        ("full", Some(e)) => {
+            let _ = writeln!(
+                out,
+                "revaluation      full (the grid's pilot error {:.4}% of VaR is above the 0.1% tolerance)",
+                e * 100.0
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "revaluation      full");
+        }
     }
     let _ = writeln!(out);
     let _ = writeln!(

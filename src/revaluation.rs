@@ -5,11 +5,16 @@
 //! expiry reduced by the horizon; an option expiring inside the horizon is worth its
 //! intrinsic value at the simulated price. Everything that does not depend on the path is
 //! computed once here.
+//!
+//! Grid mode ([`Revaluer::with_surfaces`]) reads each underlying's live options off a
+//! revaluation surface instead ([`crate::surface`]), so a path's cost depends on the number
+//! of underlyings, not of options; full revaluation stays the reference.
 
 use crate::aggregate::{AggregatedBook, Holding};
 use crate::instrument::OptionType;
 use crate::paths::HorizonMoves;
 use crate::pricing::{intrinsic, price_from_parts};
+use crate::surface::{Axis, Surface, SPOT_POINTS, VOL_POINTS};
 use crate::time::DAYS_PER_YEAR;
 
 /// One netted option, with its path-independent parts precomputed.
@@ -43,6 +48,9 @@ struct UnderlyingAtHorizon {
 #[derive(Debug, Clone)]
 pub struct Revaluer {
     underlyings: Vec<UnderlyingAtHorizon>,
+    /// Per underlying (same order), the surface of its non-expiring options, when the grid
+    /// mode is on.
+    surfaces: Vec<Option<Surface>>,
 }
 
 impl Revaluer {
@@ -81,7 +89,48 @@ impl Revaluer {
                 }
             })
             .collect();
-        Revaluer { underlyings }
+        Revaluer {
+            underlyings,
+            surfaces: Vec::new(),
+        }
+    }
+
+    /// Switches to grid revaluation: tabulates, per underlying with options that outlive the
+    /// horizon, their summed P&L over ±`half_widths[model_index]` = (ln spot, ln vol ratio)
+    /// half-widths. Expiring options and points off the grid stay fully revalued.
+    pub fn with_surfaces(mut self, half_widths: &[(f64, f64)]) -> Revaluer {
+        self.surfaces = self
+            .underlyings
+            .iter()
+            .map(|u| {
+                let live: Vec<&OptionAtHorizon> = u.options.iter().filter(|o| !o.expires).collect();
+                if live.is_empty() {
+                    return None;
+                }
+                let (spot_half, vol_half) = half_widths[u.model_index];
+                let spot_axis = Axis::centred(spot_half, SPOT_POINTS);
+                let vol_axis = Axis::centred(vol_half, VOL_POINTS);
+                Some(Surface::tabulate(spot_axis, vol_axis, |x, log_ratio| {
+                    let spot = u.spot * x.exp();
+                    let ratio = log_ratio.exp();
+                    live.iter()
+                        .map(|o| o.units * o.unit_pnl(spot, x, ratio))
+                        .sum()
+                }))
+            })
+            .collect();
+        self
+    }
+
+    /// Whether grid revaluation is on.
+    pub fn uses_surfaces(&self) -> bool {
+        self.surfaces.iter().any(Option::is_some)
+    }
+
+    /// Full revaluation only (drops the surfaces).
+    pub fn without_surfaces(mut self) -> Revaluer {
+        self.surfaces.clear();
+        self
     }
 
     /// Writes the book's P&L (positive = gain) for every path of `moves` into `pnl`.
@@ -92,7 +141,11 @@ impl Revaluer {
             .chunks_exact(u)
             .zip(moves.vol_ratio.chunks_exact(u));
         for (out, (log_spot, vol_ratio)) in pnl.iter_mut().zip(rows) {
-            *out = self.path_pnl(log_spot, vol_ratio);
+            *out = if self.surfaces.is_empty() {
+                self.path_pnl(log_spot, vol_ratio)
+            } else {
+                self.path_pnl_on_surfaces(log_spot, vol_ratio)
+            };
         }
     }
 
@@ -105,6 +158,24 @@ impl Revaluer {
             for o in &u.options {
                 total += o.units * o.unit_pnl(spot, x, ratio);
             }
+        }
+        total
+    }
+
+    /// P&L of one path with each underlying's live options read off its surface (revalued in
+    /// full when the point is off the grid).
+    pub fn path_pnl_on_surfaces(&self, log_spot: &[f64], vol_ratio: &[f64]) -> f64 {
+        let mut total = 0.0;
+        for (u, surface) in self.underlyings.iter().zip(&self.surfaces) {
+            let (spot, x, ratio) = u.state(log_spot, vol_ratio);
+            total += u.linear_units * (spot - u.spot);
+            let on_grid = surface.as_ref().and_then(|s| s.value(x, ratio.ln()));
+            for o in &u.options {
+                if o.expires || on_grid.is_none() {
+                    total += o.units * o.unit_pnl(spot, x, ratio);
+                }
+            }
+            total += on_grid.unwrap_or(0.0);
         }
         total
     }

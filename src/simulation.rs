@@ -5,13 +5,76 @@
 //! paths × positions matrix is ever formed.
 
 use rayon::prelude::*;
+use serde::Serialize;
 
 use crate::aggregate::AggregatedBook;
 use crate::error::{Error, Result};
+use crate::measures::var_es;
 use crate::model::FactorModel;
 use crate::paths::{HorizonMoves, PathBuilder};
 use crate::revaluation::Revaluer;
 use crate::shocks::{block_rng, ShockGenerator, BLOCK_PATHS};
+use crate::time::DAYS_PER_YEAR;
+
+/// How paths are revalued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevaluationMode {
+    /// Every option priced on every path (the reference).
+    Full,
+    /// Options read off per-underlying surfaces.
+    Grid,
+    /// The grid where its measured error is below [`GRID_TOLERANCE`] of VaR, else full.
+    Auto,
+}
+
+/// Blocks of paths on which the grid is compared with full revaluation.
+pub const PILOT_BLOCKS: u64 = 2;
+/// Largest grid error accepted by `Auto`, as a fraction of VaR.
+pub const GRID_TOLERANCE: f64 = 1e-3;
+
+/// What the revaluation check found (JSON `revaluation`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GridCheck {
+    /// `grid` or `full`: what the run used.
+    pub mode: &'static str,
+    /// Paths compared (0 when no grid was tried).
+    pub pilot_paths: usize,
+    /// Largest |grid − full| P&L over the pilot paths: a bound on the error of VaR and ES.
+    pub max_abs_error: Option<f64>,
+    /// The pilot's full-revaluation VaR at the reference level.
+    pub reference_var: Option<f64>,
+    /// max_abs_error / reference_var.
+    pub relative_error: Option<f64>,
+}
+
+impl GridCheck {
+    /// The check of a run that revalued in full without trying a grid.
+    pub fn full() -> GridCheck {
+        GridCheck {
+            mode: "full",
+            pilot_paths: 0,
+            max_abs_error: None,
+            reference_var: None,
+            relative_error: None,
+        }
+    }
+}
+
+/// Half-widths of the surfaces per model underlying: ±10 horizon standard deviations of
+/// ln S (widened for vol moves over several steps, plus the drift) and ±8 of ln iv.
+fn grid_half_widths(model: &FactorModel, settings: &SimulationSettings) -> Vec<(f64, f64)> {
+    let years = settings.horizon_days / DAYS_PER_YEAR;
+    model
+        .underlyings
+        .iter()
+        .map(|u| {
+            let vol_sd = u.vol_of_vol * years.sqrt();
+            let spot =
+                10.0 * u.spot_vol * years.sqrt() * (3.0 * vol_sd).exp() + u.drift.abs() * years;
+            (spot, 8.0 * vol_sd)
+        })
+        .collect()
+}
 
 /// Most paths one run keeps in memory: 2^30 P&L numbers are 8 GiB.
 pub const MAX_PATHS: u64 = 1 << 30;
@@ -101,6 +164,60 @@ impl Simulator {
     pub fn block_len(&self, block: u64) -> usize {
         let start = block * BLOCK_PATHS as u64;
         (self.settings.paths.saturating_sub(start)).min(BLOCK_PATHS as u64) as usize
+    }
+
+    /// Chooses how paths are revalued. `Grid` and `Auto` tabulate revaluation surfaces and
+    /// compare them with full revaluation on the first [`PILOT_BLOCKS`] blocks: the largest
+    /// absolute P&L difference bounds the error of every VaR and ES. `Auto` keeps the grid
+    /// only when that bound is below [`GRID_TOLERANCE`] of the pilot VaR at
+    /// `reference_confidence`; `Grid` keeps it regardless (and reports the error).
+    pub fn with_revaluation(
+        mut self,
+        model: &FactorModel,
+        mode: RevaluationMode,
+        reference_confidence: f64,
+    ) -> (Simulator, GridCheck) {
+        if mode == RevaluationMode::Full {
+            return (self, GridCheck::full());
+        }
+        let full = self.revaluer.clone();
+        let grid = full
+            .clone()
+            .with_surfaces(&grid_half_widths(model, &self.settings));
+        if !grid.uses_surfaces() {
+            return (self, GridCheck::full());
+        }
+        let blocks = self.block_count().min(PILOT_BLOCKS);
+        let (mut exact, mut approx) = (Vec::new(), Vec::new());
+        let mut scratch = Scratch::default();
+        for block in 0..blocks {
+            let len = self.block_len(block);
+            self.generate_moves(block, len, &mut scratch);
+            let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
+            full.revalue(&scratch.moves, &mut a);
+            grid.revalue(&scratch.moves, &mut b);
+            exact.extend(a);
+            approx.extend(b);
+        }
+        let max_abs_error = exact
+            .iter()
+            .zip(&approx)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let reference_var = var_es(&exact, &[reference_confidence])[0].var.abs();
+        let relative_error = max_abs_error / reference_var.max(f64::MIN_POSITIVE);
+        let keep = mode == RevaluationMode::Grid || relative_error < GRID_TOLERANCE;
+        if keep {
+            self.revaluer = grid;
+        }
+        let check = GridCheck {
+            mode: if keep { "grid" } else { "full" },
+            pilot_paths: exact.len(),
+            max_abs_error: Some(max_abs_error),
+            reference_var: Some(reference_var),
+            relative_error: Some(relative_error),
+        };
+        (self, check)
     }
 
     /// The book's revaluation, for per-instrument P&L on regenerated paths.
