@@ -20,14 +20,15 @@ use crate::error::{Error, Result, EXIT_OK};
 use crate::exposures::exposures;
 use crate::html::{committee_report, CommitteeInputs};
 use crate::job::Job;
-use crate::output::{write_backtest_series, write_run_outputs};
+use crate::output::{write_backtest_series, write_run_outputs, write_summary};
 use crate::replay::{replay, PriceHistory};
 use crate::report::{
     render_backtest, render_contributions, render_exposures, render_run, render_stress,
-    render_what_if, run_report, Alternative, BacktestReport, StressReport,
+    render_what_if, report_context, run_report, Alternative, BacktestReport, StressReport,
 };
 use crate::reverse::reverse_stress;
 use crate::rolling::{rolling_backtest, RollingSettings, ShockModel};
+use crate::shard::{merge, write_shard, ShardSlice, ShardSpec};
 use crate::simulation::{RevaluationMode, SimulationSettings, Simulator};
 use crate::stress::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES};
 use crate::synthetic::{write_synthetic_scenario, SyntheticSpec};
@@ -76,6 +77,9 @@ enum Command {
     /// Backtest VaR and ES: a rolling out-of-sample forecast of the book on a price history,
     /// or a given series (--series date,pnl,var[,es]).
     Backtest(BacktestArgs),
+    /// Merge the shards of one run (`run --shard I/N --out DIR`) into the single-machine
+    /// result.
+    Merge(MergeArgs),
     /// Write a synthetic scenario folder (scenario.toml, market.csv, positions.csv) of any
     /// size, for benchmarks and scale tests.
     Synthetic(SyntheticArgs),
@@ -163,6 +167,10 @@ struct RunArgs {
     /// below 0.1 % of VaR, else full). Contributions always use full revaluation.
     #[arg(long, value_enum, default_value_t = Revaluation::Auto)]
     revaluation: Revaluation,
+    /// Simulate only shard I of N (0-based): a disjoint slice of the paths, written with
+    /// --out for `tailrisk merge`, which gives exactly the single-machine result.
+    #[arg(long, value_name = "I/N", value_parser = ShardSpec::parse, requires = "out", conflicts_with = "contributions")]
+    shard: Option<ShardSpec>,
     /// Add component (Euler), marginal and incremental VaR and ES by this grouping.
     #[arg(long, value_enum, value_name = "GROUP")]
     contributions: Option<ContributionGroup>,
@@ -422,6 +430,19 @@ struct BacktestArgs {
 }
 
 #[derive(Debug, Args)]
+struct MergeArgs {
+    /// The shards' JSON files (shard-I-of-N.json), every one of the run.
+    #[arg(required = true)]
+    shards: Vec<PathBuf>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write summary.json and measures.csv into this folder.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct SyntheticArgs {
     /// Folder to write (created if missing).
     dir: PathBuf,
@@ -457,6 +478,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => write_report(&args),
         Command::Calibrate(args) => run_calibrate(&args),
         Command::Backtest(args) => run_backtest(&args),
+        Command::Merge(args) => run_merge(&args),
         Command::Synthetic(args) => write_synthetic(&args),
     };
     match outcome {
@@ -484,6 +506,24 @@ fn run(args: &RunArgs) -> Result<()> {
         Simulator::new(&job.model, &job.aggregated, settings)
             .map(|s| s.with_revaluation(&job.model, mode, lowest_level))
     })?;
+    if let (Some(spec), Some(dir)) = (args.shard, &args.out) {
+        let slice = ShardSlice {
+            spec,
+            blocks: spec.blocks(simulator.block_count()),
+            total_blocks: simulator.block_count(),
+        };
+        let pnl = pool.install(|| simulator.pnl_of_blocks(slice.blocks.clone(), &|_| {}))?;
+        let mut report = report_context(&job, &settings);
+        report.revaluation = check;
+        let file = write_shard(dir, &slice, &report, &run.confidence, &pnl)?;
+        eprintln!(
+            "wrote {} ({} paths of {})",
+            file.display(),
+            pnl.len(),
+            settings.paths
+        );
+        return Ok(());
+    }
     let bar = progress_bar(settings.paths, args.common.quiet);
     let pnl = pool.install(|| simulator.pnl(&|done| bar.inc(done)))?;
     bar.finish_and_clear();
@@ -833,6 +873,20 @@ fn rolling_report(args: &BacktestArgs, scenario: &Path, history: &Path) -> Resul
         positions_left_out: main.positions_left_out,
         series: observations,
     })
+}
+
+fn run_merge(args: &MergeArgs) -> Result<()> {
+    let report = merge(&args.shards)?;
+    if let Some(dir) = &args.out {
+        write_summary(dir, &report)?;
+    }
+    match args.format {
+        Format::Json => print_json(&report, &args.shards[0]),
+        Format::Table => {
+            print!("{}", render_run(&report, "merged shards", 0.0, 0));
+            Ok(())
+        }
+    }
 }
 
 fn write_synthetic(args: &SyntheticArgs) -> Result<()> {

@@ -76,7 +76,7 @@ pub fn cholesky_lower(m: MatRef<'_, f64>) -> Option<Mat<f64>> {
 }
 
 /// What Higham's repair did to a matrix.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RepairReport {
     /// Smallest eigenvalue of the matrix as given.
     pub min_eigenvalue_before: f64,

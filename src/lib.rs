@@ -21,7 +21,8 @@
 //!    that loses a given amount);
 //! 8. backtesting — [`rolling`] (out-of-sample forecasts of the static book) and
 //!    [`backtest`] (Kupiec, Christoffersen, traffic light, ES test, limit multipliers);
-//! 9. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`html`]
+//! 9. outputs — [`report`] (JSON and tables), [`output`] (Parquet / CSV files), [`shard`]
+//!    (slices of a run and their exact merge), [`html`]
 //!    (the committee report) with [`svg`] (its charts), [`cli`].
 //!
 //! [`job`] loads a scenario file and everything it points to, in that order; [`synthetic`]
@@ -54,6 +55,7 @@ pub mod report;
 pub mod revaluation;
 pub mod reverse;
 pub mod rolling;
+pub mod shard;
 pub mod shocks;
 pub mod simulation;
 pub mod stress;

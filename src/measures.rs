@@ -23,7 +23,7 @@
 use serde::Serialize;
 
 /// VaR and ES at one confidence level, with standard errors, all in reporting currency.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct RiskMeasure {
     /// Confidence level a, e.g. 0.99.
     pub confidence: f64,
@@ -46,18 +46,11 @@ struct Tail {
 
 impl Tail {
     /// Keeps the `keep` largest losses of `pnl` (loss = −pnl), sorted descending.
-    /// O(n) selection, then a sort of only the tail.
     fn of_pnl(pnl: &[f64], keep: usize) -> Tail {
-        let n = pnl.len();
-        let mut losses: Vec<f64> = pnl.iter().map(|p| -p).collect();
-        let keep = keep.clamp(1, n);
-        let descending = |a: &f64, b: &f64| b.total_cmp(a);
-        if keep < n {
-            losses.select_nth_unstable_by(keep - 1, descending);
-            losses.truncate(keep);
+        Tail {
+            losses: largest(pnl.iter().map(|p| -p).collect(), keep),
+            n: pnl.len(),
         }
-        losses.sort_unstable_by(descending);
-        Tail { losses, n }
     }
 
     /// The loss of descending rank `rank` (1 = largest), interpolated between integer ranks.
@@ -134,15 +127,43 @@ fn tail_length(n: usize, confidence: f64) -> usize {
     (tail_mass.floor() + half_window.ceil() + 3.0) as usize
 }
 
+/// The `keep` largest of `losses`, sorted descending: O(n) selection, then a sort of only
+/// the tail. The result depends only on the multiset of values, so tails merged from
+/// disjoint shards give the same numbers as one pass.
+pub fn largest(mut losses: Vec<f64>, keep: usize) -> Vec<f64> {
+    let keep = keep.clamp(1, losses.len().max(1));
+    let descending = |a: &f64, b: &f64| b.total_cmp(a);
+    if keep < losses.len() {
+        losses.select_nth_unstable_by(keep - 1, descending);
+        losses.truncate(keep);
+    }
+    losses.sort_unstable_by(descending);
+    losses
+}
+
+/// How many of the largest losses of `n` paths the estimators at `confidences` read.
+pub fn tail_keep(n: usize, confidences: &[f64]) -> usize {
+    confidences
+        .iter()
+        .map(|&a| tail_length(n, a))
+        .max()
+        .unwrap_or(1)
+}
+
 /// VaR and ES with standard errors at each confidence level, from equally weighted
 /// per-path P&L (positive = gain). Levels must lie in (0, 1); `pnl` must be non-empty.
 pub fn var_es(pnl: &[f64], confidences: &[f64]) -> Vec<RiskMeasure> {
-    let keep = confidences
-        .iter()
-        .map(|&a| tail_length(pnl.len(), a))
-        .max()
-        .unwrap_or(1);
-    let tail = Tail::of_pnl(pnl, keep);
+    let tail = Tail::of_pnl(pnl, tail_keep(pnl.len(), confidences));
+    confidences.iter().map(|&a| tail.measure(a)).collect()
+}
+
+/// [`var_es`] from the largest losses of `n` paths (at least [`tail_keep`] of them, any
+/// order): what a merge of shards computes, equal to the single pass to the last bit.
+pub fn var_es_from_tail(losses: Vec<f64>, n: usize, confidences: &[f64]) -> Vec<RiskMeasure> {
+    let tail = Tail {
+        losses: largest(losses, tail_keep(n, confidences)),
+        n,
+    };
     confidences.iter().map(|&a| tail.measure(a)).collect()
 }
 
@@ -191,12 +212,68 @@ pub fn change(
     }
 }
 
-/// Mean and standard deviation of the P&L (two-pass, population form).
+/// Count, mean and sum of squared deviations of a block of P&L, combinable in order.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Moments {
+    pub count: u64,
+    pub mean: f64,
+    pub m2: f64,
+}
+
+impl Moments {
+    /// Two-pass moments of one block.
+    pub fn of(values: &[f64]) -> Moments {
+        let count = values.len() as u64;
+        let mean = values.iter().sum::<f64>() / count.max(1) as f64;
+        let m2 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+        Moments { count, mean, m2 }
+    }
+
+    /// Chan et al.'s pairwise combination.
+    pub fn combine(self, other: Moments) -> Moments {
+        if self.count == 0 {
+            return other;
+        }
+        let count = self.count + other.count;
+        let delta = other.mean - self.mean;
+        let weight = other.count as f64 / count as f64;
+        Moments {
+            count,
+            mean: self.mean + delta * weight,
+            m2: self.m2 + other.m2 + delta * delta * self.count as f64 * weight,
+        }
+    }
+
+    /// (mean, population standard deviation).
+    pub fn mean_and_stdev(self) -> (f64, f64) {
+        (self.mean, (self.m2 / self.count.max(1) as f64).sqrt())
+    }
+}
+
+/// Moments of each block of `block` paths, in order.
+pub fn block_moments(pnl: &[f64], block: usize) -> Vec<Moments> {
+    pnl.chunks(block).map(Moments::of).collect()
+}
+
+/// Mean and standard deviation of the P&L, block by block in path order (the same
+/// arithmetic whether the blocks were simulated in one run or in shards).
 pub fn mean_and_stdev(pnl: &[f64]) -> (f64, f64) {
-    let n = pnl.len() as f64;
-    let mean = pnl.iter().sum::<f64>() / n;
-    let var = pnl.iter().map(|p| (p - mean) * (p - mean)).sum::<f64>() / n;
-    (mean, var.sqrt())
+    combine_moments(&block_moments(pnl, crate::shocks::BLOCK_PATHS))
+}
+
+/// Mean and standard deviation from per-block moments in block order.
+pub fn combine_moments(blocks: &[Moments]) -> (f64, f64) {
+    blocks
+        .iter()
+        .fold(
+            Moments {
+                count: 0,
+                mean: 0.0,
+                m2: 0.0,
+            },
+            |a, &b| a.combine(b),
+        )
+        .mean_and_stdev()
 }
 
 #[cfg(test)]

@@ -35,6 +35,12 @@ pub fn write_run_outputs(dir: &Path, report: &RunReport, pnl: &[f64]) -> Result<
         .finish(&mut frame)
         .map_err(|e| Error::output(&pnl_path, e))?;
 
+    write_summary(dir, report)
+}
+
+/// Writes `summary.json` and `measures.csv` into `dir` (created if missing).
+pub fn write_summary(dir: &Path, report: &RunReport) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
     let summary_path = dir.join(SUMMARY_FILE);
     let json = serde_json::to_string_pretty(report).map_err(|e| Error::output(&summary_path, e))?;
     std::fs::write(&summary_path, json + "\n").map_err(|e| Error::output(&summary_path, e))?;

@@ -15,13 +15,13 @@ use crate::measures::{mean_and_stdev, var_es, RiskMeasure};
 use crate::replay::Replay;
 use crate::reverse::ReverseStress;
 use crate::rolling::{RollingSettings, ShockModel};
-use crate::simulation::{GridCheck, SimulationSettings};
+use crate::simulation::{GridCheck, SimulationSettings, UsedRevaluation};
 use crate::stress::{StressGrid, StressResult};
 use crate::whatif::WhatIf;
 
 /// The result of `tailrisk run`: the SPEC keys first, then context. Contains nothing that
 /// depends on the machine or the thread count, so equal inputs give byte-equal JSON.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RunReport {
     /// Today's mark-to-market value of the book, in reporting currency.
     pub base_value: f64,
@@ -32,12 +32,12 @@ pub struct RunReport {
     pub measures: Vec<RiskMeasure>,
     pub steps: u32,
     /// `normal` or `student-t`.
-    pub distribution: &'static str,
+    pub distribution: String,
     /// Student-t degrees of freedom, if any.
     pub dof: Option<f64>,
     /// Valuation time, RFC 3339 UTC.
     pub valuation_time: String,
-    pub currency: &'static str,
+    pub currency: String,
     /// Positions in the book, distinct option contracts after netting, underlyings held.
     pub positions: usize,
     pub option_contracts: usize,
@@ -50,16 +50,27 @@ pub struct RunReport {
     /// How paths were revalued, with the grid's measured error when one was tried.
     pub revaluation: GridCheck,
     /// With `--contributions`: one item per position or group key.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub contributions: Option<Vec<Contribution>>,
     /// With `--contributions`: how far the components are from adding up.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub contribution_additivity: Option<Additivity>,
 }
 
 /// Builds the report of a run from its per-path P&L.
 pub fn run_report(job: &Job, settings: &SimulationSettings, pnl: &[f64]) -> RunReport {
     let (pnl_mean, pnl_stdev) = mean_and_stdev(pnl);
+    RunReport {
+        measures: var_es(pnl, &job.scenario.run.confidence),
+        pnl_mean,
+        pnl_stdev,
+        ..report_context(job, settings)
+    }
+}
+
+/// The report of a run before any path is simulated: no measures, zero moments (what a
+/// shard records for the merge).
+pub fn report_context(job: &Job, settings: &SimulationSettings) -> RunReport {
     let (distribution, dof) = match job.model.distribution {
         Distribution::Normal => ("normal", None),
         Distribution::StudentT { dof } => ("student-t", Some(dof)),
@@ -69,17 +80,17 @@ pub fn run_report(job: &Job, settings: &SimulationSettings, pnl: &[f64]) -> RunR
         paths: settings.paths,
         horizon_days: settings.horizon_days,
         seed: settings.seed,
-        measures: var_es(pnl, &job.scenario.run.confidence),
+        measures: Vec::new(),
         steps: settings.steps,
-        distribution,
+        distribution: distribution.to_owned(),
         dof,
         valuation_time: job.valuation_time.to_rfc3339(),
-        currency: "USD",
+        currency: "USD".to_owned(),
         positions: job.book.positions.len(),
         option_contracts: job.aggregated.option_count(),
         underlyings: job.aggregated.underlyings.len(),
-        pnl_mean,
-        pnl_stdev,
+        pnl_mean: 0.0,
+        pnl_stdev: 0.0,
         correlation_repair: job.model.repair,
         revaluation: GridCheck::full(),
         contributions: None,
@@ -156,7 +167,7 @@ pub fn render_run(
     }
     let r = &report.revaluation;
     match (r.mode, r.relative_error) {
-        ("grid", Some(e)) => {
+        (UsedRevaluation::Grid, Some(e)) => {
             let _ = writeln!(
                 out,
                 "revaluation      grid (surfaces per underlying; max error on {} pilot paths {:.4}% of VaR)",
@@ -164,7 +175,7 @@ pub fn render_run(
                 e * 100.0
             );
         }
-        ("full", Some(e)) => {
+        (UsedRevaluation::Full, Some(e)) => {
             let _ = writeln!(
                 out,
                 "revaluation      full (the grid's pilot error {:.4}% of VaR is above the 0.1% tolerance)",

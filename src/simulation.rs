@@ -5,7 +5,7 @@
 //! paths × positions matrix is ever formed.
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::aggregate::AggregatedBook;
 use crate::error::{Error, Result};
@@ -32,11 +32,19 @@ pub const PILOT_BLOCKS: u64 = 2;
 /// Largest grid error accepted by `Auto`, as a fraction of VaR.
 pub const GRID_TOLERANCE: f64 = 1e-3;
 
+/// The revaluation a run used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsedRevaluation {
+    Full,
+    Grid,
+}
+
 /// What the revaluation check found (JSON `revaluation`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GridCheck {
     /// `grid` or `full`: what the run used.
-    pub mode: &'static str,
+    pub mode: UsedRevaluation,
     /// Paths compared (0 when no grid was tried).
     pub pilot_paths: usize,
     /// Largest |grid − full| P&L over the pilot paths: a bound on the error of VaR and ES.
@@ -51,7 +59,7 @@ impl GridCheck {
     /// The check of a run that revalued in full without trying a grid.
     pub fn full() -> GridCheck {
         GridCheck {
-            mode: "full",
+            mode: UsedRevaluation::Full,
             pilot_paths: 0,
             max_abs_error: None,
             reference_var: None,
@@ -144,17 +152,28 @@ impl Simulator {
     /// current rayon pool; `progress` is called with the number of paths of each finished
     /// block. Bit-identical for any number of threads.
     pub fn pnl(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<f64>> {
-        let mut pnl = vec![0.0; self.settings.paths as usize];
+        self.pnl_of_blocks(0..self.block_count(), progress)
+    }
+
+    /// The P&L of the paths of blocks `blocks` only (a shard), in path order.
+    pub fn pnl_of_blocks(
+        &self,
+        blocks: std::ops::Range<u64>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<f64>> {
+        let paths: usize = blocks.clone().map(|b| self.block_len(b)).sum();
+        let mut pnl = vec![0.0; paths];
         pnl.par_chunks_mut(BLOCK_PATHS).enumerate().for_each_init(
             Scratch::default,
-            |scratch, (block, out)| {
-                self.simulate_block(block as u64, scratch, out);
+            |scratch, (i, out)| {
+                self.simulate_block(blocks.start + i as u64, scratch, out);
                 progress(out.len() as u64);
             },
         );
         if let Some(i) = pnl.iter().position(|p| !p.is_finite()) {
+            let path = blocks.start * BLOCK_PATHS as u64 + i as u64;
             return Err(Error::Numerical {
-                message: format!("path {i} has a non-finite P&L ({})", pnl[i]),
+                message: format!("path {path} has a non-finite P&L ({})", pnl[i]),
             });
         }
         Ok(pnl)
@@ -211,7 +230,11 @@ impl Simulator {
             self.revaluer = grid;
         }
         let check = GridCheck {
-            mode: if keep { "grid" } else { "full" },
+            mode: if keep {
+                UsedRevaluation::Grid
+            } else {
+                UsedRevaluation::Full
+            },
             pilot_paths: exact.len(),
             max_abs_error: Some(max_abs_error),
             reference_var: Some(reference_var),

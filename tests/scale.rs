@@ -1,0 +1,149 @@
+//! Scale: grid revaluation against full revaluation, and sharded runs merged back into
+//! exactly the single-machine result.
+
+mod common;
+
+use std::path::Path;
+
+use common::{json, sample, tailrisk};
+
+fn run(scenario: &Path, extra: &[&str]) -> serde_json::Value {
+    json(&tailrisk(
+        &[
+            &["run", scenario.to_str().unwrap(), "--format", "json"],
+            extra,
+        ]
+        .concat(),
+    ))
+}
+
+/// Grid and full revaluation on the same paths: every VaR and ES within 0.1 % of VaR, and
+/// within the error bound the pilot measured.
+fn assert_grid_matches_full(scenario: &Path, paths: &str) {
+    let grid = run(scenario, &["--paths", paths, "--revaluation", "grid"]);
+    let full = run(scenario, &["--paths", paths, "--revaluation", "full"]);
+    assert_eq!(grid["revaluation"]["mode"], "grid");
+    assert_eq!(full["revaluation"]["mode"], "full");
+    let relative = grid["revaluation"]["relative_error"].as_f64().unwrap();
+    assert!(relative < 1e-3, "pilot error {relative} of VaR");
+    for (g, f) in grid["measures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(full["measures"].as_array().unwrap())
+    {
+        let var = f["var"].as_f64().unwrap();
+        for key in ["var", "es"] {
+            let (a, b) = (g[key].as_f64().unwrap(), f[key].as_f64().unwrap());
+            assert!((a - b).abs() < 1e-3 * var, "{key}: grid {a} vs full {b}");
+        }
+    }
+    let auto = run(scenario, &["--paths", paths]);
+    assert_eq!(
+        auto["revaluation"]["mode"], "grid",
+        "auto picks the grid where it is accurate"
+    );
+}
+
+#[test]
+fn grid_revaluation_matches_full_on_the_sample_books() {
+    assert_grid_matches_full(&sample("fund.toml"), "50000");
+    assert_grid_matches_full(&sample("fund_10d.toml"), "20000");
+}
+
+#[test]
+fn grid_revaluation_matches_full_on_a_synthetic_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tailrisk(&[
+        "synthetic",
+        dir.path().to_str().unwrap(),
+        "--underlyings",
+        "5",
+        "--options",
+        "400",
+    ]);
+    assert!(out.status.success());
+    assert_grid_matches_full(&dir.path().join("scenario.toml"), "20000");
+}
+
+fn shards(scenario: &Path, count: u64, paths: &str, dir: &Path) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            let out = tailrisk(&[
+                "run",
+                scenario.to_str().unwrap(),
+                "--paths",
+                paths,
+                "--shard",
+                &format!("{i}/{count}"),
+                "--out",
+                dir.to_str().unwrap(),
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            dir.join(format!("shard-{i}-of-{count}.json"))
+                .display()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn merged_shards_equal_the_single_run_to_the_last_bit() {
+    for (scenario, paths) in [("fund.toml", "30000"), ("fund_10d.toml", "10000")] {
+        let scenario = sample(scenario);
+        let single = tailrisk(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--format",
+            "json",
+            "--paths",
+            paths,
+        ]);
+        for count in [1, 3, 7] {
+            let dir = tempfile::tempdir().unwrap();
+            let files = shards(&scenario, count, paths, dir.path());
+            let mut args = vec!["merge", "--format", "json"];
+            args.extend(files.iter().map(String::as_str));
+            let merged = tailrisk(&args);
+            assert!(
+                merged.status.success(),
+                "{}",
+                String::from_utf8_lossy(&merged.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&merged.stdout),
+                String::from_utf8_lossy(&single.stdout),
+                "{} in {count} shards",
+                scenario.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn merge_refuses_incomplete_or_mixed_shards() {
+    let scenario = sample("fund.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let files = shards(&scenario, 3, "20000", dir.path());
+    let missing = tailrisk(&["merge", &files[0], &files[2]]);
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("shard"));
+    let other = tempfile::tempdir().unwrap();
+    let other_files = shards(&scenario, 3, "30000", other.path());
+    let mixed = tailrisk(&["merge", &files[0], &files[1], &other_files[2]]);
+    assert_eq!(mixed.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("different run"));
+    let bad = tailrisk(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--shard",
+        "3/3",
+        "--out",
+        "x",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+}
