@@ -1,25 +1,40 @@
 //! Paths per second of the full Monte Carlo (shocks, paths, revaluation) on the shipped sample
 //! book and on a large synthetic book (10,000 options on 20 underlyings, 200,000 paths).
-//! Loading is outside the timed loop. Run with `cargo bench --bench paths`.
+//! Loading is outside the timed loop; full and grid revaluation are measured separately.
+//! Run with `cargo bench --bench paths` (the full revaluation of the large book alone takes
+//! about 7 minutes; `cargo bench --bench paths -- grid` skips it).
 
 use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tailrisk::job::Job;
-use tailrisk::simulation::{SimulationSettings, Simulator};
+use tailrisk::simulation::{RevaluationMode, SimulationSettings, Simulator};
 use tailrisk::synthetic::{write_synthetic_scenario, SyntheticSpec};
 
 const PATHS: u64 = 200_000;
 
 fn bench_job(c: &mut Criterion, name: &str, job: &Job, samples: usize) {
+    for (mode, label) in [
+        (RevaluationMode::Full, "full"),
+        (RevaluationMode::Grid, "grid"),
+    ] {
+        bench_mode(c, &format!("{name}_{label}"), job, samples, mode);
+    }
+}
+
+/// Paths per second of one revaluation mode; the grid's surfaces are built outside the
+/// timed loop (a run builds them once, in about a second for the large book).
+fn bench_mode(c: &mut Criterion, name: &str, job: &Job, samples: usize, mode: RevaluationMode) {
     let settings = SimulationSettings {
         paths: PATHS,
         seed: 7,
         horizon_days: job.scenario.run.horizon_days,
         steps: job.scenario.run.steps,
     };
-    let simulator = Simulator::new(&job.model, &job.aggregated, settings).expect("simulator");
+    let (simulator, _) = Simulator::new(&job.model, &job.aggregated, settings)
+        .expect("simulator")
+        .with_revaluation(&job.model, mode, 0.99);
     let mut group = c.benchmark_group("paths");
     group.throughput(Throughput::Elements(PATHS));
     group.sample_size(samples);

@@ -42,6 +42,8 @@ struct UnderlyingAtHorizon {
     spot: f64,
     linear_units: f64,
     options: Vec<OptionAtHorizon>,
+    /// Indices of the options expiring inside the horizon (never on a surface).
+    expiring: Vec<usize>,
 }
 
 /// Revalues the netted book on simulated horizon moves.
@@ -62,7 +64,7 @@ impl Revaluer {
             .iter()
             .map(|u| {
                 let rate = u.quote.rate;
-                let options = u
+                let options: Vec<OptionAtHorizon> = u
                     .options
                     .iter()
                     .map(|o| {
@@ -81,11 +83,13 @@ impl Revaluer {
                         }
                     })
                     .collect();
+                let expiring = (0..options.len()).filter(|&i| options[i].expires).collect();
                 UnderlyingAtHorizon {
                     model_index: u.model_index,
                     spot: u.quote.spot,
                     linear_units: u.linear_units,
                     options,
+                    expiring,
                 }
             })
             .collect();
@@ -169,13 +173,20 @@ impl Revaluer {
         for (u, surface) in self.underlyings.iter().zip(&self.surfaces) {
             let (spot, x, ratio) = u.state(log_spot, vol_ratio);
             total += u.linear_units * (spot - u.spot);
-            let on_grid = surface.as_ref().and_then(|s| s.value(x, ratio.ln()));
-            for o in &u.options {
-                if o.expires || on_grid.is_none() {
-                    total += o.units * o.unit_pnl(spot, x, ratio);
+            match surface.as_ref().and_then(|s| s.value(x, ratio.ln())) {
+                Some(live) => {
+                    total += live;
+                    for &i in &u.expiring {
+                        let o = &u.options[i];
+                        total += o.units * o.unit_pnl(spot, x, ratio);
+                    }
+                }
+                None => {
+                    for o in &u.options {
+                        total += o.units * o.unit_pnl(spot, x, ratio);
+                    }
                 }
             }
-            total += on_grid.unwrap_or(0.0);
         }
         total
     }

@@ -68,8 +68,9 @@ impl GridCheck {
     }
 }
 
-/// Half-widths of the surfaces per model underlying: ±10 horizon standard deviations of
-/// ln S (widened for vol moves over several steps, plus the drift) and ±8 of ln iv.
+/// Half-widths of the surfaces per model underlying: ±14 horizon standard deviations of
+/// ln S (widened for vol moves over several steps, plus the drift) and ±12 of ln iv; the
+/// rare path beyond them is revalued in full.
 fn grid_half_widths(model: &FactorModel, settings: &SimulationSettings) -> Vec<(f64, f64)> {
     let years = settings.horizon_days / DAYS_PER_YEAR;
     model
@@ -78,8 +79,8 @@ fn grid_half_widths(model: &FactorModel, settings: &SimulationSettings) -> Vec<(
         .map(|u| {
             let vol_sd = u.vol_of_vol * years.sqrt();
             let spot =
-                10.0 * u.spot_vol * years.sqrt() * (3.0 * vol_sd).exp() + u.drift.abs() * years;
-            (spot, 8.0 * vol_sd)
+                14.0 * u.spot_vol * years.sqrt() * (3.0 * vol_sd).exp() + u.drift.abs() * years;
+            (spot, 12.0 * vol_sd)
         })
         .collect()
 }
