@@ -167,6 +167,74 @@ pub fn var_es_from_tail(losses: Vec<f64>, n: usize, confidences: &[f64]) -> Vec<
     confidences.iter().map(|&a| tail.measure(a)).collect()
 }
 
+/// VaR and ES with standard errors from importance-sampled paths: path i has P&L `pnl[i]`
+/// and likelihood-ratio weight `weights[i]` (mean 1), so the loss distribution puts mass
+/// wᵢ/n on path i.
+///
+/// - VaR_a: the loss at which the weighted tail mass Σ_{L ≥ VaR} w/n first reaches 1 − a.
+/// - ES_a: the weighted tail mean over that mass, the boundary path counted fractionally.
+/// - ES error: √(Var(w·(L − VaR)⁺)/n)/(1 − a), the weighted influence function.
+/// - VaR error: √(Var(w·1{L ≥ VaR})/n)/f(VaR), with the density f the weighted probability
+///   mass √(a(1 − a)/n) either side of the tail mass over the loss distance it spans.
+///
+/// With all weights 1 these are the estimators of [`var_es`].
+pub fn var_es_weighted(pnl: &[f64], weights: &[f64], confidences: &[f64]) -> Vec<RiskMeasure> {
+    let n = pnl.len() as f64;
+    let mut paths: Vec<(f64, f64)> = pnl
+        .iter()
+        .map(|p| -p)
+        .zip(weights.iter().copied())
+        .collect();
+    paths.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    // cumulative[i]: weighted tail probability of the i + 1 largest losses
+    let mut cumulative = Vec::with_capacity(paths.len());
+    let mut total = 0.0;
+    for &(_, w) in &paths {
+        total += w / n;
+        cumulative.push(total);
+    }
+    let loss_at_mass = |mass: f64| {
+        let i = cumulative
+            .partition_point(|&c| c < mass)
+            .min(paths.len() - 1);
+        (i, paths[i].0)
+    };
+    confidences
+        .iter()
+        .map(|&a| {
+            let mass = 1.0 - a;
+            let (k, var) = loss_at_mass(mass);
+            let before = if k == 0 { 0.0 } else { cumulative[k - 1] };
+            let above: f64 = paths[..k].iter().map(|(l, w)| w * l).sum::<f64>() / n;
+            let es = (above + (mass - before) * var) / mass;
+            let (mut s1, mut s2, mut i1, mut i2) = (0.0, 0.0, 0.0, 0.0);
+            for &(l, w) in &paths[..=k] {
+                let y = w * (l - var).max(0.0);
+                s1 += y;
+                s2 += y * y;
+                i1 += w;
+                i2 += w * w;
+            }
+            let variance = |a: f64, b: f64| (b / n - (a / n) * (a / n)).max(0.0) / n;
+            let band = (a * (1.0 - a) / n).sqrt();
+            let (_, upper) = loss_at_mass((mass - band).max(0.0));
+            let (_, lower) = loss_at_mass(mass + band);
+            let density = if upper > lower {
+                2.0 * band / (upper - lower)
+            } else {
+                f64::INFINITY
+            };
+            RiskMeasure {
+                confidence: a,
+                var,
+                es,
+                var_stderr: variance(i1, i2).sqrt() / density,
+                es_stderr: variance(s1, s2).sqrt() / mass,
+            }
+        })
+        .collect()
+}
+
 /// The change of VaR and ES between two P&L vectors simulated on the same paths (common
 /// random numbers), with standard errors of the change itself.
 ///

@@ -49,12 +49,26 @@ pub struct RunReport {
     pub correlation_repair: Option<RepairReport>,
     /// How paths were revalued, with the grid's measured error when one was tried.
     pub revaluation: GridCheck,
+    /// With `--importance-sampling`: the shift used and the effective sample size.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub importance_sampling: Option<ImportanceSampling>,
     /// With `--contributions`: one item per position or group key.
     #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub contributions: Option<Vec<Contribution>>,
     /// With `--contributions`: how far the components are from adding up.
     #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub contribution_additivity: Option<Additivity>,
+}
+
+/// What importance sampling did (JSON `importance_sampling`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct ImportanceSampling {
+    /// The loss the shift aims at: the pilot's VaR at the highest level.
+    pub target_loss: f64,
+    /// |μ|, the shift's length in standard deviations.
+    pub shift_norm: f64,
+    /// (Σw)²/Σw²: how many equally weighted paths the weighted sample is worth overall.
+    pub effective_sample_size: f64,
 }
 
 /// Builds the report of a run from its per-path P&L.
@@ -93,6 +107,7 @@ pub fn report_context(job: &Job, settings: &SimulationSettings) -> RunReport {
         pnl_stdev: 0.0,
         correlation_repair: job.model.repair,
         revaluation: GridCheck::full(),
+        importance_sampling: None,
         contributions: None,
         contribution_additivity: None,
     }

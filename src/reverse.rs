@@ -86,8 +86,7 @@ pub fn reverse_stress(job: &Job, book: &StressBook, target_loss: f64) -> Reverse
         job,
         scale: (job.scenario.run.horizon_days / DAYS_PER_YEAR).sqrt(),
     };
-    let g = |w: &[f64]| -book.pnl(&map.factor_move(w)) - target_loss;
-    let w = design_point(&g, job.model.factor_count(), target_loss);
+    let w = design_shift(job, book, target_loss);
     let beta = norm(&w);
     let m = map.factor_move(&w);
     let mut scenario = book.evaluate("reverse stress", &m, None);
@@ -108,6 +107,17 @@ pub fn reverse_stress(job: &Job, book: &StressBook, target_loss: f64) -> Reverse
         shocks: job.model.factor_names.iter().cloned().zip(e).collect(),
         scenario,
     }
+}
+
+/// The design point w (whitened shocks) of the most plausible move losing `target_loss`:
+/// the mean shift that importance sampling uses to aim its paths at the loss tail.
+pub fn design_shift(job: &Job, book: &StressBook, target_loss: f64) -> Vec<f64> {
+    let map = ShockMap {
+        job,
+        scale: (job.scenario.run.horizon_days / DAYS_PER_YEAR).sqrt(),
+    };
+    let g = |w: &[f64]| -book.pnl(&map.factor_move(w)) - target_loss;
+    design_point(&g, job.model.factor_count(), target_loss)
 }
 
 /// HL-RF iteration from w = 0 for the constraint g(w) = 0 (g < 0 is safe).

@@ -58,10 +58,43 @@ impl ShockGenerator {
     /// Fills `shocks` with `shocks.len() / dimension` shock vectors, row-major (one path per
     /// row), drawing from `rng`. `normals` is scratch space of the same length.
     pub fn fill(&self, rng: &mut ChaCha8Rng, normals: &mut [f64], shocks: &mut [f64]) {
+        self.fill_inner(rng, normals, shocks, None);
+    }
+
+    /// [`ShockGenerator::fill`] under importance sampling: each path's independent normals
+    /// ζ are shifted to ζ + μ (`shift`, in the whitened space) before correlation and the
+    /// Student-t scaling, and `log_weights` receives the exact log likelihood ratio
+    /// −μ·ζ − |μ|²/2 of each path (the chi-square draw is not shifted, so it cancels). The
+    /// random stream is the same as without the shift.
+    pub fn fill_shifted(
+        &self,
+        rng: &mut ChaCha8Rng,
+        normals: &mut [f64],
+        shocks: &mut [f64],
+        shift: &[f64],
+        log_weights: &mut [f64],
+    ) {
+        self.fill_inner(rng, normals, shocks, Some((shift, log_weights)));
+    }
+
+    fn fill_inner(
+        &self,
+        rng: &mut ChaCha8Rng,
+        normals: &mut [f64],
+        shocks: &mut [f64],
+        shifted: Option<(&[f64], &mut [f64])>,
+    ) {
         let k = self.dimension();
         let paths = shocks.len() / k;
         for z in normals.iter_mut() {
             *z = StandardNormal.sample(rng);
+        }
+        if let Some((shift, log_weights)) = shifted {
+            let half_norm: f64 = 0.5 * shift.iter().map(|m| m * m).sum::<f64>();
+            for (row, lw) in normals.chunks_exact_mut(k).zip(log_weights.iter_mut()) {
+                *lw = -row.iter().zip(shift).map(|(z, m)| z * m).sum::<f64>() - half_norm;
+                row.iter_mut().zip(shift).for_each(|(z, m)| *z += m);
+            }
         }
         let z = MatRef::from_row_major_slice(&normals[..paths * k], paths, k);
         let e = MatMut::from_row_major_slice_mut(&mut shocks[..paths * k], paths, k);

@@ -105,6 +105,7 @@ struct Scratch {
     normals: Vec<f64>,
     shocks: Vec<f64>,
     moves: HorizonMoves,
+    log_weights: Vec<f64>,
 }
 
 /// Everything fixed for a run: generator, path builder and revaluer.
@@ -113,6 +114,8 @@ pub struct Simulator {
     builder: PathBuilder,
     revaluer: Revaluer,
     settings: SimulationSettings,
+    /// Importance-sampling mean shift of the whitened normals, if on.
+    shift: Option<Vec<f64>>,
 }
 
 impl Simulator {
@@ -141,6 +144,7 @@ impl Simulator {
             builder: PathBuilder::new(model, settings.horizon_days, settings.steps),
             revaluer: Revaluer::new(book, settings.horizon_days),
             settings,
+            shift: None,
         })
     }
 
@@ -244,6 +248,43 @@ impl Simulator {
         (self, check)
     }
 
+    /// Turns on importance sampling: every path's independent normals are shifted by
+    /// `shift` (whitened space, one entry per factor) and carry a likelihood-ratio weight.
+    /// One-step runs only (the shift is defined for the horizon's single draw).
+    pub fn with_shift(mut self, shift: Vec<f64>) -> Result<Simulator> {
+        if self.settings.steps != 1 {
+            return Err(Error::Numerical {
+                message: "importance sampling needs steps = 1".to_owned(),
+            });
+        }
+        self.shift = Some(shift);
+        Ok(self)
+    }
+
+    /// Per-path P&L and likelihood-ratio weights (all 1 without importance sampling):
+    /// E[f(L)] = mean of w·f(L) over the paths.
+    pub fn weighted_pnl(&self) -> Result<(Vec<f64>, Vec<f64>)> {
+        let n = self.settings.paths as usize;
+        let (mut pnl, mut weights) = (vec![0.0; n], vec![1.0; n]);
+        pnl.par_chunks_mut(BLOCK_PATHS)
+            .zip(weights.par_chunks_mut(BLOCK_PATHS))
+            .enumerate()
+            .for_each_init(Scratch::default, |scratch, (block, (out, w))| {
+                self.simulate_block(block as u64, scratch, out);
+                if self.shift.is_some() {
+                    w.iter_mut()
+                        .zip(&scratch.log_weights)
+                        .for_each(|(w, lw)| *w = lw.exp());
+                }
+            });
+        if let Some(i) = pnl.iter().position(|p| !p.is_finite()) {
+            return Err(Error::Numerical {
+                message: format!("path {i} has a non-finite P&L ({})", pnl[i]),
+            });
+        }
+        Ok((pnl, weights))
+    }
+
     /// The book's revaluation, for per-instrument P&L on regenerated paths.
     pub fn revaluer(&self) -> &Revaluer {
         &self.revaluer
@@ -279,8 +320,21 @@ impl Simulator {
         scratch.shocks.resize(paths * factors, 0.0);
         scratch.moves.reset(paths, self.builder.underlyings());
         for _ in 0..self.builder.steps() {
-            self.generator
-                .fill(&mut rng, &mut scratch.normals, &mut scratch.shocks);
+            match &self.shift {
+                Some(shift) => {
+                    scratch.log_weights.resize(paths, 0.0);
+                    self.generator.fill_shifted(
+                        &mut rng,
+                        &mut scratch.normals,
+                        &mut scratch.shocks,
+                        shift,
+                        &mut scratch.log_weights,
+                    );
+                }
+                None => self
+                    .generator
+                    .fill(&mut rng, &mut scratch.normals, &mut scratch.shocks),
+            }
             self.builder
                 .advance(&scratch.shocks, factors, &mut scratch.moves);
         }
