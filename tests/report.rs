@@ -134,6 +134,7 @@ fn report_is_self_contained_and_shows_the_run_figures() {
     for external in ["<script", "src=\"http", "src='http", "href=\"http", "<link"] {
         assert!(!html.contains(external), "report refers to '{external}'");
     }
+    // the report revalues in full (it carries contributions), like `run --revaluation full`
     let fund = sample("fund.toml");
     let run = common::json(&tailrisk(&[
         "run",
@@ -142,6 +143,8 @@ fn report_is_self_contained_and_shows_the_run_figures() {
         "json",
         "--paths",
         "50000",
+        "--revaluation",
+        "full",
     ]));
     let (var, es, _, _) = common::measure(&run, 0.99);
     for figure in [var, es] {
