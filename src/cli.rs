@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::backtest::{backtest, load_series};
 use crate::calibration::{calibrate, ReturnSeries, Weighting};
-use crate::config::{load_stress_file, Distribution};
+use crate::config::load_stress_file;
 use crate::contributions::{
     contributions, entities, Additivity, Contribution, SimulatedLosses, TailPlan,
 };
@@ -605,16 +605,6 @@ fn importance_sampled(
     simulator: Simulator,
     settings: &SimulationSettings,
 ) -> Result<(RunReport, Vec<f64>)> {
-    if let Distribution::StudentT { .. } = job.model.distribution {
-        return Err(Error::Model {
-            file: job.scenario.path.clone(),
-            message: "--importance-sampling supports normal shocks only: under a Student-t \
-                      model the far tail comes from the shared chi-square draw, which a mean \
-                      shift of the normals does not reach (set distribution = \"normal\" or \
-                      drop the flag)"
-                .to_owned(),
-        });
-    }
     let levels = &job.scenario.run.confidence;
     let top = levels.iter().copied().fold(f64::NAN, f64::max);
     let pilot_blocks = simulator.block_count().min(PILOT_BLOCKS * 2);

@@ -89,11 +89,30 @@ impl ShockGenerator {
         for z in normals.iter_mut() {
             *z = StandardNormal.sample(rng);
         }
+        // one chi-square per path, drawn after the normals (the stream order of every run)
+        let scales: Option<Vec<f64>> = self.student.as_ref().map(|(chi_square, dof_minus_two)| {
+            (0..paths)
+                .map(|_| {
+                    let w: f64 = chi_square.sample(rng);
+                    (dof_minus_two / w).sqrt()
+                })
+                .collect()
+        });
         if let Some((shift, log_weights)) = shifted {
-            let half_norm: f64 = 0.5 * shift.iter().map(|m| m * m).sum::<f64>();
-            for (row, lw) in normals.chunks_exact_mut(k).zip(log_weights.iter_mut()) {
-                *lw = -row.iter().zip(shift).map(|(z, m)| z * m).sum::<f64>() - half_norm;
-                row.iter_mut().zip(shift).for_each(|(z, m)| *z += m);
+            for (i, (row, lw)) in normals
+                .chunks_exact_mut(k)
+                .zip(log_weights.iter_mut())
+                .enumerate()
+            {
+                // under Student-t, the shift of path i is μ/s_i, so the shifted path's shock
+                // s_i·L(ζ + μ/s_i) is centred on the design point L·μ whatever its scale s_i
+                let shrink = scales.as_ref().map_or(1.0, |s| 1.0 / s[i]);
+                let dot: f64 = row.iter().zip(shift).map(|(z, m)| z * m).sum();
+                let norm: f64 = shift.iter().map(|m| m * m).sum();
+                *lw = -shrink * dot - 0.5 * shrink * shrink * norm;
+                row.iter_mut()
+                    .zip(shift)
+                    .for_each(|(z, m)| *z += shrink * m);
             }
         }
         let z = MatRef::from_row_major_slice(&normals[..paths * k], paths, k);
@@ -106,10 +125,8 @@ impl ShockGenerator {
             1.0,
             Par::Seq,
         );
-        if let Some((chi_square, dof_minus_two)) = &self.student {
-            for row in shocks.chunks_exact_mut(k) {
-                let w: f64 = chi_square.sample(rng);
-                let scale = (dof_minus_two / w).sqrt();
+        if let Some(scales) = scales {
+            for (row, scale) in shocks.chunks_exact_mut(k).zip(scales) {
                 row.iter_mut().for_each(|x| *x *= scale);
             }
         }
