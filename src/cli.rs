@@ -333,18 +333,25 @@ struct CalibrationArgs {
     /// documented defaults.
     #[arg(long, value_name = "VOLS")]
     vol_history: Option<PathBuf>,
+    #[command(flatten)]
+    weighting: WeightingArgs,
+}
+
+/// How each calibration weights the past.
+#[derive(Debug, Args)]
+struct WeightingArgs {
     /// Weighting of the past.
     #[arg(long, value_enum, default_value_t = Method::Ewma)]
     method: Method,
     /// EWMA decay per day.
     #[arg(long, default_value_t = 0.94, value_parser = parse_lambda)]
     lambda: f64,
-    /// Use only the last N returns of each series.
+    /// Use only the last N returns of each series (before each day, when backtesting).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
     window: Option<u64>,
 }
 
-impl CalibrationArgs {
+impl WeightingArgs {
     fn weighting(&self) -> Weighting {
         match self.method {
             Method::Ewma => Weighting::Ewma {
@@ -398,15 +405,8 @@ struct BacktestArgs {
     /// Confidence level tested (default: the scenario's highest level, or 0.99).
     #[arg(long, value_parser = parse_level)]
     confidence: Option<f64>,
-    /// Weighting of the past in each day's calibration.
-    #[arg(long, value_enum, default_value_t = Method::Ewma)]
-    method: Method,
-    /// EWMA decay per day.
-    #[arg(long, default_value_t = 0.94, value_parser = parse_lambda)]
-    lambda: f64,
-    /// Returns per calibration (the last N before each day; default all).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
-    window: Option<u64>,
+    #[command(flatten)]
+    weighting: WeightingArgs,
     /// Forecast with normal shocks instead of the fitted Student-t.
     #[arg(long)]
     normal: bool,
@@ -803,8 +803,8 @@ fn run_calibrate(args: &CalibrateArgs) -> Result<()> {
     let calibration = calibrate(
         &spots,
         &vols,
-        args.calibration.weighting(),
-        args.calibration.window(),
+        args.calibration.weighting.weighting(),
+        args.calibration.weighting.window(),
         None,
     );
     let text = calibration.to_toml(&args.calibration.history.display().to_string());
@@ -885,13 +885,8 @@ fn rolling_report(args: &BacktestArgs, scenario: &Path, history: &Path) -> Resul
         .position(|&a| a == confidence)
         .unwrap_or(0);
     let settings = RollingSettings {
-        weighting: match args.method {
-            Method::Ewma => Weighting::Ewma {
-                lambda: args.lambda,
-            },
-            Method::Sample => Weighting::Sample,
-        },
-        window: args.window.map(|w| w as usize),
+        weighting: args.weighting.weighting(),
+        window: args.weighting.window(),
         shocks: if args.normal {
             ShockModel::Normal
         } else {
@@ -914,7 +909,7 @@ fn rolling_report(args: &BacktestArgs, scenario: &Path, history: &Path) -> Resul
     if !args.no_alternatives {
         for weighting in [
             Weighting::Ewma {
-                lambda: args.lambda,
+                lambda: args.weighting.lambda,
             },
             Weighting::Sample,
         ] {

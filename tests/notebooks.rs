@@ -20,11 +20,23 @@ fn every_notebook_runs_top_to_bottom() {
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
-    for name in ["01_var_es", "02_contributions_whatif", "03_stress", "04_backtest"] {
+    for name in [
+        "01_var_es",
+        "02_contributions_whatif",
+        "03_stress",
+        "04_backtest",
+    ] {
         let text = std::fs::read_to_string(out.path().join(format!("{name}.ipynb"))).unwrap();
-        assert!(!text.contains("\"output_type\": \"error\""), "{name} has an error output");
+        assert!(
+            !text.contains("\"output_type\": \"error\""),
+            "{name} has an error output"
+        );
         assert!(text.contains("image/png"), "{name} shows a chart");
-        let committed = std::fs::read_to_string(root.join(format!("notebooks/{name}.ipynb"))).unwrap();
-        assert!(committed.contains("image/png"), "{name} is committed with its outputs");
+        let committed =
+            std::fs::read_to_string(root.join(format!("notebooks/{name}.ipynb"))).unwrap();
+        assert!(
+            committed.contains("image/png"),
+            "{name} is committed with its outputs"
+        );
     }
 }

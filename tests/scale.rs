@@ -148,6 +148,27 @@ fn merge_refuses_incomplete_or_mixed_shards() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// A 10-BTC spot book under `model`: the importance-sampled run with `paths` paths and a
+/// plain run with 200,000.
+fn weighted_and_plain(
+    run: &str,
+    model: &str,
+    paths: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    let book = "id,kind,underlying,quantity\nb,spot,BTC,10\n";
+    let scenario = common::Scenario::new(run, model, common::MARKET, "positions.csv", book);
+    let weighted = [
+        "--format",
+        "json",
+        "--paths",
+        paths,
+        "--importance-sampling",
+    ];
+    let is = json(&scenario.tailrisk("run", &weighted));
+    let plain = json(&scenario.tailrisk("run", &["--format", "json", "--paths", "200000"]));
+    (is, plain)
+}
+
 /// A normal one-factor spot book: loss = q·S₀·(1 − e^{s·Z}), s = σ√(h/365). Closed forms:
 /// VaR_a = q·S₀·(1 − e^{s·z}) with z = Φ⁻¹(1 − a); ES_a = q·S₀·(1 − e^{s²/2}·Φ(z − s)/(1 − a)).
 #[test]
@@ -155,24 +176,7 @@ fn importance_sampling_matches_the_closed_form_with_far_fewer_paths() {
     use statrs::distribution::{ContinuousCDF, Normal};
     let model = "[model]\ndistribution = \"normal\"\n\n[model.factors.BTC]\nspot_vol = 0.6\n";
     let run = "[run]\nseed = 5\nconfidence = [0.99, 0.999]\n";
-    let scenario = common::Scenario::new(
-        run,
-        model,
-        common::MARKET,
-        "positions.csv",
-        "id,kind,underlying,quantity\nb,spot,BTC,10\n",
-    );
-    let is = json(&scenario.tailrisk(
-        "run",
-        &[
-            "--format",
-            "json",
-            "--paths",
-            "20000",
-            "--importance-sampling",
-        ],
-    ));
-    let plain = json(&scenario.tailrisk("run", &["--format", "json", "--paths", "200000"]));
+    let (is, plain) = weighted_and_plain(run, model, "20000");
     let normal = Normal::new(0.0, 1.0).unwrap();
     let (q_s0, s) = (10.0 * 92_000.0, 0.6 * (1.0f64 / 365.0).sqrt());
     for a in [0.99, 0.999] {
@@ -206,24 +210,7 @@ fn importance_sampling_under_student_t_matches_quantile_and_quadrature() {
     let model =
         "[model]\ndistribution = \"student-t\"\ndof = 4\n\n[model.factors.BTC]\nspot_vol = 0.6\n";
     let run = "[run]\nseed = 9\nconfidence = [0.99, 0.999]\n";
-    let scenario = common::Scenario::new(
-        run,
-        model,
-        common::MARKET,
-        "positions.csv",
-        "id,kind,underlying,quantity\nb,spot,BTC,10\n",
-    );
-    let is = json(&scenario.tailrisk(
-        "run",
-        &[
-            "--format",
-            "json",
-            "--paths",
-            "100000",
-            "--importance-sampling",
-        ],
-    ));
-    let plain = json(&scenario.tailrisk("run", &["--format", "json", "--paths", "200000"]));
+    let (is, plain) = weighted_and_plain(run, model, "100000");
     let t = StudentsT::new(0.0, 1.0, 4.0).unwrap();
     let quantile = |p: f64| (0.5f64).sqrt() * t.inverse_cdf(p);
     let (q_s0, s) = (10.0 * 92_000.0, 0.6 * (1.0f64 / 365.0).sqrt());
