@@ -545,7 +545,7 @@ fn run(args: &RunArgs) -> Result<()> {
             threads,
         );
     }
-    let bar = progress_bar(settings.paths, args.common.quiet);
+    let bar = progress_bar(settings.paths, "paths", args.common.quiet);
     let pnl = pool.install(|| simulator.pnl(&|done| bar.inc(done)))?;
     bar.finish_and_clear();
     let mut report = run_report(&job, &settings, &pnl);
@@ -742,7 +742,7 @@ fn write_report(args: &ReportArgs) -> Result<()> {
     let settings = args.simulation.settings(&job);
     let (pool, _) = args.simulation.pool()?;
     let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
-    let bar = progress_bar(settings.paths, args.quiet);
+    let bar = progress_bar(settings.paths, "paths", args.quiet);
     let pnl = pool.install(|| simulator.pnl(&|done| bar.inc(done)))?;
     bar.finish_and_clear();
     let run = run_report(&job, &settings, &pnl);
@@ -902,7 +902,17 @@ fn rolling_report(args: &BacktestArgs, scenario: &Path, history: &Path) -> Resul
         threads: args.threads,
     }
     .pool()?;
-    let run = |s: &RollingSettings| pool.install(|| rolling_backtest(&job, &returns, s));
+    let runs = if args.no_alternatives { 1 } else { 4 };
+    let bar = progress_bar(0, "days", false);
+    let run = |s: &RollingSettings| {
+        let offset = bar.position();
+        pool.install(|| {
+            rolling_backtest(&job, &returns, s, &|done, total| {
+                bar.set_length((total * runs) as u64);
+                bar.set_position(offset + done as u64);
+            })
+        })
+    };
     let main = run(&settings)?;
     let observations = main.observations(level);
     let mut alternatives = Vec::new();
@@ -931,6 +941,7 @@ fn rolling_report(args: &BacktestArgs, scenario: &Path, history: &Path) -> Resul
             }
         }
     }
+    bar.finish_and_clear();
     Ok(BacktestReport {
         source: history.display().to_string(),
         backtest: backtest(&observations, confidence, args.target_rate),
@@ -977,14 +988,14 @@ fn print_json(value: &impl serde::Serialize, source: &Path) -> Result<()> {
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal and not `--quiet`.
-fn progress_bar(paths: u64, quiet: bool) -> ProgressBar {
+fn progress_bar(length: u64, unit: &str, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(paths), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} paths  {per_sec}  eta {eta}")
-    {
+    let bar = ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr());
+    let template =
+        format!("{{spinner}} {{bar:40}} {{pos}}/{{len}} {unit}  {{per_sec}}  eta {{eta}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style);
     }
     bar

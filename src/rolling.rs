@@ -87,11 +87,13 @@ impl RollingSeries {
     }
 }
 
-/// Runs the rolling backtest of `job`'s book on the spot return `history`.
+/// Runs the rolling backtest of `job`'s book on the spot return `history`, calling
+/// `progress(done, total)` after each day.
 pub fn rolling_backtest(
     job: &Job,
     history: &BTreeMap<String, ReturnSeries>,
     settings: &RollingSettings,
+    progress: &dyn Fn(usize, usize),
 ) -> Result<RollingSeries> {
     let (book, left_out) = book_with_history(&job.book, history);
     let held: BTreeMap<String, ReturnSeries> = history
@@ -115,6 +117,7 @@ pub fn rolling_backtest(
             settings,
             &confidence,
         )?);
+        progress(i + 1, dates.len());
     }
     Ok(RollingSeries {
         confidence,
