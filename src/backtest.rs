@@ -315,3 +315,26 @@ pub fn load_series(path: &std::path::Path) -> Result<Vec<Observation>> {
     }
     Ok(series)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Four days at 99 %, ES 10 each, one exception losing 30:
+    /// Z2 = 30 / (4 · 0.01 · 10) − 1 = 74, by hand.
+    #[test]
+    fn z2_by_hand() {
+        let day = |pnl: f64| Observation {
+            date: String::new(),
+            pnl,
+            var: 8.0,
+            es: Some(10.0),
+        };
+        let series = [day(-1.0), day(-30.0), day(2.0), day(-8.0)];
+        let test = acerbi_szekely_z2(&series, 0.99).unwrap();
+        assert!((test.z2 - 74.0).abs() < 1e-12, "{test:?}");
+        assert_eq!(test.zone, "red");
+        // a loss equal to VaR is not an exception
+        assert!(!day(-8.0).exception());
+    }
+}

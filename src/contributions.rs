@@ -113,9 +113,15 @@ pub fn entities(book: &Book, instrument_of: &[usize], group: &'static str) -> Ve
 pub trait EntityLosses: Sync {
     /// Number of entities.
     fn entity_count(&self) -> usize;
-    /// Calls `visit(path, losses)` for every path of `block`, `losses[e]` being entity e's
-    /// loss per unit of size on that path.
-    fn visit_block(&self, block: u64, visit: &mut dyn FnMut(u64, &[f64]));
+    /// Calls `visit(path, losses)` for every path of `block` that `wanted(path)` accepts,
+    /// `losses[e]` being entity e's loss per unit of size on that path (paths not wanted
+    /// need not be revalued).
+    fn visit_block(
+        &self,
+        block: u64,
+        wanted: &dyn Fn(u64) -> bool,
+        visit: &mut dyn FnMut(u64, &[f64]),
+    );
 }
 
 /// Entity losses on the simulator's own paths.
@@ -129,12 +135,20 @@ impl EntityLosses for SimulatedLosses<'_> {
         self.entities.len()
     }
 
-    fn visit_block(&self, block: u64, visit: &mut dyn FnMut(u64, &[f64])) {
+    fn visit_block(
+        &self,
+        block: u64,
+        wanted: &dyn Fn(u64) -> bool,
+        visit: &mut dyn FnMut(u64, &[f64]),
+    ) {
         let revaluer = self.simulator.revaluer();
         let mut instrument_pnl = vec![0.0; revaluer.instrument_count()];
         let mut losses = vec![0.0; self.entities.len()];
         self.simulator
             .visit_block(block, |path, log_spot, vol_ratio| {
+                if !wanted(path) {
+                    return;
+                }
                 revaluer.unit_pnl(log_spot, vol_ratio, &mut instrument_pnl);
                 for (loss, e) in losses.iter_mut().zip(self.entities) {
                     *loss = e.unit_loss(&instrument_pnl);
@@ -267,7 +281,8 @@ pub fn marginals(plan: &TailPlan, losses: &dyn EntityLosses) -> Vec<RiskMeasure>
         .into_par_iter()
         .map(|block| {
             let mut sums = Sums::zero(count);
-            losses.visit_block(block, &mut |path, l| {
+            let wanted = |path: u64| plan.members.contains_key(&path);
+            losses.visit_block(block, &wanted, &mut |path, l| {
                 if let Some(&(weight, in_window)) = plan.members.get(&path) {
                     sums.add(l, weight, in_window);
                 }
@@ -342,7 +357,7 @@ fn without_each(
         .enumerate()
         .for_each(|(block, out)| {
             let first = block * BLOCK_PATHS;
-            losses.visit_block(block as u64, &mut |path, l| {
+            losses.visit_block(block as u64, &|_| true, &mut |path, l| {
                 let i = path as usize;
                 for (j, &e) in batch.iter().enumerate() {
                     out[(i - first) * width + j] = pnl[i] + sizes[e] * l[e];

@@ -68,6 +68,20 @@ impl GridCheck {
     }
 }
 
+/// An error naming the first path (numbered from `first_path`) whose P&L is not finite.
+fn check_finite(pnl: &[f64], first_path: u64) -> Result<()> {
+    match pnl.iter().position(|p| !p.is_finite()) {
+        Some(i) => Err(Error::Numerical {
+            message: format!(
+                "path {} has a non-finite P&L ({})",
+                first_path + i as u64,
+                pnl[i]
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Half-widths of the surfaces per model underlying: ±14 horizon standard deviations of
 /// ln S (widened for vol moves over several steps, plus the drift) and ±12 of ln iv; the
 /// rare path beyond them is revalued in full.
@@ -175,12 +189,7 @@ impl Simulator {
                 progress(out.len() as u64);
             },
         );
-        if let Some(i) = pnl.iter().position(|p| !p.is_finite()) {
-            let path = blocks.start * BLOCK_PATHS as u64 + i as u64;
-            return Err(Error::Numerical {
-                message: format!("path {path} has a non-finite P&L ({})", pnl[i]),
-            });
-        }
+        check_finite(&pnl, blocks.start * BLOCK_PATHS as u64)?;
         Ok(pnl)
     }
 
@@ -277,11 +286,7 @@ impl Simulator {
                         .for_each(|(w, lw)| *w = lw.exp());
                 }
             });
-        if let Some(i) = pnl.iter().position(|p| !p.is_finite()) {
-            return Err(Error::Numerical {
-                message: format!("path {i} has a non-finite P&L ({})", pnl[i]),
-            });
-        }
+        check_finite(&pnl, 0)?;
         Ok((pnl, weights))
     }
 

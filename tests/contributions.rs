@@ -45,7 +45,7 @@ impl GaussianBook {
     fn pnl(&self) -> Vec<f64> {
         let mut pnl = Vec::new();
         for b in 0..self.blocks {
-            self.visit_block(b, &mut |_, l| {
+            self.visit_block(b, &|_| true, &mut |_, l| {
                 pnl.push(-l.iter().zip(SIZES).map(|(x, s)| x * s).sum::<f64>())
             });
         }
@@ -58,14 +58,21 @@ impl EntityLosses for GaussianBook {
         3
     }
 
-    fn visit_block(&self, block: u64, visit: &mut dyn FnMut(u64, &[f64])) {
+    fn visit_block(
+        &self,
+        block: u64,
+        wanted: &dyn Fn(u64) -> bool,
+        visit: &mut dyn FnMut(u64, &[f64]),
+    ) {
         let mut normals = vec![0.0; BLOCK_PATHS * 3];
         let mut shocks = vec![0.0; BLOCK_PATHS * 3];
         self.generator
             .fill(&mut block_rng(self.seed, block), &mut normals, &mut shocks);
         for (i, e) in shocks.chunks_exact(3).enumerate() {
-            let unit_losses = [-e[0], -e[1], -e[2]];
-            visit(block * BLOCK_PATHS as u64 + i as u64, &unit_losses);
+            let path = block * BLOCK_PATHS as u64 + i as u64;
+            if wanted(path) {
+                visit(path, &[-e[0], -e[1], -e[2]]);
+            }
         }
     }
 }
