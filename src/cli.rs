@@ -19,19 +19,19 @@ use crate::contributions::{
 use crate::error::{Error, Result, EXIT_OK};
 use crate::exposures::exposures;
 use crate::html::{committee_report, CommitteeInputs};
+use crate::importance::importance_sampled_run;
 use crate::job::Job;
-use crate::measures::{var_es, var_es_weighted};
 use crate::output::{write_backtest_series, write_run_outputs, write_summary};
 use crate::replay::{replay, PriceHistory};
 use crate::report::{
     render_backtest, render_contributions, render_exposures, render_run, render_stress,
-    render_what_if, report_context, run_report, Alternative, BacktestReport, ImportanceSampling,
-    RunReport, StressReport,
+    render_what_if, report_context, run_report, Alternative, BacktestReport, RunReport,
+    StressReport,
 };
-use crate::reverse::{design_shift, reverse_stress};
+use crate::reverse::reverse_stress;
 use crate::rolling::{rolling_backtest, RollingSettings, ShockModel};
 use crate::shard::{merge, write_shard, ShardSlice, ShardSpec};
-use crate::simulation::{RevaluationMode, SimulationSettings, Simulator, PILOT_BLOCKS};
+use crate::simulation::{RevaluationMode, SimulationSettings, Simulator};
 use crate::stress::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES};
 use crate::synthetic::{write_synthetic_scenario, SyntheticSpec};
 use crate::whatif::what_if;
@@ -173,9 +173,12 @@ struct RunArgs {
     /// --out for `tailrisk merge`, which gives exactly the single-machine result.
     #[arg(long, value_name = "I/N", value_parser = ShardSpec::parse, requires = "out", conflicts_with = "contributions")]
     shard: Option<ShardSpec>,
-    /// Importance sampling for far tails: shift the shocks toward the most plausible move
-    /// that loses the pilot VaR at the highest level, with exact likelihood-ratio weights
-    /// (one-step runs with normal shocks).
+    /// Importance sampling for far tails (one-step runs, normal or Student-t): a plain pilot
+    /// finds the tail regions (a short straddle has two), paths are drawn from a mixture of
+    /// shocks shifted to each region's design point (and a tilted chi-square under
+    /// Student-t) plus a 20% share of the model itself, with exact likelihood-ratio weights
+    /// bounded by 5. Prints the variance gain; falls back to plain Monte Carlo, saying why,
+    /// when the pilot's tail cannot be covered. Revalues in full.
     #[arg(long, conflicts_with_all = ["shard", "contributions", "out"])]
     importance_sampling: bool,
     /// Add component (Euler), marginal and incremental VaR and ES by this grouping.
@@ -503,7 +506,7 @@ fn run(args: &RunArgs) -> Result<()> {
     let settings = args.simulation.settings(&job);
     let (pool, threads) = args.simulation.pool()?;
     let lowest_level = run.confidence.iter().copied().fold(f64::NAN, f64::min);
-    let mode = if args.contributions.is_some() {
+    let mode = if args.contributions.is_some() || args.importance_sampling {
         RevaluationMode::Full
     } else {
         args.revaluation.mode()
@@ -532,7 +535,14 @@ fn run(args: &RunArgs) -> Result<()> {
         return Ok(());
     }
     if args.importance_sampling {
-        let (report, pnl) = pool.install(|| importance_sampled(&job, simulator, &settings))?;
+        let (report, pnl) = pool.install(|| importance_sampled_run(&job, simulator))?;
+        if let Some(reason) = report
+            .importance_sampling
+            .as_ref()
+            .and_then(|is| is.fallback.as_ref())
+        {
+            eprintln!("importance sampling not used, plain Monte Carlo instead: {reason}");
+        }
         let report = RunReport {
             revaluation: check,
             ..report
@@ -595,47 +605,6 @@ fn finish_run(
             Ok(())
         }
     }
-}
-
-/// An importance-sampled run: a pilot of plain paths gives the VaR at the highest level, the
-/// reverse-stress design point for that loss is the shift, and the weighted paths give the
-/// measures. Returns the report and the per-path P&L (unweighted values).
-fn importance_sampled(
-    job: &Job,
-    simulator: Simulator,
-    settings: &SimulationSettings,
-) -> Result<(RunReport, Vec<f64>)> {
-    let levels = &job.scenario.run.confidence;
-    let top = levels.iter().copied().fold(f64::NAN, f64::max);
-    let pilot_blocks = simulator.block_count().min(PILOT_BLOCKS * 2);
-    let pilot = simulator.pnl_of_blocks(0..pilot_blocks, &|_| {})?;
-    let target_loss = var_es(&pilot, &[top])[0].var.max(f64::MIN_POSITIVE);
-    let shift = design_shift(job, &StressBook::new(job), target_loss);
-    let shift_norm = shift.iter().map(|m| m * m).sum::<f64>().sqrt();
-    let (pnl, weights) = simulator.with_shift(shift)?.weighted_pnl()?;
-    let n = pnl.len() as f64;
-    let mean = pnl.iter().zip(&weights).map(|(p, w)| p * w).sum::<f64>() / n;
-    let second = pnl
-        .iter()
-        .zip(&weights)
-        .map(|(p, w)| w * (p - mean) * (p - mean))
-        .sum::<f64>()
-        / n;
-    let (sum_w, sum_w2) = weights
-        .iter()
-        .fold((0.0, 0.0), |(a, b), w| (a + w, b + w * w));
-    let report = RunReport {
-        measures: var_es_weighted(&pnl, &weights, levels),
-        pnl_mean: mean,
-        pnl_stdev: second.sqrt(),
-        importance_sampling: Some(ImportanceSampling {
-            target_loss,
-            shift_norm,
-            effective_sample_size: sum_w * sum_w / sum_w2,
-        }),
-        ..report_context(job, settings)
-    };
-    Ok((report, pnl))
 }
 
 fn contributions_of(

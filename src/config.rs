@@ -57,10 +57,35 @@ pub enum Distribution {
     },
 }
 
+/// How a Student-t path over several steps draws its chi-square mixing variable
+/// (`[model] chi_square`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChiSquareMixing {
+    /// One χ²(v) draw W per path, shared by every step: the horizon shock of a path is
+    /// exactly the one-step multivariate t (with vol of vol 0), whatever the step count.
+    #[default]
+    PerPath,
+    /// A fresh W at every step: i.i.d. Student-t innovations, whose sum over the steps is
+    /// closer to normal, so the horizon tails are thinner than the one-step t's.
+    PerStep,
+}
+
+impl ChiSquareMixing {
+    /// The scenario-file spelling: `per-path` or `per-step`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChiSquareMixing::PerPath => "per-path",
+            ChiSquareMixing::PerStep => "per-step",
+        }
+    }
+}
+
 /// `[model]`: the risk-factor model as written in the file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
     pub distribution: Distribution,
+    /// How Student-t paths of several steps share their chi-square (ignored under normal).
+    pub chi_square: ChiSquareMixing,
     /// Per-underlying factor parameters, by underlying name (sorted).
     pub factors: BTreeMap<String, FactorSpec>,
     /// `[model.correlation]`, if given.
@@ -157,6 +182,7 @@ struct RawModel {
     #[serde(default = "default_distribution")]
     distribution: String,
     dof: Option<f64>,
+    chi_square: Option<String>,
     factors: BTreeMap<String, FactorSpec>,
     correlation: Option<CorrelationSpec>,
 }
@@ -298,6 +324,17 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
             ))
         }
     };
+    let chi_square = match raw.chi_square.as_deref() {
+        None | Some("per-path") => ChiSquareMixing::PerPath,
+        Some("per-step") => ChiSquareMixing::PerStep,
+        Some(other) => {
+            return Err(bad_key(
+                path,
+                "model.chi_square",
+                format!("expected 'per-path' or 'per-step', found '{other}'"),
+            ))
+        }
+    };
     if raw.factors.is_empty() {
         return Err(bad_key(
             path,
@@ -326,6 +363,7 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
     }
     Ok(ModelSpec {
         distribution,
+        chi_square,
         factors: raw.factors,
         correlation: raw.correlation,
     })

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use faer::Mat;
 
-use crate::config::{CorrelationSpec, Distribution, ModelSpec};
+use crate::config::{ChiSquareMixing, CorrelationSpec, Distribution, ModelSpec};
 use crate::correlation::{
     check_entries, cholesky_lower, nearest_correlation, smallest_eigenvalue, RepairReport,
     MIN_EIGENVALUE,
@@ -45,6 +45,8 @@ pub struct FactorModel {
     /// Lower Cholesky factor of `correlation`.
     pub cholesky: Mat<f64>,
     pub distribution: Distribution,
+    /// How Student-t paths of several steps share their chi-square.
+    pub chi_square: ChiSquareMixing,
     /// What Higham's repair changed, when it was applied.
     pub repair: Option<RepairReport>,
 }
@@ -91,6 +93,7 @@ impl FactorModel {
             correlation,
             cholesky,
             distribution: spec.distribution,
+            chi_square: spec.chi_square,
             repair,
         })
     }
@@ -210,6 +213,7 @@ mod tests {
         }
         ModelSpec {
             distribution: Distribution::Normal,
+            chi_square: ChiSquareMixing::PerPath,
             factors: f,
             correlation: Some(CorrelationSpec {
                 factors: factors.iter().map(|s| s.to_string()).collect(),

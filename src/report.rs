@@ -10,6 +10,7 @@ use crate::config::Distribution;
 use crate::contributions::{Additivity, Contribution};
 use crate::correlation::RepairReport;
 use crate::exposures::{ExposureRow, GROUPS};
+use crate::importance::ImportanceSampling;
 use crate::job::Job;
 use crate::measures::{mean_and_stdev, var_es, RiskMeasure};
 use crate::replay::Replay;
@@ -35,6 +36,10 @@ pub struct RunReport {
     pub distribution: String,
     /// Student-t degrees of freedom, if any.
     pub dof: Option<f64>,
+    /// Student-t only: `per-path` (one chi-square per path, shared by its steps) or
+    /// `per-step` (one per step).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub chi_square: Option<String>,
     /// Valuation time, RFC 3339 UTC.
     pub valuation_time: String,
     pub currency: String,
@@ -49,7 +54,8 @@ pub struct RunReport {
     pub correlation_repair: Option<RepairReport>,
     /// How paths were revalued, with the grid's measured error when one was tried.
     pub revaluation: GridCheck,
-    /// With `--importance-sampling`: the shift used and the effective sample size.
+    /// With `--importance-sampling`: the proposal's tail regions, the effective sample size
+    /// and the variance gain, or why plain Monte Carlo was used.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub importance_sampling: Option<ImportanceSampling>,
     /// With `--contributions`: one item per position or group key.
@@ -58,17 +64,6 @@ pub struct RunReport {
     /// With `--contributions`: how far the components are from adding up.
     #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub contribution_additivity: Option<Additivity>,
-}
-
-/// What importance sampling did (JSON `importance_sampling`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
-pub struct ImportanceSampling {
-    /// The loss the shift aims at: the pilot's VaR at the highest level.
-    pub target_loss: f64,
-    /// |μ|, the shift's length in standard deviations.
-    pub shift_norm: f64,
-    /// (Σw)²/Σw²: how many equally weighted paths the weighted sample is worth overall.
-    pub effective_sample_size: f64,
 }
 
 /// Builds the report of a run from its per-path P&L.
@@ -85,9 +80,13 @@ pub fn run_report(job: &Job, settings: &SimulationSettings, pnl: &[f64]) -> RunR
 /// The report of a run before any path is simulated: no measures, zero moments (what a
 /// shard records for the merge).
 pub fn report_context(job: &Job, settings: &SimulationSettings) -> RunReport {
-    let (distribution, dof) = match job.model.distribution {
-        Distribution::Normal => ("normal", None),
-        Distribution::StudentT { dof } => ("student-t", Some(dof)),
+    let (distribution, dof, chi_square) = match job.model.distribution {
+        Distribution::Normal => ("normal", None, None),
+        Distribution::StudentT { dof } => (
+            "student-t",
+            Some(dof),
+            Some(job.model.chi_square.name().to_owned()),
+        ),
     };
     RunReport {
         base_value: job.aggregated.base_value(),
@@ -98,6 +97,7 @@ pub fn report_context(job: &Job, settings: &SimulationSettings) -> RunReport {
         steps: settings.steps,
         distribution: distribution.to_owned(),
         dof,
+        chi_square,
         valuation_time: job.valuation_time.to_rfc3339(),
         currency: "USD".to_owned(),
         positions: job.book.positions.len(),
@@ -144,9 +144,12 @@ pub fn render_run(
     threads: usize,
 ) -> String {
     let mut out = String::new();
-    let dist = match report.dof {
-        Some(dof) => format!("{} (dof {dof})", report.distribution),
-        None => report.distribution.to_owned(),
+    let dist = match (report.dof, &report.chi_square) {
+        (Some(dof), Some(mixing)) if report.steps > 1 => {
+            format!("{} (dof {dof}, chi-square {mixing})", report.distribution)
+        }
+        (Some(dof), _) => format!("{} (dof {dof})", report.distribution),
+        (None, _) => report.distribution.to_owned(),
     };
     let _ = writeln!(out, "tailrisk run — {scenario}");
     let _ = writeln!(out, "valuation time   {}", report.valuation_time);
@@ -201,6 +204,9 @@ pub fn render_run(
             let _ = writeln!(out, "revaluation      full");
         }
     }
+    if let Some(is) = &report.importance_sampling {
+        render_importance(&mut out, is);
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -228,6 +234,41 @@ pub fn render_run(
         money(report.paths as f64 / elapsed_seconds.max(1e-9), 0)
     );
     out
+}
+
+/// The importance-sampling lines of the run table: the proposal and the variance gain per
+/// level, or why plain Monte Carlo was used.
+fn render_importance(out: &mut String, is: &ImportanceSampling) {
+    if let Some(reason) = &is.fallback {
+        let _ = writeln!(
+            out,
+            "importance       not used, plain Monte Carlo: {reason}"
+        );
+        return;
+    }
+    let regions: Vec<String> = is
+        .components
+        .iter()
+        .map(|c| format!("{:.2} sd", c.shift_norm))
+        .collect();
+    let _ = writeln!(
+        out,
+        "importance       {} tail region(s) at {} + {:.0}% defensive share; effective \
+         sample size {}",
+        is.components.len(),
+        regions.join(", "),
+        is.defensive_share * 100.0,
+        money(is.effective_sample_size, 0)
+    );
+    for g in &is.variance_gain {
+        let _ = writeln!(
+            out,
+            "variance gain    {:.2}%: VaR ×{:.1}, ES ×{:.1} against plain Monte Carlo",
+            g.confidence * 100.0,
+            g.var,
+            g.es
+        );
+    }
 }
 
 /// The readable contributions table: component, marginal and incremental VaR and ES with

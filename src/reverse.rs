@@ -57,6 +57,14 @@ struct ShockMap<'a> {
 }
 
 impl ShockMap<'_> {
+    /// The map of `job`: one step of its horizon.
+    fn of(job: &Job) -> ShockMap<'_> {
+        ShockMap {
+            job,
+            scale: (job.scenario.run.horizon_days / DAYS_PER_YEAR).sqrt(),
+        }
+    }
+
     fn factor_move(&self, w: &[f64]) -> FactorMove {
         let model = &self.job.model;
         let e = self.shocks(w);
@@ -82,10 +90,7 @@ impl ShockMap<'_> {
 
 /// Finds the most plausible move losing at least `target_loss`.
 pub fn reverse_stress(job: &Job, book: &StressBook, target_loss: f64) -> ReverseStress {
-    let map = ShockMap {
-        job,
-        scale: (job.scenario.run.horizon_days / DAYS_PER_YEAR).sqrt(),
-    };
+    let map = ShockMap::of(job);
     let w = design_shift(job, book, target_loss);
     let beta = norm(&w);
     let m = map.factor_move(&w);
@@ -109,21 +114,37 @@ pub fn reverse_stress(job: &Job, book: &StressBook, target_loss: f64) -> Reverse
     }
 }
 
-/// The design point w (whitened shocks) of the most plausible move losing `target_loss`:
-/// the mean shift that importance sampling uses to aim its paths at the loss tail.
+/// The design point w (whitened shocks) of the most plausible move losing `target_loss`,
+/// searched from w = 0.
 pub fn design_shift(job: &Job, book: &StressBook, target_loss: f64) -> Vec<f64> {
-    let map = ShockMap {
-        job,
-        scale: (job.scenario.run.horizon_days / DAYS_PER_YEAR).sqrt(),
-    };
-    let g = |w: &[f64]| -book.pnl(&map.factor_move(w)) - target_loss;
-    design_point(&g, job.model.factor_count(), target_loss)
+    design_shift_from(job, book, target_loss, &vec![0.0; job.model.factor_count()])
 }
 
-/// HL-RF iteration from w = 0 for the constraint g(w) = 0 (g < 0 is safe).
-fn design_point(g: &dyn Fn(&[f64]) -> f64, dimension: usize, scale: f64) -> Vec<f64> {
+/// The design point nearest `start` (whitened, unit-variance shocks) of the moves losing
+/// `target_loss`: the HL-RF iteration started there, so that a book losing in several
+/// directions (a short straddle loses on large up and down moves) yields the design point of
+/// the tail region `start` lies in. Returns it with its loss (positive = loss).
+pub fn design_shift_from(
+    job: &Job,
+    book: &StressBook,
+    target_loss: f64,
+    start: &[f64],
+) -> Vec<f64> {
+    let map = ShockMap::of(job);
+    let g = |w: &[f64]| -book.pnl(&map.factor_move(w)) - target_loss;
+    design_point(&g, start, target_loss)
+}
+
+/// The loss (positive) of whitened shocks `w` over one step of the run's horizon.
+pub fn loss_of_shift(job: &Job, book: &StressBook, w: &[f64]) -> f64 {
+    let map = ShockMap::of(job);
+    -book.pnl(&map.factor_move(w))
+}
+
+/// HL-RF iteration from `start` for the constraint g(w) = 0 (g < 0 is safe).
+fn design_point(g: &dyn Fn(&[f64]) -> f64, start: &[f64], scale: f64) -> Vec<f64> {
     let tolerance = 1e-9 * scale.abs().max(1.0);
-    let mut w = vec![0.0; dimension];
+    let mut w = start.to_vec();
     let mut gw = g(&w);
     for _ in 0..MAX_ITERATIONS {
         let grad = gradient(g, &w);

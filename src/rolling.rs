@@ -17,7 +17,7 @@ use crate::aggregate::AggregatedBook;
 use crate::backtest::Observation;
 use crate::book::Book;
 use crate::calibration::{calibrate, ReturnSeries, Weighting};
-use crate::config::{CorrelationSpec, Distribution, FactorSpec, ModelSpec};
+use crate::config::{ChiSquareMixing, CorrelationSpec, Distribution, FactorSpec, ModelSpec};
 use crate::error::Result;
 use crate::job::Job;
 use crate::measures::var_es;
@@ -185,6 +185,7 @@ fn forecast_day(
     };
     let spec = ModelSpec {
         distribution,
+        chi_square: ChiSquareMixing::PerPath,
         factors: calibration
             .underlyings
             .iter()

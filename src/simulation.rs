@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 use crate::measures::var_es;
 use crate::model::FactorModel;
 use crate::paths::{HorizonMoves, PathBuilder};
+use crate::proposal::Proposal;
 use crate::revaluation::Revaluer;
-use crate::shocks::{block_rng, ShockGenerator, BLOCK_PATHS};
+use crate::shocks::{block_rng, BlockDraws, ShockGenerator, BLOCK_PATHS};
 use crate::time::DAYS_PER_YEAR;
 
 /// How paths are revalued.
@@ -116,10 +117,26 @@ pub struct SimulationSettings {
 /// Per-thread buffers for one block.
 #[derive(Default)]
 struct Scratch {
-    normals: Vec<f64>,
+    draws: BlockDraws,
     shocks: Vec<f64>,
     moves: HorizonMoves,
-    log_weights: Vec<f64>,
+}
+
+/// First random stream of the importance-sampling pilot: far from the run's own block
+/// streams (0, 1, …), so the proposal is independent of the paths it weights.
+const PILOT_STREAM: u64 = 1 << 62;
+
+/// Plain paths drawn apart from the run to design an importance-sampling proposal.
+#[derive(Debug, Clone, Default)]
+pub struct PilotDraws {
+    /// Factors per path.
+    pub factors: usize,
+    /// P&L of each path (positive = gain).
+    pub pnl: Vec<f64>,
+    /// Whitened normals z of each path, one row of `factors` per path.
+    pub normals: Vec<f64>,
+    /// χ²(v) draw of each path (Student-t only; empty under normal shocks).
+    pub chi_squares: Vec<f64>,
 }
 
 /// Everything fixed for a run: generator, path builder and revaluer.
@@ -128,8 +145,8 @@ pub struct Simulator {
     builder: PathBuilder,
     revaluer: Revaluer,
     settings: SimulationSettings,
-    /// Importance-sampling mean shift of the whitened normals, if on.
-    shift: Option<Vec<f64>>,
+    /// Importance-sampling proposal, if on.
+    proposal: Option<Proposal>,
 }
 
 impl Simulator {
@@ -152,13 +169,14 @@ impl Simulator {
         let generator = ShockGenerator::new(model.cholesky.as_ref(), model.distribution)
             .ok_or_else(|| Error::Numerical {
                 message: "invalid Student-t degrees of freedom".to_owned(),
-            })?;
+            })?
+            .with_mixing(model.chi_square);
         Ok(Simulator {
             generator,
             builder: PathBuilder::new(model, settings.horizon_days, settings.steps),
             revaluer: Revaluer::new(book, settings.horizon_days),
             settings,
-            shift: None,
+            proposal: None,
         })
     }
 
@@ -257,17 +275,22 @@ impl Simulator {
         (self, check)
     }
 
-    /// Turns on importance sampling: every path's independent normals are shifted by
-    /// `shift` (whitened space, one entry per factor) and carry a likelihood-ratio weight.
-    /// One-step runs only (the shift is defined for the horizon's single draw).
-    pub fn with_shift(mut self, shift: Vec<f64>) -> Result<Simulator> {
+    /// Turns on importance sampling: every path is drawn from `proposal` and carries its
+    /// likelihood-ratio weight. One-step runs only (the proposal is defined for the
+    /// horizon's single draw).
+    pub fn with_proposal(mut self, proposal: Proposal) -> Result<Simulator> {
         if self.settings.steps != 1 {
             return Err(Error::Numerical {
                 message: "importance sampling needs steps = 1".to_owned(),
             });
         }
-        self.shift = Some(shift);
+        self.proposal = Some(proposal);
         Ok(self)
+    }
+
+    /// The run's settings.
+    pub fn settings(&self) -> &SimulationSettings {
+        &self.settings
     }
 
     /// Per-path P&L and likelihood-ratio weights (all 1 without importance sampling):
@@ -280,14 +303,41 @@ impl Simulator {
             .enumerate()
             .for_each_init(Scratch::default, |scratch, (block, (out, w))| {
                 self.simulate_block(block as u64, scratch, out);
-                if self.shift.is_some() {
+                if self.proposal.is_some() {
                     w.iter_mut()
-                        .zip(&scratch.log_weights)
+                        .zip(&scratch.draws.log_weights)
                         .for_each(|(w, lw)| *w = lw.exp());
                 }
             });
         check_finite(&pnl, 0)?;
         Ok((pnl, weights))
+    }
+
+    /// `blocks` blocks of plain one-step paths from streams of their own (never the run's),
+    /// with their draws: the pilot from which an importance-sampling proposal is designed.
+    pub fn pilot(&self, blocks: u64) -> Result<PilotDraws> {
+        let results: Vec<(Vec<f64>, BlockDraws)> = (0..blocks)
+            .into_par_iter()
+            .map(|b| {
+                let mut scratch = Scratch::default();
+                let mut rng = block_rng(self.settings.seed, PILOT_STREAM + b);
+                self.draw_moves(&mut rng, BLOCK_PATHS, 1, None, &mut scratch);
+                let mut out = vec![0.0; BLOCK_PATHS];
+                self.revaluer.revalue(&scratch.moves, &mut out);
+                (out, scratch.draws)
+            })
+            .collect();
+        let mut pilot = PilotDraws {
+            factors: self.generator.dimension(),
+            ..PilotDraws::default()
+        };
+        for (pnl, draws) in results {
+            pilot.pnl.extend(pnl);
+            pilot.normals.extend(draws.normals);
+            pilot.chi_squares.extend(draws.chi_squares);
+        }
+        check_finite(&pilot.pnl, 0)?;
+        Ok(pilot)
     }
 
     /// The book's revaluation, for per-instrument P&L on regenerated paths.
@@ -319,27 +369,26 @@ impl Simulator {
     }
 
     fn generate_moves(&self, block: u64, paths: usize, scratch: &mut Scratch) {
-        let factors = self.generator.dimension();
         let mut rng = block_rng(self.settings.seed, block);
-        scratch.normals.resize(paths * factors, 0.0);
+        let steps = self.builder.steps();
+        self.draw_moves(&mut rng, paths, steps, self.proposal.as_ref(), scratch);
+    }
+
+    /// Draws `paths` paths of `steps` steps from `rng` into `scratch.moves`.
+    fn draw_moves(
+        &self,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        paths: usize,
+        steps: u32,
+        proposal: Option<&Proposal>,
+        scratch: &mut Scratch,
+    ) {
+        let factors = self.generator.dimension();
         scratch.shocks.resize(paths * factors, 0.0);
         scratch.moves.reset(paths, self.builder.underlyings());
-        for _ in 0..self.builder.steps() {
-            match &self.shift {
-                Some(shift) => {
-                    scratch.log_weights.resize(paths, 0.0);
-                    self.generator.fill_shifted(
-                        &mut rng,
-                        &mut scratch.normals,
-                        &mut scratch.shocks,
-                        shift,
-                        &mut scratch.log_weights,
-                    );
-                }
-                None => self
-                    .generator
-                    .fill(&mut rng, &mut scratch.normals, &mut scratch.shocks),
-            }
+        for step in 0..steps {
+            self.generator
+                .fill_step(rng, step, &mut scratch.draws, &mut scratch.shocks, proposal);
             self.builder
                 .advance(&scratch.shocks, factors, &mut scratch.moves);
         }

@@ -199,7 +199,10 @@ fn importance_sampling_matches_the_closed_form_with_far_fewer_paths() {
             "{a}: IS {var_se}/{es_se} vs plain {plain_var_se}/{plain_es_se}"
         );
     }
-    assert!(is["importance_sampling"]["shift_norm"].as_f64().unwrap() > 2.0);
+    let sampling = &is["importance_sampling"];
+    assert_eq!(sampling["used"], true);
+    assert_eq!(sampling["components"].as_array().unwrap().len(), 1);
+    assert!(sampling["components"][0]["shift_norm"].as_f64().unwrap() > 2.0);
 }
 
 /// The same book under Student-t (4 dof) shocks: VaR at the t quantile, ES by quadrature of
