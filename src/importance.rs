@@ -6,8 +6,8 @@
 //!    proposal does not depend on the paths it weights). Its VaR at each reported level is a
 //!    target loss (aiming at every level, not only the highest, keeps each level's estimator
 //!    sampled: under Student-t the 99.9 % and 99.97 % losses lie far apart); its worst
-//!    [`DIRECTION_TAIL`] of paths (at least the lowest level's tail) show where the tail
-//!    lies.
+//!    [`DIRECTION_TAIL`] of paths (at least the lowest level's tail, at most
+//!    [`MAX_TAIL_PATHS`]) show where the tail lies.
 //! 2. **Tail boundary.** Each of those paths, with whitened shock x (x = s(W)·z under
 //!    Student-t), is moved along its ray to the nearest point λ·x that loses each target loss
 //!    (bisection): the pilot's picture of where the far tail begins, in every direction it
@@ -54,7 +54,10 @@ pub const MAX_COMPONENTS: usize = 16;
 /// The pilot's worst fraction of paths whose directions the proposal must cover (or the
 /// highest level's tail, if larger).
 pub const DIRECTION_TAIL: f64 = 0.01;
-/// Fraction of the pilot's tail paths that must be covered, else plain Monte Carlo.
+/// Most pilot tail paths (the worst ones) whose directions are followed: bounds the cost of
+/// the design on large books.
+pub const MAX_TAIL_PATHS: usize = 512;
+/// Fraction of the far-tail points that must be covered, else plain Monte Carlo.
 pub const MIN_COVERAGE: f64 = 0.9;
 
 /// One shifted component of the proposal (JSON `importance_sampling.components`).
@@ -283,9 +286,12 @@ fn effective_shocks(pilot: &PilotDraws, job: &Job) -> Vec<f64> {
     x
 }
 
-/// Indices of the worst ⌈n·mass⌉ paths (largest losses first), at least one.
+/// Indices of the worst ⌈n·mass⌉ paths (largest losses first), at least one and at most
+/// [`MAX_TAIL_PATHS`].
 fn tail_paths(pnl: &[f64], mass: f64) -> Vec<usize> {
-    let count = ((pnl.len() as f64 * mass).ceil() as usize).clamp(1, pnl.len());
+    let count = ((pnl.len() as f64 * mass).ceil() as usize)
+        .min(MAX_TAIL_PATHS)
+        .clamp(1, pnl.len());
     let mut order: Vec<usize> = (0..pnl.len()).collect();
     order.sort_unstable_by(|&a, &b| pnl[a].total_cmp(&pnl[b]).then(a.cmp(&b)));
     order.truncate(count);
@@ -297,7 +303,7 @@ fn row(values: &[f64], width: usize, i: usize) -> &[f64] {
 }
 
 /// The nearest point λ·x (λ > 0) on the ray of whitened shock `x` whose loss reaches
-/// `target_loss`, by doubling then bisection (60 halvings); `None` when the ray does not reach
+/// `target_loss`, by doubling then bisection (40 halvings: 1e-12 of the ray); `None` when the ray does not reach
 /// it within [`MAX_DISTANCE`] standard deviations.
 fn boundary_point(job: &Job, book: &StressBook, x: &[f64], target_loss: f64) -> Option<Vec<f64>> {
     let length = norm(x);
@@ -314,7 +320,7 @@ fn boundary_point(job: &Job, book: &StressBook, x: &[f64], target_loss: f64) -> 
             return None;
         }
     }
-    for _ in 0..60 {
+    for _ in 0..40 {
         let middle = 0.5 * (low + high);
         if reaches(middle) {
             high = middle;

@@ -246,17 +246,14 @@ fn render_importance(out: &mut String, is: &ImportanceSampling) {
         );
         return;
     }
-    let regions: Vec<String> = is
-        .components
-        .iter()
-        .map(|c| format!("{:.2} sd", c.shift_norm))
-        .collect();
+    let distances = is.components.iter().map(|c| c.shift_norm);
+    let nearest = distances.clone().fold(f64::INFINITY, f64::min);
+    let farthest = distances.fold(0.0, f64::max);
     let _ = writeln!(
         out,
-        "importance       {} tail region(s) at {} + {:.0}% defensive share; effective \
-         sample size {}",
+        "importance       {} shifted component(s) at {nearest:.2}–{farthest:.2} sd + {:.0}% \
+         the model itself; effective sample size {}",
         is.components.len(),
-        regions.join(", "),
         is.defensive_share * 100.0,
         money(is.effective_sample_size, 0)
     );
