@@ -4,6 +4,8 @@
 //! Memory is O(paths): one P&L number per path, plus per-thread scratch of one block. No
 //! paths × positions matrix is ever formed.
 
+use std::path::{Path, PathBuf};
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -68,12 +70,16 @@ impl GridCheck {
     }
 }
 
-/// An error naming the first path (numbered from `first_path`) whose P&L is not finite.
-fn check_finite(pnl: &[f64], first_path: u64) -> Result<()> {
+/// An error naming the first path (numbered from `first_path`) whose P&L is not finite: the
+/// model and book of `file` move prices or values beyond floating point (huge vols,
+/// horizon, prices or sizes), so the model is unusable as given.
+fn check_finite(pnl: &[f64], first_path: u64, file: &Path) -> Result<()> {
     match pnl.iter().position(|p| !p.is_finite()) {
-        Some(i) => Err(Error::Numerical {
+        Some(i) => Err(Error::Model {
+            file: file.to_path_buf(),
             message: format!(
-                "path {} has a non-finite P&L ({})",
+                "path {} has a non-finite P&L ({}): the vols, horizon, prices or position \
+                 sizes move values beyond floating point",
                 first_path + i as u64,
                 pnl[i]
             ),
@@ -130,6 +136,8 @@ pub struct Simulator {
     settings: SimulationSettings,
     /// Importance-sampling mean shift of the whitened normals, if on.
     shift: Option<Vec<f64>>,
+    /// The scenario file, named when a P&L is not finite.
+    file: PathBuf,
 }
 
 impl Simulator {
@@ -159,6 +167,7 @@ impl Simulator {
             revaluer: Revaluer::new(book, settings.horizon_days),
             settings,
             shift: None,
+            file: model.file.clone(),
         })
     }
 
@@ -189,7 +198,7 @@ impl Simulator {
                 progress(out.len() as u64);
             },
         );
-        check_finite(&pnl, blocks.start * BLOCK_PATHS as u64)?;
+        check_finite(&pnl, blocks.start * BLOCK_PATHS as u64, &self.file)?;
         Ok(pnl)
     }
 
@@ -286,7 +295,7 @@ impl Simulator {
                         .for_each(|(w, lw)| *w = lw.exp());
                 }
             });
-        check_finite(&pnl, 0)?;
+        check_finite(&pnl, 0, &self.file)?;
         Ok((pnl, weights))
     }
 
