@@ -31,9 +31,9 @@ use tailrisk::stress::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES
 /// Seed of the whole run, kept to reproduce; `TAILRISK_FUZZ_SEED` explores others.
 const SEED: u64 = 20_260_101;
 /// In-process cases; `TAILRISK_FUZZ_CASES` runs more (the binary cases scale with it).
-const IN_PROCESS_CASES: usize = 3000;
+const IN_PROCESS_CASES: usize = 6000;
 /// Cases that spawn the binary.
-const BINARY_CASES: usize = 250;
+const BINARY_CASES: usize = 500;
 
 /// A setting from the environment, else its default.
 fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
