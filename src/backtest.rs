@@ -5,9 +5,12 @@
 //!
 //! An exception is a day whose loss (−pnl) is strictly greater than that day's VaR (SPEC).
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::error::{Error, Location, Result};
+use crate::measures::count_at_rate;
 use crate::table::Table;
 
 /// One day: realised P&L and the VaR (and ES) forecast for it, positive = loss.
@@ -229,12 +232,24 @@ pub fn multiplier_for(series: &[Observation], allowed: usize) -> f64 {
 /// What a limit would have needed over the history.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LimitCalibration {
-    /// Smallest multiplier of VaR with a green traffic light over the last 250 days.
-    pub green_multiplier: f64,
+    /// Smallest multiplier of VaR with a green traffic light over the last 250 days; `None`
+    /// (JSON null) when the series is shorter than [`TRAFFIC_LIGHT_DAYS`].
+    pub green_multiplier: Option<f64>,
     /// Smallest multiplier with an exception rate of at most `target_rate` over all days.
     pub rate_multiplier: f64,
     pub target_rate: f64,
 }
+
+/// Fewest observations a backtest accepts.
+///
+/// 100 days: with fewer, the tests cannot tell a good VaR model from a bad one. At 99 % a
+/// correct model expects less than one exception in fewer than 100 days, so zero, one or
+/// two exceptions are all ordinary outcomes; Kupiec's LR could not reject even a model that
+/// is never breached (zero exceptions reach 5 % significance only from 192 days at 99 %),
+/// and the χ² approximations of the LR statistics need several expected exceptions. 100
+/// days is the shortest series for which the exception rate at 95–99 % carries any
+/// information; the Basel traffic light needs the full [`TRAFFIC_LIGHT_DAYS`] on top.
+pub const MIN_OBSERVATIONS: usize = 100;
 
 /// The full backtest of one series (JSON `backtest`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -245,43 +260,60 @@ pub struct Backtest {
     pub exception_rate: f64,
     pub kupiec: Kupiec,
     pub christoffersen: Christoffersen,
-    pub traffic_light: TrafficLight,
+    /// The Basel traffic light over the last [`TRAFFIC_LIGHT_DAYS`] days; `None` (JSON null)
+    /// when the series is shorter: the zones are defined for 250 days only.
+    pub traffic_light: Option<TrafficLight>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub es_test: Option<EsTest>,
     pub limits: LimitCalibration,
 }
 
 /// Backtests `series` (date order) at `confidence`; the limit targets an exception rate of
-/// `target_rate` (default 1 − a).
-pub fn backtest(series: &[Observation], confidence: f64, target_rate: Option<f64>) -> Backtest {
+/// `target_rate` (default 1 − a). A series of fewer than [`MIN_OBSERVATIONS`] days is an
+/// input error about `source`, the file the series comes from.
+pub fn backtest(
+    series: &[Observation],
+    confidence: f64,
+    target_rate: Option<f64>,
+    source: &Path,
+) -> Result<Backtest> {
+    if series.len() < MIN_OBSERVATIONS {
+        return Err(Error::in_file(
+            source,
+            format!(
+                "a backtest needs at least {MIN_OBSERVATIONS} daily observations, found {}",
+                series.len()
+            ),
+        ));
+    }
     let p = 1.0 - confidence;
     let hits: Vec<bool> = series.iter().map(Observation::exception).collect();
     let exceptions = hits.iter().filter(|&&h| h).count();
     let last = &series[series.len().saturating_sub(TRAFFIC_LIGHT_DAYS)..];
-    let last_exceptions = last.iter().filter(|o| o.exception()).count();
+    let light = (last.len() == TRAFFIC_LIGHT_DAYS).then(|| {
+        let last_exceptions = last.iter().filter(|o| o.exception()).count();
+        traffic_light(last.len(), last_exceptions, p)
+    });
     let target_rate = target_rate.unwrap_or(p);
-    Backtest {
+    Ok(Backtest {
         confidence,
         observations: series.len(),
         exceptions,
-        exception_rate: exceptions as f64 / series.len().max(1) as f64,
+        exception_rate: exceptions as f64 / series.len() as f64,
         kupiec: kupiec(series.len(), exceptions, p),
         christoffersen: christoffersen(&hits, p),
-        traffic_light: traffic_light(last.len(), last_exceptions, p),
+        traffic_light: light,
         es_test: acerbi_szekely_z2(series, confidence),
         limits: LimitCalibration {
-            green_multiplier: multiplier_for(last, green_limit(last.len(), p)),
-            rate_multiplier: multiplier_for(
-                series,
-                (target_rate * series.len() as f64).floor() as usize,
-            ),
+            green_multiplier: light.map(|_| multiplier_for(last, green_limit(last.len(), p))),
+            rate_multiplier: multiplier_for(series, count_at_rate(series.len(), target_rate)),
             target_rate,
         },
-    }
+    })
 }
 
 /// Reads a series file: `date,pnl,var` and optionally `es` (SPEC `backtest --series`).
-pub fn load_series(path: &std::path::Path) -> Result<Vec<Observation>> {
+pub fn load_series(path: &Path) -> Result<Vec<Observation>> {
     let table = Table::read(path)?;
     for column in ["date", "pnl", "var"] {
         table.require_column(column)?;

@@ -10,7 +10,7 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::backtest::{backtest, load_series};
+use crate::backtest::{backtest, load_series, MIN_OBSERVATIONS};
 use crate::calibration::{calibrate, ReturnSeries, Weighting};
 use crate::config::load_stress_file;
 use crate::contributions::{
@@ -31,7 +31,7 @@ use crate::report::{
 use crate::reverse::reverse_stress;
 use crate::rolling::{rolling_backtest, RollingSettings, ShockModel};
 use crate::shard::{merge, write_shard, ShardSlice, ShardSpec};
-use crate::simulation::{RevaluationMode, SimulationSettings, Simulator};
+use crate::simulation::{RevaluationMode, SimulationSettings, Simulator, MAX_PATHS};
 use crate::stress::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES};
 use crate::synthetic::{write_synthetic_scenario, SyntheticSpec};
 use crate::whatif::what_if;
@@ -115,8 +115,8 @@ struct ScenarioArgs {
 /// Flags of every command that simulates.
 #[derive(Debug, Args)]
 struct SimulationArgs {
-    /// Monte Carlo paths (overrides `[run] paths`).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    /// Monte Carlo paths (overrides `[run] paths`; at most 2^30).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=MAX_PATHS))]
     paths: Option<u64>,
     /// Random seed (overrides `[run] seed`). The same seed gives the same numbers to the
     /// last bit on any number of threads.
@@ -226,6 +226,17 @@ impl ContributionGroup {
             ContributionGroup::Counterparty => "counterparty",
             ContributionGroup::Book => "book",
         }
+    }
+}
+
+/// A number of backtest days: at least [`MIN_OBSERVATIONS`].
+fn parse_days(text: &str) -> std::result::Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(days) if days >= MIN_OBSERVATIONS => Ok(days),
+        _ => Err(format!(
+            "expected a number of days of at least {MIN_OBSERVATIONS} (the fewest a backtest \
+             accepts), found '{text}'"
+        )),
     }
 }
 
@@ -413,8 +424,8 @@ struct BacktestArgs {
     /// Forecast with normal shocks instead of the fitted Student-t.
     #[arg(long)]
     normal: bool,
-    /// Backtest only the last N usable days.
-    #[arg(long, value_name = "N")]
+    /// Backtest only the last N usable days (at least 100).
+    #[arg(long, value_name = "N", value_parser = parse_days)]
     days: Option<usize>,
     /// Monte Carlo paths per daily forecast.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
@@ -796,7 +807,7 @@ fn run_backtest(args: &BacktestArgs) -> Result<()> {
             let observations = load_series(series)?;
             BacktestReport {
                 source: series.display().to_string(),
-                backtest: backtest(&observations, confidence, args.target_rate),
+                backtest: backtest(&observations, confidence, args.target_rate, series)?,
                 model: None,
                 alternatives: Vec::new(),
                 positions_left_out: Vec::new(),
@@ -876,7 +887,7 @@ fn rolling_report(args: &BacktestArgs, scenario: &Path, history: &Path) -> Resul
     let run = |s: &RollingSettings| {
         let offset = bar.position();
         pool.install(|| {
-            rolling_backtest(&job, &returns, s, &|done, total| {
+            rolling_backtest(&job, &returns, history, s, &|done, total| {
                 bar.set_length((total * runs) as u64);
                 bar.set_position(offset + done as u64);
             })
@@ -905,7 +916,12 @@ fn rolling_report(args: &BacktestArgs, scenario: &Path, history: &Path) -> Resul
                 };
                 alternatives.push(Alternative {
                     settings: alt,
-                    backtest: backtest(&series.observations(level), confidence, args.target_rate),
+                    backtest: backtest(
+                        &series.observations(level),
+                        confidence,
+                        args.target_rate,
+                        history,
+                    )?,
                 });
             }
         }
@@ -913,7 +929,7 @@ fn rolling_report(args: &BacktestArgs, scenario: &Path, history: &Path) -> Resul
     bar.finish_and_clear();
     Ok(BacktestReport {
         source: history.display().to_string(),
-        backtest: backtest(&observations, confidence, args.target_rate),
+        backtest: backtest(&observations, confidence, args.target_rate, history)?,
         model: Some(settings),
         alternatives,
         positions_left_out: main.positions_left_out,

@@ -10,10 +10,14 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::error::{Error, Location, Result};
+use crate::simulation::MAX_PATHS;
 use crate::time::parse_instant;
 
 /// Default Monte Carlo paths when `[run] paths` is absent.
 pub const DEFAULT_PATHS: u64 = 100_000;
+/// Most sub-steps of the horizon `[run] steps` accepts: far beyond daily steps over years,
+/// and a bound on the work per path (a typo such as `steps = 4000000000` would run for days).
+pub const MAX_STEPS: u32 = 10_000;
 /// Default confidence levels when `[run] confidence` is absent.
 pub const DEFAULT_CONFIDENCE: [f64; 3] = [0.95, 0.975, 0.99];
 
@@ -221,13 +225,96 @@ impl ScenarioFile {
     }
 }
 
-/// A TOML parse error at its line.
+/// A TOML parse or type error at its line, naming the key it is about (e.g. `run.paths`
+/// for `paths = "many"` under `[run]`) and saying what was expected in plain words.
 fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> Error {
-    let location = e
-        .span()
+    let span = e.span();
+    let location = span
+        .as_ref()
         .map(|span| Location::Line(line_of_offset(text, span.start)))
         .unwrap_or(Location::File);
-    Error::input(path, location, None, e.message().trim().to_owned())
+    let key = span.and_then(|span| key_at(text, &span));
+    Error::input(
+        path,
+        location,
+        key.as_deref(),
+        plain_types(e.message().trim()),
+    )
+}
+
+/// The dotted key path (`run.paths`, `run.confidence[1]`, `model.factors.BTC`) of the
+/// deepest key or value of `text` whose span contains `span`; `None` if the text does not
+/// parse or nothing matches.
+fn key_at(text: &str, span: &std::ops::Range<usize>) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    use toml::Spanned;
+
+    fn contains(outer: &std::ops::Range<usize>, inner: &std::ops::Range<usize>) -> bool {
+        outer.start <= inner.start && inner.end <= outer.end && outer.start < outer.end
+    }
+    /// Keeps (depth, path) if it is deeper than the best so far.
+    fn consider(best: &mut Option<(usize, String)>, depth: usize, path: String) {
+        if best.as_ref().is_none_or(|(d, _)| depth > *d) {
+            *best = Some((depth, path));
+        }
+    }
+    /// The deepest match under `value` (reached by `path`), as (depth, path).
+    fn search(
+        value: &Spanned<DeValue<'_>>,
+        path: &str,
+        depth: usize,
+        span: &std::ops::Range<usize>,
+        best: &mut Option<(usize, String)>,
+    ) {
+        if !path.is_empty() && contains(&value.span(), span) {
+            consider(best, depth, path.to_owned());
+        }
+        match value.get_ref() {
+            DeValue::Table(table) => {
+                for (key, item) in table {
+                    let child = if path.is_empty() {
+                        key.get_ref().to_string()
+                    } else {
+                        format!("{path}.{}", key.get_ref())
+                    };
+                    if contains(&key.span(), span) {
+                        consider(best, depth + 1, child.clone());
+                    }
+                    search(item, &child, depth + 1, span, best);
+                }
+            }
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    search(item, &format!("{path}[{i}]"), depth + 1, span, best);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let root = DeTable::parse(text).ok()?;
+    let (root_span, table) = (root.span(), root.into_inner());
+    let root = Spanned::new(root_span, DeValue::Table(table));
+    let mut best = None;
+    search(&root, "", 0, span, &mut best);
+    best.map(|(_, path)| path)
+}
+
+/// serde's Rust type names in a message, in the words of a scenario file.
+fn plain_types(message: &str) -> String {
+    [
+        ("expected u64", "expected a whole number (0 or more)"),
+        (
+            "expected u32",
+            "expected a whole number (0 or more, below 2^32)",
+        ),
+        ("expected f64", "expected a number"),
+        ("expected a sequence", "expected an array"),
+    ]
+    .iter()
+    .fold(message.to_owned(), |m, (rust, plain)| {
+        m.replace(rust, plain)
+    })
 }
 
 fn line_of_offset(text: &str, offset: usize) -> usize {
@@ -247,6 +334,13 @@ fn validate_run(raw: RawRun, path: &Path) -> Result<RunSettings> {
             format!("must be at least 2, found {paths}"),
         ));
     }
+    if paths > MAX_PATHS {
+        return Err(bad_key(
+            path,
+            "run.paths",
+            format!("at most {MAX_PATHS} paths fit one run (8 GiB of P&L), found {paths}"),
+        ));
+    }
     let horizon_days = raw.horizon_days.unwrap_or(1.0);
     if !(horizon_days.is_finite() && horizon_days > 0.0) {
         return Err(bad_key(
@@ -256,8 +350,12 @@ fn validate_run(raw: RawRun, path: &Path) -> Result<RunSettings> {
         ));
     }
     let steps = raw.steps.unwrap_or(1);
-    if steps == 0 {
-        return Err(bad_key(path, "run.steps", "must be at least 1".to_owned()));
+    if steps == 0 || steps > MAX_STEPS {
+        return Err(bad_key(
+            path,
+            "run.steps",
+            format!("must be between 1 and {MAX_STEPS}, found {steps}"),
+        ));
     }
     let confidence = raw
         .confidence
@@ -401,6 +499,28 @@ file = "p.csv"
         let msg = e.to_string();
         assert!(msg.contains("s.toml, line 4"), "{msg}");
         assert!(msg.contains("spot_voll"), "{msg}");
+    }
+
+    #[test]
+    fn a_type_error_names_its_key_and_what_was_expected() {
+        let text = format!("[run]\npaths = \"many\"\n{MINIMAL}");
+        let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("field 'run.paths'"), "{msg}");
+        assert!(msg.contains("expected a whole number"), "{msg}");
+        let text = format!("[run]\nconfidence = [0.9, \"high\"]\n{MINIMAL}");
+        let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("field 'run.confidence[1]'"), "{msg}");
+        let text = MINIMAL.replace("spot_vol = 0.6", "spot_vol = \"high\"");
+        let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("field 'model.factors.BTC.spot_vol'"), "{msg}");
+        assert!(msg.contains("expected a number"), "{msg}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::book::Book;
 use crate::exposures::group_key;
-use crate::measures::{change, var_es, RiskMeasure};
+use crate::measures::{change, tail_mass, var_es, RiskMeasure, TailMass};
 use crate::shocks::BLOCK_PATHS;
 use crate::simulation::Simulator;
 
@@ -167,6 +167,8 @@ pub struct TailPlan {
     pub paths: usize,
     /// Portfolio VaR and ES (as [`var_es`] reports them).
     pub measure: RiskMeasure,
+    /// The exact tail mass n(1 − a), in paths.
+    mass: TailMass,
     /// For each path read: (tail weight in [0, 1], inside the VaR window), by path index.
     members: BTreeMap<u64, (f64, bool)>,
     /// Number of paths in the VaR window.
@@ -179,8 +181,8 @@ impl TailPlan {
     /// m = n(1 − a)) and the window of ranks ⌊m⌋+1 ± √(n·a(1 − a)) around the VaR path.
     pub fn new(pnl: &[f64], confidence: f64) -> TailPlan {
         let n = pnl.len();
-        let tail_mass = n as f64 * (1.0 - confidence);
-        let whole = tail_mass.floor() as usize;
+        let mass = tail_mass(n, confidence);
+        let whole = mass.whole;
         let half_window =
             ((n as f64 * confidence * (1.0 - confidence)).sqrt().round() as usize).max(1);
         let keep = (whole + 1 + half_window).min(n);
@@ -199,7 +201,7 @@ impl TailPlan {
             let weight = if rank < whole {
                 1.0
             } else if rank == whole {
-                tail_mass - whole as f64
+                mass.fraction
             } else {
                 0.0
             };
@@ -212,6 +214,7 @@ impl TailPlan {
             confidence,
             paths: n,
             measure: var_es(pnl, &[confidence])[0],
+            mass,
             members,
             window_len: window.len(),
         }
@@ -297,7 +300,7 @@ pub fn marginals(plan: &TailPlan, losses: &dyn EntityLosses) -> Vec<RiskMeasure>
 fn marginal_of(plan: &TailPlan, sums: &Sums, e: usize) -> RiskMeasure {
     let a = plan.confidence;
     let n = plan.paths as f64;
-    let tail_mass = n * (1.0 - a);
+    let tail_mass = plan.mass.total();
     let w = plan.window_len as f64;
     let var = sums.window[e] / w;
     let window_variance = (sums.window_squares[e] / w - var * var).max(0.0);

@@ -10,11 +10,12 @@ pub const MIN_EIGENVALUE: f64 = 1e-10;
 /// Eigenvalue floor of the repaired matrix, so that the result is safely positive definite.
 const REPAIR_FLOOR: f64 = 1e-8;
 
-/// An entry of a correlation matrix that breaks the rules, with its (0-based) position.
+/// A part of a correlation matrix that breaks the rules, with its (0-based) position: the
+/// whole matrix (both `None`), a row (`col` `None`) or an entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntryProblem {
-    pub row: usize,
-    pub col: usize,
+    pub row: Option<usize>,
+    pub col: Option<usize>,
     pub message: String,
 }
 
@@ -23,33 +24,40 @@ pub fn check_entries(matrix: &[Vec<f64>], size: usize) -> Result<(), EntryProble
     let problem = |row, col, message: String| Err(EntryProblem { row, col, message });
     if matrix.len() != size {
         return problem(
-            0,
-            0,
+            None,
+            None,
             format!("has {} rows for {size} factors", matrix.len()),
         );
     }
+    // every row's length first: the symmetry check reads [j][i] of later rows
     for (i, row) in matrix.iter().enumerate() {
         if row.len() != size {
             return problem(
-                i,
-                0,
+                Some(i),
+                None,
                 format!("row has {} entries for {size} factors", row.len()),
             );
         }
+    }
+    for (i, row) in matrix.iter().enumerate() {
         for (j, &rho) in row.iter().enumerate() {
             if !rho.is_finite() {
-                return problem(i, j, format!("is not a finite number ({rho})"));
+                return problem(Some(i), Some(j), format!("is not a finite number ({rho})"));
             }
             if i == j && (rho - 1.0).abs() > 1e-12 {
-                return problem(i, j, format!("diagonal must be 1, found {rho}"));
+                return problem(Some(i), Some(j), format!("diagonal must be 1, found {rho}"));
             }
             if rho.abs() > 1.0 {
-                return problem(i, j, format!("|rho| must be at most 1, found {rho}"));
+                return problem(
+                    Some(i),
+                    Some(j),
+                    format!("|rho| must be at most 1, found {rho}"),
+                );
             }
             if (rho - matrix[j][i]).abs() > 1e-12 {
                 return problem(
-                    i,
-                    j,
+                    Some(i),
+                    Some(j),
                     format!(
                         "matrix is not symmetric: {rho} here, {} at [{j}][{i}]",
                         matrix[j][i]
@@ -210,7 +218,7 @@ mod tests {
     #[test]
     fn entry_checks_name_the_offending_entry() {
         let asym = vec![vec![1.0, 0.3], vec![0.2, 1.0]];
-        assert_eq!(check_entries(&asym, 2).unwrap_err().row, 0);
+        assert_eq!(check_entries(&asym, 2).unwrap_err().row, Some(0));
         let big = vec![vec![1.0, 1.5], vec![1.5, 1.0]];
         assert!(check_entries(&big, 2)
             .unwrap_err()
@@ -222,5 +230,9 @@ mod tests {
             .message
             .contains("diagonal"));
         assert!(check_entries(&diag, 3).is_err());
+        let ragged = vec![vec![1.0, 0.5], vec![]];
+        let problem = check_entries(&ragged, 2).unwrap_err();
+        assert_eq!((problem.row, problem.col), (Some(1), None));
+        assert!(problem.message.contains("0 entries"), "{problem:?}");
     }
 }

@@ -69,15 +69,14 @@ impl Tail {
 
     fn measure(&self, confidence: f64) -> RiskMeasure {
         let n = self.n as f64;
-        let tail_mass = n * (1.0 - confidence);
-        let whole = tail_mass.floor();
-        let var_rank = whole + 1.0;
+        let mass = tail_mass(self.n, confidence);
+        let full = mass.whole;
+        let var_rank = full as f64 + 1.0;
         let var = self.at_rank(var_rank);
 
-        let full = whole as usize;
-        let tail_sum: f64 = self.losses[..full].iter().sum();
-        let es = if tail_mass > 0.0 {
-            (tail_sum + (tail_mass - whole) * var) / tail_mass
+        let tail_sum: f64 = self.losses[..full.min(self.losses.len())].iter().sum();
+        let es = if mass.total() > 0.0 {
+            (tail_sum + mass.fraction * var) / mass.total()
         } else {
             var
         };
@@ -121,10 +120,105 @@ impl Tail {
 
 /// How many of the largest losses the estimators at `confidence` read.
 fn tail_length(n: usize, confidence: f64) -> usize {
-    let n = n as f64;
-    let tail_mass = n * (1.0 - confidence);
-    let half_window = (n * confidence * (1.0 - confidence)).sqrt();
-    (tail_mass.floor() + half_window.ceil() + 3.0) as usize
+    let half_window = (n as f64 * confidence * (1.0 - confidence)).sqrt();
+    tail_count(n, confidence) + half_window.ceil() as usize + 3
+}
+
+/// The tail mass m = n(1 − a) of `n` equally likely paths at confidence level a, in paths,
+/// split into its whole part ⌊m⌋ and fractional part m − ⌊m⌋, both exact.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TailMass {
+    /// ⌊m⌋: the number of paths wholly in the tail; VaR is the (⌊m⌋ + 1)-th largest loss.
+    pub whole: usize,
+    /// m − ⌊m⌋ in [0, 1] (1 only by rounding, for levels below 10⁻¹⁶): the weight of the boundary (VaR) path in the tail mean.
+    pub fraction: f64,
+}
+
+impl TailMass {
+    /// m itself, in paths (exact up to the rounding of `fraction`).
+    pub fn total(&self) -> f64 {
+        self.whole as f64 + self.fraction
+    }
+}
+
+/// The exact tail mass n(1 − a) of `n` paths at confidence level `confidence` = a.
+///
+/// The level is taken as the decimal it was written as: the shortest decimal that rounds
+/// to the f64 (what `{}` prints, e.g. `0.9999`), so a = p/10^d with integers p and d, and
+/// n(1 − a) = n − n·p/10^d is computed in integer arithmetic (u128). In floating point,
+/// 10⁶·(1 − 0.9999) is 99.99999999998899 and would put VaR one rank off. Exact for every
+/// f64 level and every `n`; a level ≤ 0 (or below any decimal) puts all `n` paths in the
+/// tail, a level ≥ 1 (or NaN) none.
+pub fn tail_mass(n: usize, confidence: f64) -> TailMass {
+    if confidence.is_nan() || confidence >= 1.0 {
+        return TailMass {
+            whole: 0,
+            fraction: 0.0,
+        };
+    }
+    if confidence <= 0.0 {
+        return TailMass {
+            whole: n,
+            fraction: 0.0,
+        };
+    }
+    // n·a = whole_part + fraction_part exactly; n(1 − a) = n − n·a.
+    match scaled_decimal(n, confidence) {
+        (floor, None) => TailMass {
+            whole: n - floor,
+            fraction: 0.0,
+        },
+        (floor, Some(remainder)) => TailMass {
+            whole: n - floor - 1,
+            fraction: 1.0 - remainder,
+        },
+    }
+}
+
+/// ⌊n(1 − a)⌋ exactly: the number of paths strictly beyond VaR at level a (see
+/// [`tail_mass`]). E.g. 100 for n = 10⁶, a = 0.9999; 2 for n = 10, a = 0.8.
+pub fn tail_count(n: usize, confidence: f64) -> usize {
+    tail_mass(n, confidence).whole
+}
+
+/// ⌊n·rate⌋ exactly, the rate (in [0, 1]) read as the decimal it was written as (see
+/// [`tail_mass`]): e.g. the exceptions a target exception rate allows in n days.
+pub fn count_at_rate(n: usize, rate: f64) -> usize {
+    if rate.is_nan() || rate <= 0.0 {
+        0
+    } else if rate >= 1.0 {
+        n
+    } else {
+        scaled_decimal(n, rate).0
+    }
+}
+
+/// n·x for x in (0, 1), x read as its shortest round-trip decimal p/10^d: the whole part
+/// ⌊n·x⌋ exactly and the fractional part n·x − ⌊n·x⌋, `None` when n·x is whole.
+fn scaled_decimal(n: usize, x: f64) -> (usize, Option<f64>) {
+    // Display never uses an exponent; x in (0, 1) prints as "0.ddd…d" with ≤ 17
+    // significant digits, so p < 10¹⁷ and n·p < 2⁶⁴·10¹⁷ < 2¹²⁸.
+    let text = format!("{x}");
+    let digits = text.strip_prefix("0.").unwrap_or("");
+    let Ok(p) = digits.parse::<u128>() else {
+        // unreachable for x in (0, 1); the float product keeps the function total
+        let m = n as f64 * x;
+        let whole = m.floor();
+        return (whole as usize, (m > whole).then_some(m - whole));
+    };
+    let product = n as u128 * p;
+    let d = digits.len();
+    if product == 0 {
+        (0, None)
+    } else if d <= 38 {
+        let scale = 10u128.pow(d as u32);
+        let whole = (product / scale) as usize;
+        let rest = product % scale;
+        (whole, (rest > 0).then(|| rest as f64 / scale as f64))
+    } else {
+        // 10^d > 10³⁸ > n·p: the product is a positive number below one
+        (0, Some(product as f64 * 10f64.powi(-(d as i32))))
+    }
 }
 
 /// The `keep` largest of `losses`, sorted descending: O(n) selection, then a sort of only
@@ -171,7 +265,8 @@ pub fn var_es_from_tail(losses: Vec<f64>, n: usize, confidences: &[f64]) -> Vec<
 /// and likelihood-ratio weight `weights[i]` (mean 1), so the loss distribution puts mass
 /// wᵢ/n on path i.
 ///
-/// - VaR_a: the loss at which the weighted tail mass Σ_{L ≥ VaR} w/n first reaches 1 − a.
+/// - VaR_a: the smallest loss x whose weighted mass strictly above, Σ_{L > x} w/n, is at
+///   most 1 − a (the tail mass n(1 − a) exact, see [`tail_mass`]).
 /// - ES_a: the weighted tail mean over that mass, the boundary path counted fractionally.
 /// - ES error: √(Var(w·(L − VaR)⁺)/n)/(1 − a), the weighted influence function.
 /// - VaR error: √(Var(w·1{L ≥ VaR})/n)/f(VaR), with the density f the weighted probability
@@ -186,26 +281,27 @@ pub fn var_es_weighted(pnl: &[f64], weights: &[f64], confidences: &[f64]) -> Vec
         .zip(weights.iter().copied())
         .collect();
     paths.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    // cumulative[i]: weighted tail probability of the i + 1 largest losses
+    // cumulative[i]: weighted tail mass of the i + 1 largest losses, in paths (Σ w)
     let mut cumulative = Vec::with_capacity(paths.len());
     let mut total = 0.0;
     for &(_, w) in &paths {
-        total += w / n;
+        total += w;
         cumulative.push(total);
     }
+    // the index of the smallest loss with at most `mass` paths' weight strictly above it
     let loss_at_mass = |mass: f64| {
         let i = cumulative
-            .partition_point(|&c| c < mass)
+            .partition_point(|&c| c <= mass)
             .min(paths.len() - 1);
         (i, paths[i].0)
     };
     confidences
         .iter()
         .map(|&a| {
-            let mass = 1.0 - a;
+            let mass = tail_mass(pnl.len(), a).total();
             let (k, var) = loss_at_mass(mass);
             let before = if k == 0 { 0.0 } else { cumulative[k - 1] };
-            let above: f64 = paths[..k].iter().map(|(l, w)| w * l).sum::<f64>() / n;
+            let above: f64 = paths[..k].iter().map(|(l, w)| w * l).sum::<f64>();
             let es = (above + (mass - before) * var) / mass;
             let (mut s1, mut s2, mut i1, mut i2) = (0.0, 0.0, 0.0, 0.0);
             for &(l, w) in &paths[..=k] {
@@ -217,8 +313,8 @@ pub fn var_es_weighted(pnl: &[f64], weights: &[f64], confidences: &[f64]) -> Vec
             }
             let variance = |a: f64, b: f64| (b / n - (a / n) * (a / n)).max(0.0) / n;
             let band = (a * (1.0 - a) / n).sqrt();
-            let (_, upper) = loss_at_mass((mass - band).max(0.0));
-            let (_, lower) = loss_at_mass(mass + band);
+            let (_, upper) = loss_at_mass((mass - n * band).max(0.0));
+            let (_, lower) = loss_at_mass(mass + n * band);
             let density = if upper > lower {
                 2.0 * band / (upper - lower)
             } else {
@@ -229,7 +325,7 @@ pub fn var_es_weighted(pnl: &[f64], weights: &[f64], confidences: &[f64]) -> Vec
                 var,
                 es,
                 var_stderr: variance(i1, i2).sqrt() / density,
-                es_stderr: variance(s1, s2).sqrt() / mass,
+                es_stderr: variance(s1, s2).sqrt() / (1.0 - a),
             }
         })
         .collect()
@@ -369,6 +465,58 @@ mod tests {
         for m in var_es(&pnl, &[0.9, 0.95, 0.99, 0.999]) {
             assert!(m.es >= m.var, "{m:?}");
             assert!(m.var_stderr >= 0.0 && m.es_stderr >= 0.0);
+        }
+    }
+
+    #[test]
+    fn tail_counts_are_exact_where_floating_point_is_one_off() {
+        assert_eq!(tail_count(1_000_000, 0.9999), 100);
+        assert_eq!(tail_count(10, 0.8), 2);
+        assert_eq!(tail_count(10_000, 0.9), 1000);
+        assert_eq!(tail_count(1_000_000, 0.9995), 500);
+        assert_eq!(tail_count(100_000, 0.999), 100);
+        assert_eq!(tail_count(100, 0.975), 2);
+        assert_eq!(tail_mass(100, 0.975).fraction, 0.5);
+        assert_eq!(tail_mass(10, 0.8).fraction, 0.0);
+        // 1/3 of a path: 0.99 · 1001 = 990.99, m = 10.01
+        let m = tail_mass(1001, 0.99);
+        assert_eq!(m.whole, 10);
+        assert!((m.fraction - 0.01).abs() < 1e-15, "{m:?}");
+        // n as large as it gets, and the ends of the range
+        assert_eq!(tail_count(usize::MAX, 0.5), usize::MAX / 2);
+        assert_eq!(tail_count(7, 1.0), 0);
+        assert_eq!(tail_count(7, 0.0), 7);
+        assert_eq!(tail_count(7, f64::NAN), 0);
+        assert_eq!(tail_count(0, 0.99), 0);
+        // a level below every decimal: all but the boundary path
+        let tiny = tail_mass(5, 1e-300);
+        assert_eq!(tiny.whole, 4);
+        assert_eq!(tiny.fraction, 1.0);
+        assert_eq!(count_at_rate(100, 0.29), 29);
+        assert_eq!(count_at_rate(300, 0.01), 3);
+        assert_eq!(count_at_rate(3, 1.0), 3);
+    }
+
+    /// The brute-force definition: VaR is the (⌊n(1 − a)⌋ + 1)-th largest loss, also for
+    /// the importance-sampling estimator with unit weights.
+    #[test]
+    fn var_is_the_exact_rank_for_every_level() {
+        for n in [10, 1000, 10_000] {
+            let pnl: Vec<f64> = (0..n).map(|i| ((i * 7919) % n) as f64 - 3.0).collect();
+            let mut losses: Vec<f64> = pnl.iter().map(|p| -p).collect();
+            losses.sort_by(|a, b| b.total_cmp(a));
+            let levels = [0.8, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999, 0.9995, 0.9999];
+            let plain = var_es(&pnl, &levels);
+            let weighted = var_es_weighted(&pnl, &vec![1.0; n], &levels);
+            for ((a, m), w) in levels.iter().zip(&plain).zip(&weighted) {
+                let rank = tail_count(n, *a).min(n - 1);
+                assert_eq!(m.var, losses[rank], "n {n}, a {a}");
+                assert_eq!(w.var, m.var, "weighted, n {n}, a {a}");
+                assert!(
+                    (w.es - m.es).abs() <= 1e-12 * m.es.abs().max(1.0),
+                    "{w:?} {m:?}"
+                );
+            }
         }
     }
 

@@ -6,7 +6,7 @@
 //! `[model.correlation]` are uncorrelated with the rest. A `.vol` factor listed there for an
 //! underlying whose `vol_of_vol` is 0 has no randomness and is dropped.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use faer::Mat;
 
@@ -49,6 +49,9 @@ pub struct FactorModel {
     pub chi_square: ChiSquareMixing,
     /// What Higham's repair changed, when it was applied.
     pub repair: Option<RepairReport>,
+    /// The scenario file the model comes from, named when the model proves unusable later
+    /// (a simulated P&L beyond floating point).
+    pub file: PathBuf,
 }
 
 impl FactorModel {
@@ -95,6 +98,7 @@ impl FactorModel {
             distribution: spec.distribution,
             chi_square: spec.chi_square,
             repair,
+            file: file.to_path_buf(),
         })
     }
 
@@ -143,7 +147,11 @@ fn fill_correlation(
         |field: String, message: String| Error::input(file, Location::File, Some(&field), message);
     check_entries(&given.matrix, given.factors.len()).map_err(|p| {
         bad(
-            format!("model.correlation.matrix[{}][{}]", p.row, p.col),
+            format!(
+                "model.correlation.matrix{}{}",
+                p.row.map(|i| format!("[{i}]")).unwrap_or_default(),
+                p.col.map(|j| format!("[{j}]")).unwrap_or_default()
+            ),
             p.message,
         )
     })?;

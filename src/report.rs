@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::backtest::{Backtest, Observation};
+use crate::backtest::{Backtest, Observation, TRAFFIC_LIGHT_DAYS};
 use crate::calibration::Weighting;
 use crate::config::Distribution;
 use crate::contributions::{Additivity, Contribution};
@@ -638,25 +638,41 @@ pub fn render_backtest(r: &BacktestReport) -> String {
         "Christoffersen   independence LR {:.3} (p {:.4}); conditional coverage LR {:.3} (p {:.4})",
         c.lr_ind, c.p_value_ind, c.lr_cc, c.p_value_cc
     );
-    let t = &b.traffic_light;
-    let _ =
-        writeln!(
-        out,
-        "traffic light    {} — {} exceptions in the last {} days, cumulative probability {:.2}%{}",
-        t.zone.to_uppercase(),
-        t.exceptions,
-        t.observations,
-        t.cumulative_probability * 100.0,
-        t.multiplier.map(|m| format!(", Basel multiplier {m:.2}")).unwrap_or_default()
-    );
+    match &b.traffic_light {
+        Some(t) => {
+            let _ = writeln!(
+                out,
+                "traffic light    {} — {} exceptions in the last {} days, cumulative probability {:.2}%{}",
+                t.zone.to_uppercase(),
+                t.exceptions,
+                t.observations,
+                t.cumulative_probability * 100.0,
+                t.multiplier
+                    .map(|m| format!(", Basel multiplier {m:.2}"))
+                    .unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "traffic light    not shown: the Basel zones are defined for {TRAFFIC_LIGHT_DAYS} days, the series has {}",
+                b.observations
+            );
+        }
+    }
     if let Some(es) = &b.es_test {
         let _ = writeln!(out, "ES (Acerbi–Szekely Z2) {:.3}: {}", es.z2, es.zone);
     }
+    let green = b
+        .limits
+        .green_multiplier
+        .map(|k| {
+            format!("VaR × {k:.3} would have been green over the last {TRAFFIC_LIGHT_DAYS} days; ")
+        })
+        .unwrap_or_else(|| "VaR ".to_owned());
     let _ = writeln!(
         out,
-        "limits           VaR × {:.3} would have been green over the last {} days; × {:.3} meets an exception rate of {:.2}%",
-        b.limits.green_multiplier,
-        t.observations,
+        "limits           {green}× {:.3} meets an exception rate of {:.2}%",
         b.limits.rate_multiplier,
         b.limits.target_rate * 100.0
     );
@@ -669,12 +685,15 @@ pub fn render_backtest(r: &BacktestReport) -> String {
         for a in &r.alternatives {
             let _ = writeln!(
                 out,
-                "{:<26} {:>10} {:>10.4} {:>8} {:>12.3} {:>12.3}",
+                "{:<26} {:>10} {:>10.4} {:>8} {:>12} {:>12.3}",
                 describe(&a.settings),
                 a.backtest.exceptions,
                 a.backtest.kupiec.p_value,
-                a.backtest.traffic_light.zone,
-                a.backtest.limits.green_multiplier,
+                a.backtest.traffic_light.map_or("—", |t| t.zone),
+                a.backtest
+                    .limits
+                    .green_multiplier
+                    .map_or_else(|| "—".to_owned(), |k| format!("{k:.3}")),
                 a.backtest.limits.rate_multiplier
             );
         }

@@ -9,16 +9,17 @@
 //! [`MIN_HISTORY`] returns before it.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::aggregate::AggregatedBook;
-use crate::backtest::Observation;
+use crate::backtest::{Observation, MIN_OBSERVATIONS};
 use crate::book::Book;
 use crate::calibration::{calibrate, ReturnSeries, Weighting};
 use crate::config::{ChiSquareMixing, CorrelationSpec, Distribution, FactorSpec, ModelSpec};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::measures::var_es;
 use crate::model::FactorModel;
@@ -87,11 +88,13 @@ impl RollingSeries {
     }
 }
 
-/// Runs the rolling backtest of `job`'s book on the spot return `history`, calling
-/// `progress(done, total)` after each day.
+/// Runs the rolling backtest of `job`'s book on the spot return `history` (read from
+/// `history_file`, named in errors), calling `progress(done, total)` after each day. Fewer
+/// than [`MIN_OBSERVATIONS`] usable days is an input error, found before any forecast.
 pub fn rolling_backtest(
     job: &Job,
     history: &BTreeMap<String, ReturnSeries>,
+    history_file: &Path,
     settings: &RollingSettings,
     progress: &dyn Fn(usize, usize),
 ) -> Result<RollingSeries> {
@@ -102,6 +105,18 @@ pub fn rolling_backtest(
         .map(|(u, s)| (u.clone(), s.clone()))
         .collect();
     let mut dates = usable_days(&held);
+    if dates.len() < MIN_OBSERVATIONS {
+        return Err(Error::in_file(
+            history_file,
+            format!(
+                "only {} usable days (a day needs a one-day return of every underlying held, \
+                 {}, and {MIN_HISTORY} returns before it); a backtest needs at least \
+                 {MIN_OBSERVATIONS}",
+                dates.len(),
+                held.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
     if let Some(days) = settings.days {
         dates.drain(..dates.len().saturating_sub(days));
     }

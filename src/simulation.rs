@@ -4,6 +4,8 @@
 //! Memory is O(paths): one P&L number per path, plus per-thread scratch of one block. No
 //! paths × positions matrix is ever formed.
 
+use std::path::{Path, PathBuf};
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -69,12 +71,16 @@ impl GridCheck {
     }
 }
 
-/// An error naming the first path (numbered from `first_path`) whose P&L is not finite.
-fn check_finite(pnl: &[f64], first_path: u64) -> Result<()> {
+/// An error naming the first path (numbered from `first_path`) whose P&L is not finite: the
+/// model and book of `file` move prices or values beyond floating point (huge vols,
+/// horizon, prices or sizes), so the model is unusable as given.
+fn check_finite(pnl: &[f64], first_path: u64, file: &Path) -> Result<()> {
     match pnl.iter().position(|p| !p.is_finite()) {
-        Some(i) => Err(Error::Numerical {
+        Some(i) => Err(Error::Model {
+            file: file.to_path_buf(),
             message: format!(
-                "path {} has a non-finite P&L ({})",
+                "path {} has a non-finite P&L ({}): the vols, horizon, prices or position \
+                 sizes move values beyond floating point",
                 first_path + i as u64,
                 pnl[i]
             ),
@@ -147,6 +153,8 @@ pub struct Simulator {
     settings: SimulationSettings,
     /// Importance-sampling proposal, if on.
     proposal: Option<Proposal>,
+    /// The scenario file, named when a P&L is not finite.
+    file: PathBuf,
 }
 
 impl Simulator {
@@ -177,6 +185,7 @@ impl Simulator {
             revaluer: Revaluer::new(book, settings.horizon_days),
             settings,
             proposal: None,
+            file: model.file.clone(),
         })
     }
 
@@ -207,7 +216,7 @@ impl Simulator {
                 progress(out.len() as u64);
             },
         );
-        check_finite(&pnl, blocks.start * BLOCK_PATHS as u64)?;
+        check_finite(&pnl, blocks.start * BLOCK_PATHS as u64, &self.file)?;
         Ok(pnl)
     }
 
@@ -309,7 +318,7 @@ impl Simulator {
                         .for_each(|(w, lw)| *w = lw.exp());
                 }
             });
-        check_finite(&pnl, 0)?;
+        check_finite(&pnl, 0, &self.file)?;
         Ok((pnl, weights))
     }
 
@@ -336,7 +345,7 @@ impl Simulator {
             pilot.normals.extend(draws.normals);
             pilot.chi_squares.extend(draws.chi_squares);
         }
-        check_finite(&pilot.pnl, 0)?;
+        check_finite(&pilot.pnl, 0, &self.file)?;
         Ok(pilot)
     }
 

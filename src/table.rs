@@ -5,7 +5,10 @@
 //! number into a null); Parquet columns are cast to text. Values are then parsed by the
 //! typed accessors of [`Row`].
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
 
 use polars::prelude::*;
 
@@ -47,10 +50,16 @@ impl Table {
             return Err(Error::in_file(path, "file not found"));
         }
         let format = Format::of(path);
-        let frame = match format {
-            Format::Csv => read_csv_frame(path)?,
-            Format::Parquet => read_parquet_frame(path)?,
+        let read = || match format {
+            Format::Csv => read_csv_frame(path),
+            Format::Parquet => read_parquet_frame(path),
         };
+        let frame = without_panics(read).map_err(|panic| {
+            Error::in_file(
+                path,
+                format!("the file is corrupt: the reader failed with '{panic}'"),
+            )
+        })??;
         Self::from_frame(path, format, &frame)
     }
 
@@ -65,6 +74,16 @@ impl Table {
             let strings = text
                 .str()
                 .map_err(|e| Error::in_file(path, format!("column '{name}': {e}")))?;
+            if strings.len() != frame.height() {
+                return Err(Error::in_file(
+                    path,
+                    format!(
+                        "the file is corrupt: column '{name}' has {} values for {} rows",
+                        strings.len(),
+                        frame.height()
+                    ),
+                ));
+            }
             columns.push(strings.iter().map(|v| v.map(str::to_owned)).collect());
             names.push(name.trim().to_owned());
         }
@@ -196,9 +215,18 @@ fn read_csv_frame(path: &Path) -> Result<DataFrame> {
         .map_err(|e| csv_error(path, &e))
 }
 
+/// Longest reader message quoted in an error: polars quotes the offending text, which for
+/// an unbalanced quote is the rest of the file.
+const MAX_QUOTED: usize = 300;
+
 /// Turns a polars CSV failure into an error naming the file.
 fn csv_error(path: &Path, error: &PolarsError) -> Error {
-    Error::in_file(path, format!("cannot parse CSV: {error}"))
+    let message = error.to_string();
+    let short = match message.char_indices().nth(MAX_QUOTED) {
+        Some((end, _)) => format!("{}…", &message[..end]),
+        None => message,
+    };
+    Error::in_file(path, format!("cannot parse CSV: {short}"))
 }
 
 /// The error for a row whose field count differs from the header's.
@@ -239,6 +267,34 @@ fn count_fields(line: &str) -> usize {
         }
     }
     fields
+}
+
+/// Runs `read` and returns its value, or the message of a panic inside it: polars can panic
+/// on a corrupt file (a damaged Parquet footer indexes past its buffer), and bad input must
+/// be an error, not a crash. While such reads run, the panic hook stays quiet (a panic in
+/// polars' own threads would otherwise print before the error is reported); other panics
+/// are reported as before.
+fn without_panics<T>(read: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    static QUIET: AtomicUsize = AtomicUsize::new(0);
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if QUIET.load(Ordering::SeqCst) == 0 {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.fetch_add(1, Ordering::SeqCst);
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(read));
+    QUIET.fetch_sub(1, Ordering::SeqCst);
+    outcome.map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "unknown panic".to_owned())
+    })
 }
 
 fn read_parquet_frame(path: &Path) -> Result<DataFrame> {

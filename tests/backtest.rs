@@ -5,13 +5,14 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use chrono::{Days, NaiveDate};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{ChiSquared, Distribution, StandardNormal};
 use tailrisk::backtest::{
-    backtest, binomial_cdf, christoffersen, kupiec, traffic_light, Observation,
+    backtest, binomial_cdf, christoffersen, kupiec, traffic_light, Observation, MIN_OBSERVATIONS,
 };
 use tailrisk::calibration::{calibrate, fit_dof, ReturnSeries, Weighting};
 use tailrisk::DAYS_PER_YEAR;
@@ -95,19 +96,155 @@ fn limit_multiplier_is_the_ratio_that_leaves_the_allowed_exceptions() {
         })
         .collect();
     // losses 0..249 against VaR 200: 49 exceptions; green allows 4 → k = 245/200
-    let b = backtest(&series, 0.99, None);
+    let source = Path::new("series.csv");
+    let b = backtest(&series, 0.99, None, source).unwrap();
     assert_eq!(b.exceptions, 49);
-    assert_eq!(b.traffic_light.zone, "red");
-    assert_eq!(b.limits.green_multiplier, 245.0 / 200.0);
-    let scaled: Vec<Observation> = series
-        .iter()
-        .map(|o| Observation {
-            var: o.var * b.limits.green_multiplier,
-            ..o.clone()
+    assert_eq!(b.traffic_light.unwrap().zone, "red");
+    let green = b.limits.green_multiplier.unwrap();
+    assert_eq!(green, 245.0 / 200.0);
+    // k·VaR of the boundary day equals its loss up to one rounding, which may fall either
+    // side: a hair above k is green with 4 exceptions, a hair below is not
+    let scaled = |k: f64| -> Vec<Observation> {
+        series
+            .iter()
+            .map(|o| Observation {
+                var: o.var * k,
+                ..o.clone()
+            })
+            .collect()
+    };
+    let above = backtest(&scaled(green * (1.0 + 1e-12)), 0.99, None, source).unwrap();
+    assert_eq!(above.traffic_light.unwrap().zone, "green");
+    assert_eq!(above.exceptions, 4);
+    let below = backtest(&scaled(green * (1.0 - 1e-12)), 0.99, None, source).unwrap();
+    assert_eq!(below.traffic_light.unwrap().zone, "yellow");
+    assert_eq!(below.exceptions, 5);
+}
+
+fn quiet_days(days: usize) -> Vec<Observation> {
+    (0..days)
+        .map(|i| Observation {
+            date: format!("d{i}"),
+            pnl: -1.0,
+            var: 10.0,
+            es: None,
         })
-        .collect();
-    assert_eq!(backtest(&scaled, 0.99, None).traffic_light.zone, "green");
-    assert_eq!(backtest(&scaled, 0.99, None).exceptions, 4);
+        .collect()
+}
+
+/// An empty or short series is refused (it used to show a red light with Kupiec p = 1);
+/// between the minimum and 250 days the tests run but the traffic light is left out.
+#[test]
+fn short_series_are_refused_and_the_light_needs_250_days() {
+    let source = Path::new("short.csv");
+    for days in [0, 1, 10, MIN_OBSERVATIONS - 1] {
+        let e = backtest(&quiet_days(days), 0.99, None, source).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("short.csv") && msg.contains(&format!("at least {MIN_OBSERVATIONS}")),
+            "{msg}"
+        );
+    }
+    let b = backtest(&quiet_days(MIN_OBSERVATIONS), 0.99, None, source).unwrap();
+    assert_eq!(b.observations, MIN_OBSERVATIONS);
+    assert!(b.traffic_light.is_none() && b.limits.green_multiplier.is_none());
+    assert!(
+        b.kupiec.p_value < 1.0,
+        "zero exceptions in 100 days is some evidence"
+    );
+    let b = backtest(&quiet_days(249), 0.99, None, source).unwrap();
+    assert!(b.traffic_light.is_none());
+    let b = backtest(&quiet_days(250), 0.99, None, source).unwrap();
+    assert_eq!(b.traffic_light.unwrap().zone, "green");
+    assert_eq!(b.traffic_light.unwrap().observations, 250);
+}
+
+/// The same from the command line: exit code 3 naming the file below the minimum; JSON null
+/// and a sentence in the table between the minimum and 250 days; clap refuses `--days 50`.
+#[test]
+fn short_series_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("series.csv");
+    let write = |days: usize| {
+        let mut text = String::from("date,pnl,var\n");
+        for i in 0..days {
+            text.push_str(&format!("2020-01-{i:03},-1,10\n"));
+        }
+        std::fs::write(&path, text).unwrap();
+    };
+    let series = path.to_str().unwrap();
+    write(40);
+    let short = common::tailrisk(&["backtest", "--series", series]);
+    assert_eq!(short.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        stderr.contains("series.csv")
+            && stderr.contains("needs at least 100")
+            && stderr.contains("found 40"),
+        "{stderr}"
+    );
+    write(120);
+    let doc = common::json(&common::tailrisk(&[
+        "backtest", "--series", series, "--format", "json",
+    ]));
+    assert_eq!(doc["backtest"]["observations"], 120);
+    assert!(doc["backtest"]["traffic_light"].is_null());
+    assert!(doc["backtest"]["limits"]["green_multiplier"].is_null());
+    let table = common::tailrisk(&["backtest", "--series", series]);
+    assert!(table.status.success());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("traffic light    not shown: the Basel zones are defined for 250 days, the series has 120"),
+        "{text}"
+    );
+
+    let fund = common::sample("fund.toml");
+    let history = common::sample("data/bitstamp_btc_eth_ltc_usd_daily.csv");
+    let days = common::tailrisk(&[
+        "backtest",
+        fund.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--days",
+        "50",
+    ]);
+    assert_eq!(days.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&days.stderr).contains("at least 100"));
+}
+
+/// A price history too short for 100 usable days is refused before any forecast.
+#[test]
+fn rolling_backtest_on_a_short_history_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prices.csv");
+    let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    let mut text = String::from("date,BTC,ETH\n");
+    for i in 0..120u64 {
+        let d = start.checked_add_days(Days::new(i)).unwrap();
+        let x = (i as f64 * 0.7).sin() * 0.02;
+        text.push_str(&format!(
+            "{d},{},{}\n",
+            9000.0 * x.exp(),
+            200.0 * (-x).exp()
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let fund = common::sample("fund.toml");
+    let out = common::tailrisk(&[
+        "backtest",
+        fund.to_str().unwrap(),
+        "--history",
+        path.to_str().unwrap(),
+        "--paths",
+        "100",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("prices.csv") && stderr.contains("only 59 usable days"),
+        "{stderr}"
+    );
 }
 
 /// Correlated unit-variance Student-t returns, daily vol σ/√365, over `days` days.

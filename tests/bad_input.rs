@@ -325,6 +325,60 @@ fn correlation_entries_are_checked() {
     }
 }
 
+/// A ragged matrix (a short row after a full one) used to panic in the symmetry check,
+/// reading the short row's entries before its length was checked.
+#[test]
+fn ragged_correlation_matrix_is_refused_naming_the_row() {
+    let model = MODEL.replace(
+        "factors = [\"BTC.spot\", \"ETH.spot\", \"BTC.vol\"]\nmatrix = [[1.0, 0.8, -0.3], [0.8, 1.0, -0.2], [-0.3, -0.2, 1.0]]",
+        "factors = [\"BTC.spot\", \"ETH.spot\"]\nmatrix = [[1.0, 0.5], []]",
+    );
+    assert!(model.contains("[[1.0, 0.5], []]"), "test setup");
+    assert_scenario_refused(
+        RUN,
+        &model,
+        MARKET,
+        &[
+            "scenario.toml",
+            "model.correlation.matrix[1]",
+            "row has 0 entries for 2 factors",
+        ],
+    );
+    let short_first = model.replace("[[1.0, 0.5], []]", "[[1.0], [0.5, 1.0]]");
+    assert_scenario_refused(
+        RUN,
+        &short_first,
+        MARKET,
+        &[
+            "model.correlation.matrix[0]",
+            "row has 1 entries for 2 factors",
+        ],
+    );
+}
+
+/// A value of the wrong type names its key and what was expected, not only its line.
+#[test]
+fn toml_type_error_names_the_key_and_the_expected_type() {
+    assert_scenario_refused(
+        "[run]\npaths = \"many\"\n",
+        MODEL,
+        MARKET,
+        &[
+            "scenario.toml",
+            "line 2",
+            "field 'run.paths'",
+            "invalid type: string \"many\", expected a whole number",
+        ],
+    );
+    let model = MODEL.replace("spot_vol = 0.55", "spot_vol = \"55%\"");
+    assert_scenario_refused(
+        RUN,
+        &model,
+        MARKET,
+        &["field 'model.factors.BTC.spot_vol'", "expected a number"],
+    );
+}
+
 /// Pairwise plausible but jointly impossible: BTC~ETH 0.9, ETH~SOL 0.9, BTC~SOL −0.9.
 const INDEFINITE_MODEL: &str = r#"[model]
 distribution = "normal"

@@ -1,6 +1,10 @@
 //! Contributions and what-if runs against closed forms and exact identities: Euler
 //! components of a Gaussian linear book, their additivity, a tiny trade against the
 //! marginal VaR, a zero-size trade against nothing at all.
+//!
+//! Bit equality is asserted only where it is a design guarantee (thread counts, zero-size
+//! trades, the same P&L under another grouping); figures reached along different summation
+//! orders are compared to rounding (relative 1e-12).
 
 mod common;
 
@@ -338,15 +342,20 @@ fn removing_a_position_matches_its_incremental_var() {
     let d = &position_contribution(&scenario, "d");
     let change = &whatif["change"][2];
     assert_eq!(change["confidence"], 0.99);
-    // same paths, same estimator: removal is exactly minus the incremental figure
-    assert_eq!(
-        -change["var"].as_f64().unwrap(),
-        d["incremental_var"].as_f64().unwrap()
-    );
-    assert_eq!(
-        -change["es"].as_f64().unwrap(),
-        d["incremental_es"].as_f64().unwrap()
-    );
+    // Same paths, same estimator, but the what-if re-simulates the book without `d` (netted
+    // and summed in another order) while the incremental figure adds −d's loss to the book's
+    // P&L path by path: the two agree to rounding, not to the bit. Rounding of the path P&L
+    // is relative to the book's figures, so the tolerance is too.
+    let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
+    let before = &whatif["before"]["measures"][2];
+    for (key, incremental) in [("var", "incremental_var"), ("es", "incremental_es")] {
+        let (removal, figure) = (-f(change, key), f(d, incremental));
+        let scale = f(before, key).abs();
+        assert!(
+            (removal - figure).abs() <= 1e-12 * scale,
+            "{key}: what-if removal {removal} vs incremental {figure} (book {scale})"
+        );
+    }
 }
 
 #[test]
