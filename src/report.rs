@@ -42,12 +42,14 @@ pub struct RunReport {
     pub positions: usize,
     pub option_contracts: usize,
     pub underlyings: usize,
-    /// Mean and standard deviation of the simulated P&L.
+    /// Mean and standard deviation of the simulated P&L (of the grid P&L with grid
+    /// revaluation: estimates, unlike VaR and ES).
     pub pnl_mean: f64,
     pub pnl_stdev: f64,
     /// Present when `--repair-correlation` changed the correlation matrix.
     pub correlation_repair: Option<RepairReport>,
-    /// How paths were revalued, with the grid's measured error when one was tried.
+    /// How paths were revalued: with the grid, its error seen on the pilot paths and the
+    /// tail revalued in full.
     pub revaluation: GridCheck,
     /// With `--importance-sampling`: the shift used and the effective sample size.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -185,10 +187,21 @@ pub fn render_run(
         (UsedRevaluation::Grid, Some(e)) => {
             let _ = writeln!(
                 out,
-                "revaluation      grid (surfaces per underlying; max error on {} pilot paths {:.4}% of VaR)",
+                "revaluation      grid (surfaces per underlying; largest error seen on {} pilot paths {:.4}% of VaR)",
                 r.pilot_paths,
                 e * 100.0
             );
+            let _ = match (r.exact_tail, r.exact_tail_paths) {
+                (true, Some(paths)) => writeln!(
+                    out,
+                    "exact tail       the {} largest losses revalued in full: VaR, ES and s.e. are full-revaluation figures{}",
+                    money(paths as f64, 0),
+                    r.max_tail_error
+                        .map(|x| format!(" (the grid was off by up to {} there)", money(x, 2)))
+                        .unwrap_or_default()
+                ),
+                _ => writeln!(out, "exact tail       no: VaR and ES are read off the grid"),
+            };
         }
         (UsedRevaluation::Full, Some(e)) => {
             let _ = writeln!(
