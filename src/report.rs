@@ -194,10 +194,10 @@ pub fn render_run(
             let _ = match (r.exact_tail, r.exact_tail_paths) {
                 (true, Some(paths)) => writeln!(
                     out,
-                    "exact tail       the {} largest losses revalued in full: VaR, ES and s.e. are full-revaluation figures{}",
+                    "exact tail       {} largest losses revalued in full: VaR, ES and s.e. as with full revaluation{}",
                     money(paths as f64, 0),
                     r.max_tail_error
-                        .map(|x| format!(" (the grid was off by up to {} there)", money(x, 2)))
+                        .map(|x| format!(" (grid off by ≤ {} there)", money(x, 2)))
                         .unwrap_or_default()
                 ),
                 _ => writeln!(out, "exact tail       no: VaR and ES are read off the grid"),
