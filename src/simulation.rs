@@ -562,3 +562,33 @@ impl Simulator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_error_reads_the_largest_losses_with_ties_in_path_order() {
+        let row = |path, loss, grid_error| TailPath {
+            path,
+            loss,
+            grid_error,
+        };
+        let rows = vec![
+            row(1, 1.0, 50.0),
+            row(2, 7.0, 9.0),
+            row(3, 7.0, 4.0),
+            row(5, 10.0, 1.0),
+        ];
+        assert_eq!(largest_tail_error(rows.clone(), 1), 1.0);
+        assert_eq!(largest_tail_error(rows.clone(), 2), 9.0, "path 2 before 3");
+        assert_eq!(largest_tail_error(rows.clone(), 4), 50.0);
+        let exact = ExactTail {
+            revalued: rows,
+            keep: 2,
+        };
+        let kept: Vec<u64> = exact.tail().iter().map(|r| r.path).collect();
+        assert_eq!(kept, [2, 3, 5], "every loss tied with the 2nd largest");
+        assert_eq!(exact.max_error(), 9.0);
+    }
+}
