@@ -21,6 +21,7 @@ use crate::exposures::exposures;
 use crate::html::{committee_report, CommitteeInputs};
 use crate::importance::importance_sampled_run;
 use crate::job::Job;
+use crate::measures::{block_moments, mean_and_stdev, tail_keep};
 use crate::output::{write_backtest_series, write_run_outputs, write_summary};
 use crate::replay::{replay, PriceHistory};
 use crate::report::{
@@ -30,7 +31,8 @@ use crate::report::{
 };
 use crate::reverse::reverse_stress;
 use crate::rolling::{rolling_backtest, RollingSettings, ShockModel};
-use crate::shard::{merge, write_shard, ShardSlice, ShardSpec};
+use crate::shard::{merge, write_shard, ShardPaths, ShardSlice, ShardSpec};
+use crate::shocks::BLOCK_PATHS;
 use crate::simulation::{RevaluationMode, SimulationSettings, Simulator, MAX_PATHS};
 use crate::stress::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES};
 use crate::synthetic::{write_synthetic_scenario, SyntheticSpec};
@@ -165,8 +167,11 @@ struct RunArgs {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// How options are revalued: `full` (every option on every path), `grid` (per-underlying
-    /// revaluation surfaces), or `auto` (the grid where its measured error on pilot paths is
-    /// below 0.1 % of VaR, else full). Contributions always use full revaluation.
+    /// revaluation surfaces), or `auto` (the grid where its error seen on pilot paths is
+    /// below 0.1 % of VaR, else full). After a grid pass, every path that can reach the
+    /// reported tails is revalued in full, so VaR, ES and their standard errors are the
+    /// full-revaluation figures. Contributions and importance sampling always use full
+    /// revaluation.
     #[arg(long, value_enum, default_value_t = Revaluation::Auto)]
     revaluation: Revaluation,
     /// Simulate only shard I of N (0-based): a disjoint slice of the paths, written with
@@ -517,6 +522,8 @@ fn run(args: &RunArgs) -> Result<()> {
     let settings = args.simulation.settings(&job);
     let (pool, threads) = args.simulation.pool()?;
     let lowest_level = run.confidence.iter().copied().fold(f64::NAN, f64::min);
+    // the largest losses the estimators read: exact with the grid too
+    let keep = tail_keep(settings.paths as usize, &run.confidence);
     let mode = if args.contributions.is_some() || args.importance_sampling {
         RevaluationMode::Full
     } else {
@@ -533,10 +540,20 @@ fn run(args: &RunArgs) -> Result<()> {
             blocks: spec.blocks(simulator.block_count()),
             total_blocks: simulator.block_count(),
         };
-        let pnl = pool.install(|| simulator.pnl_of_blocks(slice.blocks.clone(), &|_| {}))?;
+        let mut pnl = pool.install(|| simulator.pnl_of_blocks(slice.blocks.clone(), &|_| {}))?;
+        let moments = block_moments(&pnl, BLOCK_PATHS);
+        let exact = pool.install(|| simulator.exact_tail(slice.blocks.clone(), &mut pnl, keep))?;
         let mut report = report_context(&job, &settings);
-        report.revaluation = check;
-        let file = write_shard(dir, &slice, &report, &run.confidence, &pnl)?;
+        report.revaluation = match exact {
+            Some(_) => check.with_exact_tail(keep, None),
+            None => check,
+        };
+        let paths = ShardPaths {
+            pnl: &pnl,
+            block_moments: moments,
+            exact,
+        };
+        let file = write_shard(dir, &slice, &report, &run.confidence, paths)?;
         eprintln!(
             "wrote {} ({} paths of {})",
             file.display(),
@@ -567,10 +584,21 @@ fn run(args: &RunArgs) -> Result<()> {
         );
     }
     let bar = progress_bar(settings.paths, "paths", args.common.quiet);
-    let pnl = pool.install(|| simulator.pnl(&|done| bar.inc(done)))?;
+    let mut pnl = pool.install(|| simulator.pnl(&|done| bar.inc(done)))?;
     bar.finish_and_clear();
-    let mut report = run_report(&job, &settings, &pnl);
-    report.revaluation = check;
+    // moments of the grid P&L with the grid, as shards record them
+    let (pnl_mean, pnl_stdev) = mean_and_stdev(&pnl);
+    let exact =
+        pool.install(|| simulator.exact_tail(0..simulator.block_count(), &mut pnl, keep))?;
+    let mut report = RunReport {
+        pnl_mean,
+        pnl_stdev,
+        revaluation: match &exact {
+            Some(exact) => check.with_exact_tail(keep, Some(exact.max_error())),
+            None => check,
+        },
+        ..run_report(&job, &settings, &pnl)
+    };
     if let Some(group) = args.contributions {
         let level = args
             .contribution_level

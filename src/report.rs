@@ -47,12 +47,14 @@ pub struct RunReport {
     pub positions: usize,
     pub option_contracts: usize,
     pub underlyings: usize,
-    /// Mean and standard deviation of the simulated P&L.
+    /// Mean and standard deviation of the simulated P&L (of the grid P&L with grid
+    /// revaluation: estimates, unlike VaR and ES).
     pub pnl_mean: f64,
     pub pnl_stdev: f64,
     /// Present when `--repair-correlation` changed the correlation matrix.
     pub correlation_repair: Option<RepairReport>,
-    /// How paths were revalued, with the grid's measured error when one was tried.
+    /// How paths were revalued: with the grid, its error seen on the pilot paths and the
+    /// tail revalued in full.
     pub revaluation: GridCheck,
     /// With `--importance-sampling`: the proposal's tail regions, the effective sample size
     /// and the variance gain, or why plain Monte Carlo was used.
@@ -188,10 +190,21 @@ pub fn render_run(
         (UsedRevaluation::Grid, Some(e)) => {
             let _ = writeln!(
                 out,
-                "revaluation      grid (surfaces per underlying; max error on {} pilot paths {:.4}% of VaR)",
+                "revaluation      grid (surfaces per underlying; largest error seen on {} pilot paths {:.4}% of VaR)",
                 r.pilot_paths,
                 e * 100.0
             );
+            let _ = match (r.exact_tail, r.exact_tail_paths) {
+                (true, Some(paths)) => writeln!(
+                    out,
+                    "exact tail       {} largest losses revalued in full: VaR, ES and s.e. as with full revaluation{}",
+                    money(paths as f64, 0),
+                    r.max_tail_error
+                        .map(|x| format!(" (grid off by ≤ {} there)", money(x, 2)))
+                        .unwrap_or_default()
+                ),
+                _ => writeln!(out, "exact tail       no: VaR and ES are read off the grid"),
+            };
         }
         (UsedRevaluation::Full, Some(e)) => {
             let _ = writeln!(

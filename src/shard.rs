@@ -6,7 +6,9 @@
 //! every block draws from its own (seed, block) stream, the union of the shards' paths is
 //! the single run's. A shard writes `shard-I-of-N.json` (the run's report context, the
 //! per-block P&L moments, the block range) and `shard-I-of-N.parquet` (its largest losses
-//! with their path indices — as many as the VaR and ES estimators of the whole run read).
+//! with their path indices — as many as the VaR and ES estimators of the whole run read —
+//! and each one's grid error). With grid revaluation a shard revalues in full every path
+//! that can enter those largest losses, as the single run does for its own.
 //! The merge keeps the overall largest losses, which are the same values the single run
 //! keeps (the global top k lies within the union of the shards' top k), so sorting them gives
 //! the same numbers to the last bit; the mean and standard deviation are combined block by
@@ -22,9 +24,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Location, Result};
 use crate::measures::{combine_moments, largest, tail_keep, var_es_from_tail, Moments};
 use crate::report::RunReport;
+use crate::simulation::{largest_tail_error, ExactTail, TailPath};
 
 /// Version tag of the shard format.
-pub const SHARD_FORMAT: &str = "tailrisk-shard-1";
+pub const SHARD_FORMAT: &str = "tailrisk-shard-2";
 
 /// Which slice of the blocks a shard simulates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +78,8 @@ pub struct ShardFile {
     pub levels: Vec<f64>,
     /// P&L moments of each block of the shard, in block order.
     pub block_moments: Vec<Moments>,
-    /// The Parquet file with the largest losses (`path`, `loss`), next to this one.
+    /// The Parquet file with the largest losses (`path`, `loss`, `grid_error`), next to
+    /// this one.
     pub tail_file: String,
 }
 
@@ -89,42 +93,66 @@ pub struct ShardSlice {
     pub total_blocks: u64,
 }
 
-/// Writes the shard's files into `dir` from its paths' P&L (in path order) and returns the
-/// JSON file's path. `report` is the run's [`crate::report::report_context`].
+/// What a shard simulated.
+pub struct ShardPaths<'a> {
+    /// P&L of the shard's paths in path order (with grid revaluation, the tail's revalued in
+    /// full).
+    pub pnl: &'a [f64],
+    /// P&L moments of each block, in block order (with grid revaluation, of the grid P&L).
+    pub block_moments: Vec<Moments>,
+    /// With grid revaluation, the paths revalued in full
+    /// ([`crate::simulation::Simulator::exact_tail`] with [`tail_keep`] of the whole run).
+    pub exact: Option<ExactTail>,
+}
+
+/// The paths of a fully revalued shard whose loss is at least the `keep`-th largest.
+fn full_tail(pnl: &[f64], first_path: u64, keep: usize) -> Vec<TailPath> {
+    let threshold = largest(pnl.iter().map(|p| -p).collect(), keep)
+        .last()
+        .copied()
+        .unwrap_or(f64::NEG_INFINITY);
+    pnl.iter()
+        .enumerate()
+        .filter(|(_, p)| -**p >= threshold)
+        .map(|(i, p)| TailPath {
+            path: first_path + i as u64,
+            loss: -p,
+            grid_error: 0.0,
+        })
+        .collect()
+}
+
+/// Writes the shard's files into `dir` and returns the JSON file's path. `report` is the
+/// run's [`crate::report::report_context`].
 pub fn write_shard(
     dir: &Path,
     slice: &ShardSlice,
     report: &RunReport,
     levels: &[f64],
-    pnl: &[f64],
+    paths: ShardPaths,
 ) -> Result<PathBuf> {
     let spec = slice.spec;
     let first_path = slice.blocks.start * crate::shocks::BLOCK_PATHS as u64;
     std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
     let keep = tail_keep(report.paths as usize, levels);
-    let mut indexed: Vec<(u64, f64)> = pnl
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (first_path + i as u64, -p))
-        .collect();
-    let threshold = largest(indexed.iter().map(|x| x.1).collect(), keep)
-        .last()
-        .copied()
-        .unwrap_or(f64::NEG_INFINITY);
-    indexed.retain(|x| x.1 >= threshold);
+    let rows = match &paths.exact {
+        Some(exact) => exact.tail(),
+        None => full_tail(paths.pnl, first_path, keep),
+    };
     let tail_name = format!("{}.parquet", spec.stem());
     let tail_path = dir.join(&tail_name);
+    let column = |name: &str, f: fn(&TailPath) -> f64| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<f64>>())
+    };
     let mut frame = DataFrame::new(
-        indexed.len(),
+        rows.len(),
         vec![
             Column::new(
                 "path".into(),
-                indexed.iter().map(|x| x.0).collect::<Vec<u64>>(),
+                rows.iter().map(|r| r.path).collect::<Vec<u64>>(),
             ),
-            Column::new(
-                "loss".into(),
-                indexed.iter().map(|x| x.1).collect::<Vec<f64>>(),
-            ),
+            column("loss", |r| r.loss),
+            column("grid_error", |r| r.grid_error),
         ],
     )
     .map_err(|e| Error::output(&tail_path, e))?;
@@ -139,7 +167,7 @@ pub fn write_shard(
         total_blocks: slice.total_blocks,
         report: report.clone(),
         levels: levels.to_vec(),
-        block_moments: crate::measures::block_moments(pnl, crate::shocks::BLOCK_PATHS),
+        block_moments: paths.block_moments,
         tail_file: tail_name,
     };
     let json_path = dir.join(format!("{}.json", spec.stem()));
@@ -158,15 +186,19 @@ pub fn merge(files: &[PathBuf]) -> Result<RunReport> {
     shards.sort_by_key(|(_, s)| s.shard.index);
     check_complete(&shards)?;
     let (_, first) = &shards[0];
-    let mut losses = Vec::new();
+    let mut rows = Vec::new();
     let mut moments = Vec::new();
     for (path, shard) in &shards {
-        losses.extend(read_tail(&path.with_file_name(&shard.tail_file))?);
+        rows.extend(read_tail(&path.with_file_name(&shard.tail_file))?);
         moments.extend_from_slice(&shard.block_moments);
     }
     let mut report = first.report.clone();
     let n = report.paths as usize;
+    let losses = rows.iter().map(|r| r.loss).collect();
     report.measures = var_es_from_tail(losses, n, &first.levels);
+    if let Some(keep) = report.revaluation.exact_tail_paths {
+        report.revaluation.max_tail_error = Some(largest_tail_error(rows, keep));
+    }
     let (mean, stdev) = combine_moments(&moments);
     report.pnl_mean = mean;
     report.pnl_stdev = stdev;
@@ -237,14 +269,30 @@ fn check_complete(shards: &[(PathBuf, ShardFile)]) -> Result<()> {
     Ok(())
 }
 
-fn read_tail(path: &Path) -> Result<Vec<f64>> {
+fn read_tail(path: &Path) -> Result<Vec<TailPath>> {
     let file = File::open(path).map_err(|e| Error::in_file(path, format!("cannot open: {e}")))?;
     let frame = ParquetReader::new(file)
         .finish()
         .map_err(|e| Error::in_file(path, format!("cannot read Parquet: {e}")))?;
-    let column = frame
-        .column("loss")
-        .and_then(|c| c.f64().cloned())
-        .map_err(|e| Error::input(path, Location::File, Some("loss"), e.to_string()))?;
-    Ok(column.into_no_null_iter().collect())
+    let column = |name: &str| {
+        frame
+            .column(name)
+            .and_then(|c| c.f64().cloned())
+            .map_err(|e| Error::input(path, Location::File, Some(name), e.to_string()))
+    };
+    let indices = frame
+        .column("path")
+        .and_then(|c| c.u64().cloned())
+        .map_err(|e| Error::input(path, Location::File, Some("path"), e.to_string()))?;
+    let (loss, grid_error) = (column("loss")?, column("grid_error")?);
+    Ok(indices
+        .into_no_null_iter()
+        .zip(loss.into_no_null_iter())
+        .zip(grid_error.into_no_null_iter())
+        .map(|((path, loss), grid_error)| TailPath {
+            path,
+            loss,
+            grid_error,
+        })
+        .collect())
 }

@@ -4,6 +4,8 @@
 //! Memory is O(paths): one P&L number per path, plus per-thread scratch of one block. No
 //! paths × positions matrix is ever formed.
 
+use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::AggregatedBook;
 use crate::error::{Error, Result};
-use crate::measures::var_es;
+use crate::measures::{largest, var_es};
 use crate::model::FactorModel;
 use crate::paths::{HorizonMoves, PathBuilder};
 use crate::proposal::Proposal;
@@ -34,6 +36,11 @@ pub enum RevaluationMode {
 pub const PILOT_BLOCKS: u64 = 2;
 /// Largest grid error accepted by `Auto`, as a fraction of VaR.
 pub const GRID_TOLERANCE: f64 = 1e-3;
+/// After a grid pass, the paths revalued in full must outrank every other path's grid loss
+/// by this many times the largest grid error measured (on them and on the pilot).
+const TAIL_SAFETY: f64 = 2.0;
+/// Floor of that margin, as a fraction of the deepest loss the estimators read.
+const TAIL_MARGIN_FLOOR: f64 = 1e-6;
 
 /// The revaluation a run used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,14 +55,25 @@ pub enum UsedRevaluation {
 pub struct GridCheck {
     /// `grid` or `full`: what the run used.
     pub mode: UsedRevaluation,
-    /// Paths compared (0 when no grid was tried).
+    /// Pilot paths on which the grid was compared with full revaluation (0 when no grid
+    /// was tried).
     pub pilot_paths: usize,
-    /// Largest |grid − full| P&L over the pilot paths: a bound on the error of VaR and ES.
+    /// Largest |grid − full| P&L seen on the pilot paths, in reporting currency: what `auto`
+    /// decides on (an error seen on a sample, not a bound on every path).
     pub max_abs_error: Option<f64>,
-    /// The pilot's full-revaluation VaR at the reference level.
+    /// The pilot's full-revaluation VaR at the lowest level, in reporting currency.
     pub reference_var: Option<f64>,
     /// max_abs_error / reference_var.
     pub relative_error: Option<f64>,
+    /// Whether VaR, ES and their standard errors are full-revaluation figures: always with
+    /// `full`; with `grid` once every path they read has been revalued in full.
+    pub exact_tail: bool,
+    /// With `grid`: how many of the largest losses the estimators read, every one revalued
+    /// in full after the grid pass.
+    pub exact_tail_paths: Option<usize>,
+    /// With `grid`: the largest |grid − full| P&L among those paths, in reporting currency
+    /// (how far the grid alone would have been off there).
+    pub max_tail_error: Option<f64>,
 }
 
 impl GridCheck {
@@ -67,7 +85,75 @@ impl GridCheck {
             max_abs_error: None,
             reference_var: None,
             relative_error: None,
+            exact_tail: true,
+            exact_tail_paths: None,
+            max_tail_error: None,
         }
+    }
+
+    /// Records that the `paths` largest losses are full-revaluation figures, `max_error`
+    /// being the largest grid error among them (`None` while unknown, as in a shard: the
+    /// merge fills it).
+    pub fn with_exact_tail(self, paths: usize, max_error: Option<f64>) -> GridCheck {
+        GridCheck {
+            exact_tail: true,
+            exact_tail_paths: Some(paths),
+            max_tail_error: max_error,
+            ..self
+        }
+    }
+}
+
+/// One of the largest losses of a grid run, revalued in full.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TailPath {
+    /// Global path index.
+    pub path: u64,
+    /// Full-revaluation loss (−P&L), in reporting currency.
+    pub loss: f64,
+    /// |grid − full| P&L of the path, in reporting currency (0 when the run revalued in
+    /// full).
+    pub grid_error: f64,
+}
+
+/// The largest grid error among the `keep` largest losses of `rows`, ties in loss taken in
+/// path order: the same figure from one run's tail and from the union of its shards' tails.
+pub fn largest_tail_error(mut rows: Vec<TailPath>, keep: usize) -> f64 {
+    rows.sort_unstable_by(|a, b| b.loss.total_cmp(&a.loss).then(a.path.cmp(&b.path)));
+    rows.iter()
+        .take(keep)
+        .map(|r| r.grid_error)
+        .fold(0.0, f64::max)
+}
+
+/// The paths of a grid run (or shard) revalued in full after the grid pass
+/// ([`Simulator::exact_tail`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactTail {
+    /// Every path revalued in full, in path order.
+    revalued: Vec<TailPath>,
+    /// How many of the largest losses had to be exact.
+    keep: usize,
+}
+
+impl ExactTail {
+    /// The paths whose loss is at least the `keep`-th largest of the run (or shard), all
+    /// revalued in full: what the estimators read, plus any ties.
+    pub fn tail(&self) -> Vec<TailPath> {
+        let losses = self.revalued.iter().map(|r| r.loss).collect();
+        let Some(&kth) = largest(losses, self.keep).get(self.keep.max(1) - 1) else {
+            return self.revalued.clone();
+        };
+        self.revalued
+            .iter()
+            .filter(|r| r.loss >= kth)
+            .copied()
+            .collect()
+    }
+
+    /// The largest |grid − full| P&L among the `keep` largest losses, in reporting currency.
+    pub fn max_error(&self) -> f64 {
+        largest_tail_error(self.tail(), self.keep)
     }
 }
 
@@ -145,11 +231,21 @@ pub struct PilotDraws {
     pub chi_squares: Vec<f64>,
 }
 
+/// What a grid run keeps to revalue its tail in full.
+struct FullRevaluation {
+    /// The book's full revaluation (no surfaces).
+    revaluer: Revaluer,
+    /// Largest |grid − full| P&L on the pilot paths, in reporting currency.
+    pilot_error: f64,
+}
+
 /// Everything fixed for a run: generator, path builder and revaluer.
 pub struct Simulator {
     generator: ShockGenerator,
     builder: PathBuilder,
     revaluer: Revaluer,
+    /// With grid revaluation: the full revaluation, for the tail paths.
+    full: Option<FullRevaluation>,
     settings: SimulationSettings,
     /// Importance-sampling proposal, if on.
     proposal: Option<Proposal>,
@@ -183,6 +279,7 @@ impl Simulator {
             generator,
             builder: PathBuilder::new(model, settings.horizon_days, settings.steps),
             revaluer: Revaluer::new(book, settings.horizon_days),
+            full: None,
             settings,
             proposal: None,
             file: model.file.clone(),
@@ -227,10 +324,12 @@ impl Simulator {
     }
 
     /// Chooses how paths are revalued. `Grid` and `Auto` tabulate revaluation surfaces and
-    /// compare them with full revaluation on the first [`PILOT_BLOCKS`] blocks: the largest
-    /// absolute P&L difference bounds the error of every VaR and ES. `Auto` keeps the grid
-    /// only when that bound is below [`GRID_TOLERANCE`] of the pilot VaR at
-    /// `reference_confidence`; `Grid` keeps it regardless (and reports the error).
+    /// compare them with full revaluation on the first [`PILOT_BLOCKS`] blocks. `Auto` keeps
+    /// the grid only when the largest absolute P&L difference seen there is below
+    /// [`GRID_TOLERANCE`] of the pilot VaR at `reference_confidence`; `Grid` keeps it
+    /// regardless. That pilot error is a sample, not a bound on every path: a grid run makes
+    /// its tail exact afterwards with [`Simulator::exact_tail`] (the check says
+    /// `exact_tail: false` until then).
     pub fn with_revaluation(
         mut self,
         model: &FactorModel,
@@ -269,6 +368,10 @@ impl Simulator {
         let keep = mode == RevaluationMode::Grid || relative_error < GRID_TOLERANCE;
         if keep {
             self.revaluer = grid;
+            self.full = Some(FullRevaluation {
+                revaluer: full,
+                pilot_error: max_abs_error,
+            });
         }
         let check = GridCheck {
             mode: if keep {
@@ -280,8 +383,121 @@ impl Simulator {
             max_abs_error: Some(max_abs_error),
             reference_var: Some(reference_var),
             relative_error: Some(relative_error),
+            exact_tail: !keep,
+            exact_tail_paths: None,
+            max_tail_error: None,
         };
         (self, check)
+    }
+
+    /// After a grid pass over `blocks` (`pnl` their paths' P&L in path order), revalues in
+    /// full every path that can rank among the `keep` largest losses and writes its full
+    /// P&L into `pnl`; `None` when the run revalues in full anyway.
+    ///
+    /// The paths whose grid loss is within a margin of the `keep`-th largest are revalued;
+    /// the margin is [`TAIL_SAFETY`] times the largest |grid − full| seen on them and on the
+    /// pilot (plus a small floor). The band widens until the `keep`-th largest loss, now a
+    /// full-revaluation figure, exceeds every other path's grid loss by that margin. Then
+    /// the `keep` largest losses are the full-revaluation run's, to the last bit, unless a
+    /// path outside the band is off by more than the margin on the grid.
+    pub fn exact_tail(
+        &self,
+        blocks: Range<u64>,
+        pnl: &mut [f64],
+        keep: usize,
+    ) -> Result<Option<ExactTail>> {
+        let Some(full) = &self.full else {
+            return Ok(None);
+        };
+        let keep = keep.min(pnl.len());
+        let mut errors: HashMap<usize, f64> = HashMap::new();
+        if keep > 0 {
+            let margin = |error: f64, loss: f64| {
+                TAIL_SAFETY * error.max(full.pilot_error) + TAIL_MARGIN_FLOOR * loss.abs()
+            };
+            let grid_kth = largest(pnl.iter().map(|p| -p).collect(), keep)[keep - 1];
+            let mut threshold = grid_kth - margin(0.0, grid_kth);
+            let mut largest_error: f64 = 0.0;
+            loop {
+                // paths not yet revalued at or above the threshold, and the largest grid
+                // loss of the others
+                let mut candidates = Vec::new();
+                let mut others_max = f64::NEG_INFINITY;
+                for (i, p) in pnl.iter().enumerate() {
+                    let loss = -p;
+                    if loss >= threshold {
+                        if !errors.contains_key(&i) {
+                            candidates.push(i);
+                        }
+                    } else if loss > others_max && !errors.contains_key(&i) {
+                        others_max = loss;
+                    }
+                }
+                let values = self.revalue_in_full(&full.revaluer, blocks.start, &candidates)?;
+                for (&i, value) in candidates.iter().zip(values) {
+                    let error = (pnl[i] - value).abs();
+                    largest_error = largest_error.max(error);
+                    errors.insert(i, error);
+                    pnl[i] = value;
+                }
+                let exact: Vec<f64> = errors.keys().map(|&i| -pnl[i]).collect();
+                let kth = largest(exact, keep)[keep - 1];
+                let margin = margin(largest_error, kth);
+                if kth >= others_max + margin {
+                    break;
+                }
+                // others_max > kth − margin: the band now reaches at least that path
+                threshold = threshold.min(kth - 2.0 * margin);
+            }
+        }
+        let first_path = blocks.start * BLOCK_PATHS as u64;
+        let mut revalued: Vec<TailPath> = errors
+            .into_iter()
+            .map(|(i, grid_error)| TailPath {
+                path: first_path + i as u64,
+                loss: -pnl[i],
+                grid_error,
+            })
+            .collect();
+        revalued.sort_unstable_by_key(|r| r.path);
+        Ok(Some(ExactTail { revalued, keep }))
+    }
+
+    /// Full-revaluation P&L of the paths `paths` (indices from the first path of block
+    /// `first_block`, ascending), regenerating only their blocks, in parallel.
+    fn revalue_in_full(
+        &self,
+        full: &Revaluer,
+        first_block: u64,
+        paths: &[usize],
+    ) -> Result<Vec<f64>> {
+        let groups: Vec<&[usize]> = paths
+            .chunk_by(|a, b| a / BLOCK_PATHS == b / BLOCK_PATHS)
+            .collect();
+        let values: Vec<Vec<f64>> = groups
+            .par_iter()
+            .map_init(Scratch::default, |scratch, group| {
+                let block = first_block + (group[0] / BLOCK_PATHS) as u64;
+                self.generate_moves(block, self.block_len(block), scratch);
+                let u = scratch.moves.underlyings;
+                group
+                    .iter()
+                    .map(|&i| {
+                        let row = (i % BLOCK_PATHS) * u..(i % BLOCK_PATHS + 1) * u;
+                        full.path_pnl(
+                            &scratch.moves.log_spot[row.clone()],
+                            &scratch.moves.vol_ratio[row],
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let values: Vec<f64> = values.into_iter().flatten().collect();
+        let first_path = first_block * BLOCK_PATHS as u64;
+        for (&i, value) in paths.iter().zip(&values) {
+            check_finite(std::slice::from_ref(value), first_path + i as u64, &self.file)?;
+        }
+        Ok(values)
     }
 
     /// Turns on importance sampling: every path is drawn from `proposal` and carries its
@@ -401,5 +617,35 @@ impl Simulator {
             self.builder
                 .advance(&scratch.shocks, factors, &mut scratch.moves);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_error_reads_the_largest_losses_with_ties_in_path_order() {
+        let row = |path, loss, grid_error| TailPath {
+            path,
+            loss,
+            grid_error,
+        };
+        let rows = vec![
+            row(1, 1.0, 50.0),
+            row(2, 7.0, 9.0),
+            row(3, 7.0, 4.0),
+            row(5, 10.0, 1.0),
+        ];
+        assert_eq!(largest_tail_error(rows.clone(), 1), 1.0);
+        assert_eq!(largest_tail_error(rows.clone(), 2), 9.0, "path 2 before 3");
+        assert_eq!(largest_tail_error(rows.clone(), 4), 50.0);
+        let exact = ExactTail {
+            revalued: rows,
+            keep: 2,
+        };
+        let kept: Vec<u64> = exact.tail().iter().map(|r| r.path).collect();
+        assert_eq!(kept, [2, 3, 5], "every loss tied with the 2nd largest");
+        assert_eq!(exact.max_error(), 9.0);
     }
 }

@@ -1,70 +1,11 @@
-//! Scale: grid revaluation against full revaluation, and sharded runs merged back into
-//! exactly the single-machine result.
+//! Scale: sharded runs merged back into exactly the single-machine result, and importance
+//! sampling (grid revaluation against full is in `grid_exact.rs`).
 
 mod common;
 
 use std::path::Path;
 
 use common::{json, sample, tailrisk};
-
-fn run(scenario: &Path, extra: &[&str]) -> serde_json::Value {
-    json(&tailrisk(
-        &[
-            &["run", scenario.to_str().unwrap(), "--format", "json"],
-            extra,
-        ]
-        .concat(),
-    ))
-}
-
-/// Grid and full revaluation on the same paths: every VaR and ES within 0.1 % of VaR, and
-/// within the error bound the pilot measured.
-fn assert_grid_matches_full(scenario: &Path, paths: &str) {
-    let grid = run(scenario, &["--paths", paths, "--revaluation", "grid"]);
-    let full = run(scenario, &["--paths", paths, "--revaluation", "full"]);
-    assert_eq!(grid["revaluation"]["mode"], "grid");
-    assert_eq!(full["revaluation"]["mode"], "full");
-    let relative = grid["revaluation"]["relative_error"].as_f64().unwrap();
-    assert!(relative < 1e-3, "pilot error {relative} of VaR");
-    for (g, f) in grid["measures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(full["measures"].as_array().unwrap())
-    {
-        let var = f["var"].as_f64().unwrap();
-        for key in ["var", "es"] {
-            let (a, b) = (g[key].as_f64().unwrap(), f[key].as_f64().unwrap());
-            assert!((a - b).abs() < 1e-3 * var, "{key}: grid {a} vs full {b}");
-        }
-    }
-    let auto = run(scenario, &["--paths", paths]);
-    assert_eq!(
-        auto["revaluation"]["mode"], "grid",
-        "auto picks the grid where it is accurate"
-    );
-}
-
-#[test]
-fn grid_revaluation_matches_full_on_the_sample_books() {
-    assert_grid_matches_full(&sample("fund.toml"), "50000");
-    assert_grid_matches_full(&sample("fund_10d.toml"), "20000");
-}
-
-#[test]
-fn grid_revaluation_matches_full_on_a_synthetic_book() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = tailrisk(&[
-        "synthetic",
-        dir.path().to_str().unwrap(),
-        "--underlyings",
-        "5",
-        "--options",
-        "400",
-    ]);
-    assert!(out.status.success());
-    assert_grid_matches_full(&dir.path().join("scenario.toml"), "20000");
-}
 
 fn shards(scenario: &Path, count: u64, paths: &str, dir: &Path) -> Vec<String> {
     (0..count)
