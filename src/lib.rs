@@ -9,10 +9,12 @@
 //!    [`exposures`] reports their Greeks;
 //! 3. model — [`correlation`] (checks, Higham repair, Cholesky), [`model`] (risk factors)
 //!    and [`calibration`] (the model from daily history);
-//! 4. scenarios — [`shocks`] (correlated normal / Student-t shocks per block stream) and
+//! 4. scenarios — [`shocks`] (correlated normal / Student-t shocks per block stream),
+//!    [`proposal`] (the importance-sampling mixture of shifted and tilted shocks) and
 //!    [`paths`] (price and implied-vol paths);
 //! 5. valuation — [`pricing`] (Black–Scholes and Greeks) and [`revaluation`] (the netted book
-//!    on each path, in full or on [`surface`]s), driven by [`simulation`];
+//!    on each path, in full or on [`surface`]s), driven by [`simulation`] (and by
+//!    [`importance`] for importance-sampled runs: pilot, design points, weighted measures);
 //! 6. risk — [`measures`] (VaR, ES and their standard errors) and [`contributions`] (Euler,
 //!    marginal and incremental VaR / ES of positions and groups) and [`whatif`] (the
 //!    book before and after proposed trades);
