@@ -185,7 +185,11 @@ fn design(job: &Job, simulator: &Simulator) -> Result<Design> {
     let n = pilot.pnl.len();
     let levels = &job.scenario.run.confidence;
     let targets: Vec<f64> = var_es(&pilot.pnl, levels).iter().map(|m| m.var).collect();
-    if let Some((a, t)) = levels.iter().zip(&targets).find(|(_, t)| t.is_nan() || **t <= 0.0) {
+    if let Some((a, t)) = levels
+        .iter()
+        .zip(&targets)
+        .find(|(_, t)| t.is_nan() || **t <= 0.0)
+    {
         return Ok(plain(
             format!("the pilot's VaR at {a} is not a loss ({t:.2})"),
             n,

@@ -495,7 +495,11 @@ impl Simulator {
         let values: Vec<f64> = values.into_iter().flatten().collect();
         let first_path = first_block * BLOCK_PATHS as u64;
         for (&i, value) in paths.iter().zip(&values) {
-            check_finite(std::slice::from_ref(value), first_path + i as u64, &self.file)?;
+            check_finite(
+                std::slice::from_ref(value),
+                first_path + i as u64,
+                &self.file,
+            )?;
         }
         Ok(values)
     }
