@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tailrisk::job::Job;
-use tailrisk::simulation::{RevaluationMode, SimulationSettings, Simulator};
-use tailrisk::synthetic::{write_synthetic_scenario, SyntheticSpec};
+use tailrisk::input::job::Job;
+use tailrisk::input::synthetic::{write_synthetic_scenario, SyntheticSpec};
+use tailrisk::mc::simulation::{RevaluationMode, SimulationSettings, Simulator};
 
 const PATHS: u64 = 200_000;
 

@@ -8,9 +8,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 use rand_distr::{Distribution as _, StandardNormal};
-use tailrisk::config::Distribution;
-use tailrisk::correlation::cholesky_lower;
-use tailrisk::shocks::{block_rng, ShockGenerator, BLOCK_PATHS};
+use tailrisk::input::scenario::Distribution;
+use tailrisk::mc::shocks::{block_rng, ShockGenerator, BLOCK_PATHS};
+use tailrisk::model::correlation::cholesky_lower;
 
 /// Factors of the large synthetic book: 20 underlyings × (spot, vol).
 const FACTORS: usize = 40;

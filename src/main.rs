@@ -1,5 +1,7 @@
-//! The `tailrisk` command: a thin shell over the library's [`tailrisk::cli`].
+//! The `tailrisk` command: a thin shell over the library (see `cli`).
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    tailrisk::cli::main()
+    cli::main()
 }

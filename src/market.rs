@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::table::Table;
+use crate::input::table::Table;
 use crate::time::parse_instant;
 
 /// Today's market for one underlying.

@@ -11,10 +11,10 @@ use chrono::{Days, NaiveDate};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{ChiSquared, Distribution, StandardNormal};
-use tailrisk::backtest::{
+use tailrisk::backtest::statistics::{
     backtest, binomial_cdf, christoffersen, kupiec, traffic_light, Observation, MIN_OBSERVATIONS,
 };
-use tailrisk::calibration::{calibrate, fit_dof, ReturnSeries, Weighting};
+use tailrisk::model::calibration::{calibrate, fit_dof, ReturnSeries, Weighting};
 use tailrisk::DAYS_PER_YEAR;
 
 /// Kupiec LR for T = 250, p = 1 %, as tabulated (e.g. Jorion, Value at Risk, ch. 6).
@@ -359,7 +359,7 @@ fn ewma_weights_decay_as_riskmetrics() {
     let weights = [lambda * lambda, lambda, 1.0];
     let exact =
         r.iter().zip(weights).map(|(x, w)| w * x * x).sum::<f64>() / weights.iter().sum::<f64>();
-    let vol = tailrisk::calibration::annualised_vol(&series, Weighting::Ewma { lambda });
+    let vol = tailrisk::model::calibration::annualised_vol(&series, Weighting::Ewma { lambda });
     assert!((vol - (exact * DAYS_PER_YEAR).sqrt()).abs() < 1e-12);
 }
 

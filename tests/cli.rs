@@ -8,9 +8,9 @@ use std::path::Path;
 
 use common::{json, measure, sample, tailrisk, Scenario, POSITIONS};
 use polars::prelude::*;
-use tailrisk::job::Job;
-use tailrisk::measures::var_es;
-use tailrisk::simulation::{SimulationSettings, Simulator};
+use tailrisk::input::job::Job;
+use tailrisk::mc::simulation::{SimulationSettings, Simulator};
+use tailrisk::risk::measures::var_es;
 
 fn run_json(scenario: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["run", scenario.to_str().unwrap(), "--format", "json"];

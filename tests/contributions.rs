@@ -11,10 +11,10 @@ mod common;
 use common::{json, sample, tailrisk, Scenario, POSITIONS};
 use faer::Mat;
 use statrs::distribution::{ContinuousCDF, Normal};
-use tailrisk::config::Distribution;
-use tailrisk::contributions::{contributions, Entity, EntityLosses, TailPlan};
-use tailrisk::correlation::cholesky_lower;
-use tailrisk::shocks::{block_rng, ShockGenerator, BLOCK_PATHS};
+use tailrisk::input::scenario::Distribution;
+use tailrisk::mc::shocks::{block_rng, ShockGenerator, BLOCK_PATHS};
+use tailrisk::model::correlation::cholesky_lower;
+use tailrisk::risk::contributions::{contributions, Entity, EntityLosses, TailPlan};
 
 const TOLERANCE_IN_STDERRS: f64 = 4.0;
 

@@ -17,16 +17,16 @@ use std::time::{Duration, Instant};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tailrisk::backtest::{backtest, load_series};
-use tailrisk::calibration::{calibrate, ReturnSeries, Weighting};
-use tailrisk::config::load_stress_file;
-use tailrisk::contributions::{contributions, entities, SimulatedLosses, TailPlan};
-use tailrisk::exposures::exposures;
-use tailrisk::job::Job;
-use tailrisk::measures::var_es;
-use tailrisk::replay::{replay, PriceHistory};
-use tailrisk::simulation::{RevaluationMode, SimulationSettings, Simulator};
-use tailrisk::stress::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES};
+use tailrisk::backtest::statistics::{backtest, load_series};
+use tailrisk::book::exposures::exposures;
+use tailrisk::input::job::Job;
+use tailrisk::input::scenario::load_stress_file;
+use tailrisk::mc::simulation::{RevaluationMode, SimulationSettings, Simulator};
+use tailrisk::model::calibration::{calibrate, ReturnSeries, Weighting};
+use tailrisk::risk::contributions::{contributions, entities, SimulatedLosses, TailPlan};
+use tailrisk::risk::measures::var_es;
+use tailrisk::stress::replay::{replay, PriceHistory};
+use tailrisk::stress::scenarios::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES};
 
 /// Seed of the whole run, kept to reproduce; `TAILRISK_FUZZ_SEED` explores others.
 const SEED: u64 = 20_260_101;

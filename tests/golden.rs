@@ -9,8 +9,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use tailrisk::job::Job;
-use tailrisk::shocks::{block_rng, ShockGenerator, BLOCK_PATHS};
+use tailrisk::input::job::Job;
+use tailrisk::mc::shocks::{block_rng, ShockGenerator, BLOCK_PATHS};
 
 /// One pinned command: its name (`tests/golden/NAME.json`) and its arguments, run from the
 /// repository root with relative paths.

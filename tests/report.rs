@@ -148,7 +148,7 @@ fn report_is_self_contained_and_shows_the_run_figures() {
     ]));
     let (var, es, _, _) = common::measure(&run, 0.99);
     for figure in [var, es] {
-        let shown = tailrisk::report::money(figure, 0);
+        let shown = tailrisk::report::text::money(figure, 0);
         assert!(html.contains(&shown), "report lacks {shown}");
     }
     assert!(html.contains("14,401,588"), "base value");

@@ -5,9 +5,9 @@ mod common;
 
 use common::{json, Scenario, MARKET, MODEL, RUN};
 use statrs::distribution::{ContinuousCDF, StudentsT};
-use tailrisk::instrument::OptionType;
-use tailrisk::pricing::bs_price;
-use tailrisk::reverse::unit_t_tail;
+use tailrisk::book::instrument::OptionType;
+use tailrisk::pricing::black_scholes::bs_price;
+use tailrisk::stress::reverse::unit_t_tail;
 use tailrisk::DAYS_PER_YEAR;
 
 const LINEAR_BOOK: &str = "id,kind,underlying,quantity,multiplier,venue,counterparty
@@ -201,8 +201,8 @@ c,option,ETH,-200,call,3300,2026-12-25,0.65
     // The model's factors: BTC.spot, BTC.vol, ETH.spot, ETH.vol (+ SOL.spot, unused).
     // Scan a grid of directions in the whitened plane of the two spots, and random
     // directions in all factors, at 99.9 % of β: none may lose the target.
-    let job = tailrisk::job::Job::load(&scenario.scenario(), false).unwrap();
-    let book = tailrisk::stress::StressBook::new(&job);
+    let job = tailrisk::input::job::Job::load(&scenario.scenario(), false).unwrap();
+    let book = tailrisk::stress::scenarios::StressBook::new(&job);
     let k = job.model.factor_count();
     let l = &job.model.cholesky;
     let years = 1.0 / DAYS_PER_YEAR;
@@ -210,7 +210,7 @@ c,option,ETH,-200,call,3300,2026-12-25,0.65
         let e: Vec<f64> = (0..k)
             .map(|i| (0..=i).map(|j| l[(i, j)] * w[j]).sum())
             .collect();
-        let mut m = tailrisk::stress::FactorMove::none(job.model.underlyings.len());
+        let mut m = tailrisk::stress::scenarios::FactorMove::none(job.model.underlyings.len());
         for (i, u) in job.model.underlyings.iter().enumerate() {
             m.spot[i] = (u.spot_vol * years.sqrt() * e[u.spot_factor]).exp_m1();
             if let Some(v) = u.vol_factor {

@@ -1,0 +1,66 @@
+//! What a position holds, independent of who holds it and of how it is valued.
+//!
+//! Following QuantLib's split, an instrument says *what* it is; [`crate::pricing::black_scholes`] says how it
+//! is valued and [`crate::market`] what it is valued on.
+
+use chrono::{DateTime, Utc};
+
+/// Call or put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OptionType {
+    Call,
+    Put,
+}
+
+impl OptionType {
+    /// The positions-file spelling (`call` / `put`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptionType::Call => "call",
+            OptionType::Put => "put",
+        }
+    }
+}
+
+/// A European option contract on one underlying.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionContract {
+    pub option_type: OptionType,
+    /// Strike in the reporting currency per unit of underlying.
+    pub strike: f64,
+    /// Expiry instant (UTC).
+    pub expiry: DateTime<Utc>,
+    /// The option's own annualised mark vol; `None` means the market's ATM vol.
+    pub implied_vol: Option<f64>,
+}
+
+/// The kind of instrument a position holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Instrument {
+    /// The coin itself: worth quantity × S.
+    Spot,
+    /// A perpetual swap: P&L quantity × multiplier × (F_h − F_0), value settled as margin.
+    Perpetual,
+    /// A dated future: like the perpetual, F moves one-for-one with spot.
+    Future,
+    /// A European option.
+    Option(OptionContract),
+}
+
+impl Instrument {
+    /// The positions-file spelling of the kind (`spot`, `perpetual`, `future`, `option`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Instrument::Spot => "spot",
+            Instrument::Perpetual => "perpetual",
+            Instrument::Future => "future",
+            Instrument::Option(_) => "option",
+        }
+    }
+
+    /// True when the instrument's value counts in today's book value (spot and options);
+    /// perpetuals and futures are margined, so only their P&L counts.
+    pub fn carries_value(&self) -> bool {
+        matches!(self, Instrument::Spot | Instrument::Option(_))
+    }
+}

@@ -1,0 +1,186 @@
+//! The positions file: who holds what, where and with whom (SPEC "Positions file columns").
+//!
+//! Every row is validated against the market (the underlying must be quoted) and the
+//! valuation time (an option must not have expired); errors name file, row and field.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::book::instrument::{Instrument, OptionContract, OptionType};
+use crate::error::{Error, Location, Result};
+use crate::input::table::{Row, Table};
+use crate::market::MarketData;
+use crate::time::{parse_instant, OPTION_EXPIRY_HOUR};
+
+/// Venue and book of a position whose file leaves them empty.
+pub const UNASSIGNED: &str = "unassigned";
+
+/// One position as held: an instrument, a signed size and where it sits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    /// Unique id from the file.
+    pub id: String,
+    pub instrument: Instrument,
+    /// Underlying name, quoted in the market file.
+    pub underlying: String,
+    /// Signed number of contracts (or coins for spot); negative is short.
+    pub quantity: f64,
+    /// Contract size in units of the underlying.
+    pub multiplier: f64,
+    pub venue: String,
+    /// Legal counterparty (the venue unless the file says otherwise).
+    pub counterparty: String,
+    /// Desk / strategy tag.
+    pub book: String,
+    /// Where the position sits in its file, for later messages.
+    pub row: Location,
+}
+
+impl Position {
+    /// Exposure in units of the underlying: quantity × multiplier.
+    pub fn units(&self) -> f64 {
+        self.quantity * self.multiplier
+    }
+}
+
+/// All positions of a portfolio file.
+#[derive(Debug, Clone)]
+pub struct Book {
+    pub file: PathBuf,
+    pub positions: Vec<Position>,
+}
+
+impl Book {
+    /// Reads a positions file (CSV or Parquet) and validates every row against `market` and
+    /// the valuation time.
+    pub fn load(path: &Path, market: &MarketData, valuation_time: DateTime<Utc>) -> Result<Book> {
+        let table = Table::read(path)?;
+        if table.is_empty() {
+            return Err(Error::in_file(path, "positions file has no rows"));
+        }
+        for column in ["id", "kind", "underlying", "quantity"] {
+            table.require_column(column)?;
+        }
+        let mut seen = HashSet::new();
+        let mut positions = Vec::with_capacity(table.len());
+        for row in table.rows() {
+            let position = parse_position(&row, market, valuation_time)?;
+            if !seen.insert(position.id.clone()) {
+                return Err(row.error("id", format!("'{}' appears twice", position.id)));
+            }
+            positions.push(position);
+        }
+        Ok(Book {
+            file: path.to_path_buf(),
+            positions,
+        })
+    }
+}
+
+fn parse_position(
+    row: &Row,
+    market: &MarketData,
+    valuation_time: DateTime<Utc>,
+) -> Result<Position> {
+    let id = row.required_text("id")?.to_owned();
+    let underlying = row.required_text("underlying")?;
+    if market.quote(underlying).is_none() {
+        let known: Vec<&str> = market.underlyings().collect();
+        return Err(row.error(
+            "underlying",
+            format!(
+                "unknown underlying '{underlying}': not in the market file {} (it has {})",
+                market.file.display(),
+                known.join(", ")
+            ),
+        ));
+    }
+    let multiplier = row.optional_number("multiplier")?.unwrap_or(1.0);
+    if multiplier <= 0.0 {
+        return Err(row.error(
+            "multiplier",
+            format!("must be positive, found {multiplier}"),
+        ));
+    }
+    let venue = row.text("venue").unwrap_or(UNASSIGNED).to_owned();
+    Ok(Position {
+        id,
+        instrument: parse_instrument(row, valuation_time)?,
+        underlying: underlying.to_owned(),
+        quantity: row.number("quantity")?,
+        multiplier,
+        counterparty: row.text("counterparty").unwrap_or(&venue).to_owned(),
+        venue,
+        book: row.text("book").unwrap_or(UNASSIGNED).to_owned(),
+        row: row.location(),
+    })
+}
+
+fn parse_instrument(row: &Row, valuation_time: DateTime<Utc>) -> Result<Instrument> {
+    let kind = row.required_text("kind")?;
+    match kind.to_ascii_lowercase().as_str() {
+        "spot" => Ok(Instrument::Spot),
+        "perpetual" | "perp" => Ok(Instrument::Perpetual),
+        "future" | "futures" => Ok(Instrument::Future),
+        "option" => parse_option(row, valuation_time).map(Instrument::Option),
+        _ => Err(row.error(
+            "kind",
+            format!("expected spot, perpetual, future or option, found '{kind}'"),
+        )),
+    }
+}
+
+fn parse_option(row: &Row, valuation_time: DateTime<Utc>) -> Result<OptionContract> {
+    let option_type = match row
+        .required_text("option_type")?
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "call" | "c" => OptionType::Call,
+        "put" | "p" => OptionType::Put,
+        other => {
+            return Err(row.error(
+                "option_type",
+                format!("expected call or put, found '{other}'"),
+            ))
+        }
+    };
+    let strike = row.number("strike")?;
+    if strike <= 0.0 {
+        return Err(row.error("strike", format!("must be positive, found {strike}")));
+    }
+    let expiry_text = row.required_text("expiry")?;
+    let expiry = parse_instant(expiry_text, OPTION_EXPIRY_HOUR).ok_or_else(|| {
+        row.error(
+            "expiry",
+            format!("expected an ISO 8601 date or UTC time, found '{expiry_text}'"),
+        )
+    })?;
+    if expiry <= valuation_time {
+        return Err(row.error(
+            "expiry",
+            format!(
+                "option expired at {} before the valuation time {}",
+                expiry.to_rfc3339(),
+                valuation_time.to_rfc3339()
+            ),
+        ));
+    }
+    let implied_vol = row.optional_number("implied_vol")?;
+    if let Some(vol) = implied_vol {
+        if vol <= 0.0 {
+            return Err(row.error(
+                "implied_vol",
+                format!("must be positive (0.55 means 55 %), found {vol}"),
+            ));
+        }
+    }
+    Ok(OptionContract {
+        option_type,
+        strike,
+        expiry,
+        implied_vol,
+    })
+}

@@ -1,0 +1,51 @@
+//! A loaded run: the scenario file and everything it points to, validated and netted.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use crate::book::aggregate::AggregatedBook;
+use crate::book::positions::Book;
+use crate::error::Result;
+use crate::input::scenario::ScenarioFile;
+use crate::market::MarketData;
+use crate::model::factors::FactorModel;
+use crate::time::start_of_today;
+
+/// Everything a command needs, loaded in pipeline order.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub scenario: ScenarioFile,
+    pub market: MarketData,
+    /// `[run] valuation_time`, else the market's `as_of`, else the start of today (UTC).
+    pub valuation_time: DateTime<Utc>,
+    pub book: Book,
+    pub model: FactorModel,
+    pub aggregated: AggregatedBook,
+}
+
+impl Job {
+    /// Loads a scenario file and its market, positions and model. With `repair_correlation`,
+    /// a correlation matrix that is not positive definite is replaced by the nearest one.
+    pub fn load(scenario_path: &Path, repair_correlation: bool) -> Result<Job> {
+        let scenario = ScenarioFile::load(scenario_path)?;
+        let market = MarketData::load(&scenario.market_file)?;
+        let valuation_time = scenario
+            .run
+            .valuation_time
+            .or(market.as_of)
+            .unwrap_or_else(start_of_today);
+        let book = Book::load(&scenario.portfolio_file, &market, valuation_time)?;
+        let model = FactorModel::build(&scenario.model, &scenario.path, repair_correlation)?;
+        let aggregated =
+            AggregatedBook::build(&book, &market, &model, valuation_time, &scenario.path)?;
+        Ok(Job {
+            scenario,
+            market,
+            valuation_time,
+            book,
+            model,
+            aggregated,
+        })
+    }
+}

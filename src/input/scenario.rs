@@ -1,0 +1,539 @@
+//! The scenario file: one TOML document describing a run (SPEC "Inputs").
+//!
+//! Parsing is strict (an unknown key is an error, so a typo never silently falls back to a
+//! default) and every value is range-checked here, naming the key at fault.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::error::{Error, Location, Result};
+use crate::mc::simulation::MAX_PATHS;
+use crate::time::parse_instant;
+
+/// Default Monte Carlo paths when `[run] paths` is absent.
+pub const DEFAULT_PATHS: u64 = 100_000;
+/// Most sub-steps of the horizon `[run] steps` accepts: far beyond daily steps over years,
+/// and a bound on the work per path (a typo such as `steps = 4000000000` would run for days).
+pub const MAX_STEPS: u32 = 10_000;
+/// Default confidence levels when `[run] confidence` is absent.
+pub const DEFAULT_CONFIDENCE: [f64; 3] = [0.95, 0.975, 0.99];
+
+/// A parsed, validated scenario file. Relative paths inside it are resolved against its folder.
+#[derive(Debug, Clone)]
+pub struct ScenarioFile {
+    /// The scenario file itself (for error messages).
+    pub path: PathBuf,
+    pub run: RunSettings,
+    pub model: ModelSpec,
+    /// Market file (`[market] file`), resolved.
+    pub market_file: PathBuf,
+    /// Positions file (`[portfolio] file`), resolved.
+    pub portfolio_file: PathBuf,
+    /// Named deterministic stress scenarios (`[[stress]]`).
+    pub stress: Vec<StressSpec>,
+}
+
+/// `[run]`: how much to simulate and over what horizon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSettings {
+    pub paths: u64,
+    pub seed: u64,
+    /// Horizon in calendar days (may be fractional).
+    pub horizon_days: f64,
+    /// Sub-steps of the horizon for price and implied-vol paths.
+    pub steps: u32,
+    /// Confidence levels, each in (0, 1).
+    pub confidence: Vec<f64>,
+    /// Explicit valuation time, overriding the market file's `as_of`.
+    pub valuation_time: Option<DateTime<Utc>>,
+}
+
+/// Shock distribution of the risk factors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Distribution {
+    Normal,
+    /// Multivariate Student-t with `dof` > 2 degrees of freedom, scaled to unit variance.
+    StudentT {
+        dof: f64,
+    },
+}
+
+/// How a Student-t path over several steps draws its chi-square mixing variable
+/// (`[model] chi_square`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChiSquareMixing {
+    /// One χ²(v) draw W per path, shared by every step: the horizon shock of a path is
+    /// exactly the one-step multivariate t (with vol of vol 0), whatever the step count.
+    #[default]
+    PerPath,
+    /// A fresh W at every step: i.i.d. Student-t innovations, whose sum over the steps is
+    /// closer to normal, so the horizon tails are thinner than the one-step t's.
+    PerStep,
+}
+
+impl ChiSquareMixing {
+    /// The scenario-file spelling: `per-path` or `per-step`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChiSquareMixing::PerPath => "per-path",
+            ChiSquareMixing::PerStep => "per-step",
+        }
+    }
+}
+
+/// `[model]`: the risk-factor model as written in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub distribution: Distribution,
+    /// How Student-t paths of several steps share their chi-square (ignored under normal).
+    pub chi_square: ChiSquareMixing,
+    /// Per-underlying factor parameters, by underlying name (sorted).
+    pub factors: BTreeMap<String, FactorSpec>,
+    /// `[model.correlation]`, if given.
+    pub correlation: Option<CorrelationSpec>,
+}
+
+/// `[model.factors.U]`: annualised parameters of one underlying.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactorSpec {
+    /// Annualised volatility of ln(spot).
+    pub spot_vol: f64,
+    /// Annualised volatility of ln(implied vol); 0 holds implied vol fixed.
+    #[serde(default)]
+    pub vol_of_vol: f64,
+    /// Annualised drift of ln(spot); 0 unless configured.
+    #[serde(default)]
+    pub drift: f64,
+}
+
+/// `[model.correlation]`: factor names (`U.spot`, `U.vol`) and their correlation matrix.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationSpec {
+    pub factors: Vec<String>,
+    pub matrix: Vec<Vec<f64>>,
+}
+
+/// `[[stress]]`: a named deterministic move of factors (relative: −0.30 means × 0.70),
+/// optionally with the default of a venue or counterparty.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StressSpec {
+    pub name: String,
+    /// Factor name (`BTC.spot`, `BTC.vol`) → relative move; factors not named do not move.
+    #[serde(default)]
+    pub shocks: BTreeMap<String, f64>,
+    /// What happened, for the report.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Where the figures come from (data file and dates, or a citation).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// A venue whose positions are lost in this scenario.
+    #[serde(default)]
+    pub default_venue: Option<String>,
+    /// A counterparty whose positions are lost in this scenario.
+    #[serde(default)]
+    pub default_counterparty: Option<String>,
+}
+
+/// A file of `[[stress]]` scenarios only (the shipped library in `scenarios/stress/`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StressFile {
+    #[serde(default)]
+    stress: Vec<StressSpec>,
+}
+
+/// Reads a file of `[[stress]]` scenarios.
+pub fn load_stress_file(path: &Path) -> Result<Vec<StressSpec>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::in_file(path, format!("cannot read stress file: {e}")))?;
+    let file: StressFile = toml::from_str(&text).map_err(|e| toml_error(&text, path, &e))?;
+    Ok(file.stress)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    #[serde(default)]
+    run: RawRun,
+    model: RawModel,
+    market: RawFileRef,
+    portfolio: RawFileRef,
+    #[serde(default)]
+    stress: Vec<StressSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    paths: Option<u64>,
+    seed: Option<u64>,
+    horizon_days: Option<f64>,
+    steps: Option<u32>,
+    confidence: Option<Vec<f64>>,
+    valuation_time: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    #[serde(default = "default_distribution")]
+    distribution: String,
+    dof: Option<f64>,
+    chi_square: Option<String>,
+    factors: BTreeMap<String, FactorSpec>,
+    correlation: Option<CorrelationSpec>,
+}
+
+fn default_distribution() -> String {
+    "normal".to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFileRef {
+    file: String,
+}
+
+impl ScenarioFile {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<ScenarioFile> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::in_file(path, format!("cannot read scenario file: {e}")))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses scenario text; `path` names it in errors and anchors relative file paths.
+    pub fn parse(text: &str, path: &Path) -> Result<ScenarioFile> {
+        let raw: RawScenario = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let scenario = ScenarioFile {
+            path: path.to_path_buf(),
+            run: validate_run(raw.run, path)?,
+            model: validate_model(raw.model, path)?,
+            market_file: base.join(raw.market.file),
+            portfolio_file: base.join(raw.portfolio.file),
+            stress: raw.stress,
+        };
+        Ok(scenario)
+    }
+}
+
+/// A TOML parse or type error at its line, naming the key it is about (e.g. `run.paths`
+/// for `paths = "many"` under `[run]`) and saying what was expected in plain words.
+fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> Error {
+    let span = e.span();
+    let location = span
+        .as_ref()
+        .map(|span| Location::Line(line_of_offset(text, span.start)))
+        .unwrap_or(Location::File);
+    let key = span.and_then(|span| key_at(text, &span));
+    Error::input(
+        path,
+        location,
+        key.as_deref(),
+        plain_types(e.message().trim()),
+    )
+}
+
+/// The dotted key path (`run.paths`, `run.confidence[1]`, `model.factors.BTC`) of the
+/// deepest key or value of `text` whose span contains `span`; `None` if the text does not
+/// parse or nothing matches.
+fn key_at(text: &str, span: &std::ops::Range<usize>) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    use toml::Spanned;
+
+    fn contains(outer: &std::ops::Range<usize>, inner: &std::ops::Range<usize>) -> bool {
+        outer.start <= inner.start && inner.end <= outer.end && outer.start < outer.end
+    }
+    /// Keeps (depth, path) if it is deeper than the best so far.
+    fn consider(best: &mut Option<(usize, String)>, depth: usize, path: String) {
+        if best.as_ref().is_none_or(|(d, _)| depth > *d) {
+            *best = Some((depth, path));
+        }
+    }
+    /// The deepest match under `value` (reached by `path`), as (depth, path).
+    fn search(
+        value: &Spanned<DeValue<'_>>,
+        path: &str,
+        depth: usize,
+        span: &std::ops::Range<usize>,
+        best: &mut Option<(usize, String)>,
+    ) {
+        if !path.is_empty() && contains(&value.span(), span) {
+            consider(best, depth, path.to_owned());
+        }
+        match value.get_ref() {
+            DeValue::Table(table) => {
+                for (key, item) in table {
+                    let child = if path.is_empty() {
+                        key.get_ref().to_string()
+                    } else {
+                        format!("{path}.{}", key.get_ref())
+                    };
+                    if contains(&key.span(), span) {
+                        consider(best, depth + 1, child.clone());
+                    }
+                    search(item, &child, depth + 1, span, best);
+                }
+            }
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    search(item, &format!("{path}[{i}]"), depth + 1, span, best);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let root = DeTable::parse(text).ok()?;
+    let (root_span, table) = (root.span(), root.into_inner());
+    let root = Spanned::new(root_span, DeValue::Table(table));
+    let mut best = None;
+    search(&root, "", 0, span, &mut best);
+    best.map(|(_, path)| path)
+}
+
+/// serde's Rust type names in a message, in the words of a scenario file.
+fn plain_types(message: &str) -> String {
+    [
+        ("expected u64", "expected a whole number (0 or more)"),
+        (
+            "expected u32",
+            "expected a whole number (0 or more, below 2^32)",
+        ),
+        ("expected f64", "expected a number"),
+        ("expected a sequence", "expected an array"),
+    ]
+    .iter()
+    .fold(message.to_owned(), |m, (rust, plain)| {
+        m.replace(rust, plain)
+    })
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn bad_key(path: &Path, key: &str, message: String) -> Error {
+    Error::input(path, Location::File, Some(key), message)
+}
+
+fn validate_run(raw: RawRun, path: &Path) -> Result<RunSettings> {
+    let paths = raw.paths.unwrap_or(DEFAULT_PATHS);
+    if paths < 2 {
+        return Err(bad_key(
+            path,
+            "run.paths",
+            format!("must be at least 2, found {paths}"),
+        ));
+    }
+    if paths > MAX_PATHS {
+        return Err(bad_key(
+            path,
+            "run.paths",
+            format!("at most {MAX_PATHS} paths fit one run (8 GiB of P&L), found {paths}"),
+        ));
+    }
+    let horizon_days = raw.horizon_days.unwrap_or(1.0);
+    if !(horizon_days.is_finite() && horizon_days > 0.0) {
+        return Err(bad_key(
+            path,
+            "run.horizon_days",
+            format!("must be a positive number of days, found {horizon_days}"),
+        ));
+    }
+    let steps = raw.steps.unwrap_or(1);
+    if steps == 0 || steps > MAX_STEPS {
+        return Err(bad_key(
+            path,
+            "run.steps",
+            format!("must be between 1 and {MAX_STEPS}, found {steps}"),
+        ));
+    }
+    let confidence = raw
+        .confidence
+        .unwrap_or_else(|| DEFAULT_CONFIDENCE.to_vec());
+    if confidence.is_empty() {
+        return Err(bad_key(
+            path,
+            "run.confidence",
+            "needs at least one level".to_owned(),
+        ));
+    }
+    for (i, &level) in confidence.iter().enumerate() {
+        if !(level > 0.0 && level < 1.0) {
+            return Err(bad_key(
+                path,
+                &format!("run.confidence[{i}]"),
+                format!("must lie strictly between 0 and 1 (0.99, not 99), found {level}"),
+            ));
+        }
+    }
+    let valuation_time = match raw.valuation_time {
+        None => None,
+        Some(text) => Some(parse_instant(&text, 0).ok_or_else(|| {
+            bad_key(
+                path,
+                "run.valuation_time",
+                format!(
+                    "expected an ISO 8601 UTC time such as 2026-01-01T00:00:00Z, found '{text}'"
+                ),
+            )
+        })?),
+    };
+    Ok(RunSettings {
+        paths,
+        seed: raw.seed.unwrap_or(0),
+        horizon_days,
+        steps,
+        confidence,
+        valuation_time,
+    })
+}
+
+fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
+    let distribution = match raw.distribution.as_str() {
+        "normal" => Distribution::Normal,
+        "student-t" => {
+            let dof = raw.dof.ok_or_else(|| {
+                bad_key(path, "model.dof", "student-t needs dof (> 2)".to_owned())
+            })?;
+            if !(dof.is_finite() && dof > 2.0) {
+                return Err(bad_key(
+                    path,
+                    "model.dof",
+                    format!("must be a number above 2 for a finite variance, found {dof}"),
+                ));
+            }
+            Distribution::StudentT { dof }
+        }
+        other => {
+            return Err(bad_key(
+                path,
+                "model.distribution",
+                format!("expected 'normal' or 'student-t', found '{other}'"),
+            ))
+        }
+    };
+    let chi_square = match raw.chi_square.as_deref() {
+        None | Some("per-path") => ChiSquareMixing::PerPath,
+        Some("per-step") => ChiSquareMixing::PerStep,
+        Some(other) => {
+            return Err(bad_key(
+                path,
+                "model.chi_square",
+                format!("expected 'per-path' or 'per-step', found '{other}'"),
+            ))
+        }
+    };
+    if raw.factors.is_empty() {
+        return Err(bad_key(
+            path,
+            "model.factors",
+            "defines no underlying".to_owned(),
+        ));
+    }
+    for (name, f) in &raw.factors {
+        let key = |field: &str| format!("model.factors.{name}.{field}");
+        for (field, value) in [("spot_vol", f.spot_vol), ("vol_of_vol", f.vol_of_vol)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(bad_key(
+                    path,
+                    &key(field),
+                    format!("must be a non-negative annualised volatility, found {value}"),
+                ));
+            }
+        }
+        if !f.drift.is_finite() {
+            return Err(bad_key(
+                path,
+                &key("drift"),
+                format!("must be finite, found {}", f.drift),
+            ));
+        }
+    }
+    Ok(ModelSpec {
+        distribution,
+        chi_square,
+        factors: raw.factors,
+        correlation: raw.correlation,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[model]
+[model.factors.BTC]
+spot_vol = 0.6
+[market]
+file = "m.csv"
+[portfolio]
+file = "p.csv"
+"#;
+
+    #[test]
+    fn defaults_fill_an_empty_run_section() {
+        let s = ScenarioFile::parse(MINIMAL, Path::new("dir/s.toml")).unwrap();
+        assert_eq!(s.run.paths, DEFAULT_PATHS);
+        assert_eq!(s.run.horizon_days, 1.0);
+        assert_eq!(s.run.confidence, DEFAULT_CONFIDENCE.to_vec());
+        assert_eq!(s.model.distribution, Distribution::Normal);
+        assert_eq!(s.market_file, Path::new("dir/m.csv"));
+        assert_eq!(s.model.factors["BTC"].vol_of_vol, 0.0);
+    }
+
+    #[test]
+    fn a_typo_is_an_error_with_its_line() {
+        let text = MINIMAL.replace("spot_vol", "spot_voll");
+        let e = ScenarioFile::parse(&text, Path::new("s.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("s.toml, line 4"), "{msg}");
+        assert!(msg.contains("spot_voll"), "{msg}");
+    }
+
+    #[test]
+    fn a_type_error_names_its_key_and_what_was_expected() {
+        let text = format!("[run]\npaths = \"many\"\n{MINIMAL}");
+        let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("field 'run.paths'"), "{msg}");
+        assert!(msg.contains("expected a whole number"), "{msg}");
+        let text = format!("[run]\nconfidence = [0.9, \"high\"]\n{MINIMAL}");
+        let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("field 'run.confidence[1]'"), "{msg}");
+        let text = MINIMAL.replace("spot_vol = 0.6", "spot_vol = \"high\"");
+        let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("field 'model.factors.BTC.spot_vol'"), "{msg}");
+        assert!(msg.contains("expected a number"), "{msg}");
+    }
+
+    #[test]
+    fn negative_vol_and_bad_levels_name_their_key() {
+        let text = MINIMAL.replace("0.6", "-0.6");
+        let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("model.factors.BTC.spot_vol"), "{msg}");
+        let text = format!("[run]\nconfidence = [99.0]\n{MINIMAL}");
+        let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("run.confidence[0]"), "{msg}");
+    }
+}

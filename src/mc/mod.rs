@@ -1,0 +1,10 @@
+//! Monte Carlo scenario generation: correlated normal / Student-t shocks per block stream,
+//! price and implied-vol paths, the simulation loop, importance sampling (its proposal and its
+//! driver) and shards of a run.
+
+pub mod shocks;
+pub mod paths;
+pub mod simulation;
+pub mod proposal;
+pub mod importance;
+pub mod shard;

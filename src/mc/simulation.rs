@@ -1,0 +1,655 @@
+//! The Monte Carlo loop: blocks of paths in parallel, each block drawing its own random stream,
+//! generating shocks step by step, building horizon moves and revaluing the netted book.
+//!
+//! Memory is O(paths): one P&L number per path, plus per-thread scratch of one block. No
+//! paths × positions matrix is ever formed.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::book::aggregate::AggregatedBook;
+use crate::error::{Error, Result};
+use crate::mc::paths::{HorizonMoves, PathBuilder};
+use crate::mc::proposal::Proposal;
+use crate::mc::shocks::{block_rng, BlockDraws, ShockGenerator, BLOCK_PATHS};
+use crate::model::factors::FactorModel;
+use crate::pricing::revaluation::Revaluer;
+use crate::risk::measures::{largest, var_es};
+use crate::time::DAYS_PER_YEAR;
+
+/// How paths are revalued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevaluationMode {
+    /// Every option priced on every path (the reference).
+    Full,
+    /// Options read off per-underlying surfaces.
+    Grid,
+    /// The grid where its measured error is below [`GRID_TOLERANCE`] of VaR, else full.
+    Auto,
+}
+
+/// Blocks of paths on which the grid is compared with full revaluation.
+pub const PILOT_BLOCKS: u64 = 2;
+/// Largest grid error accepted by `Auto`, as a fraction of VaR.
+pub const GRID_TOLERANCE: f64 = 1e-3;
+/// After a grid pass, the paths revalued in full must outrank every other path's grid loss
+/// by this many times the largest grid error measured (on them and on the pilot).
+const TAIL_SAFETY: f64 = 2.0;
+/// Floor of that margin, as a fraction of the deepest loss the estimators read.
+const TAIL_MARGIN_FLOOR: f64 = 1e-6;
+
+/// The revaluation a run used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsedRevaluation {
+    Full,
+    Grid,
+}
+
+/// What the revaluation check found (JSON `revaluation`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GridCheck {
+    /// `grid` or `full`: what the run used.
+    pub mode: UsedRevaluation,
+    /// Pilot paths on which the grid was compared with full revaluation (0 when no grid
+    /// was tried).
+    pub pilot_paths: usize,
+    /// Largest |grid − full| P&L seen on the pilot paths, in reporting currency: what `auto`
+    /// decides on (an error seen on a sample, not a bound on every path).
+    pub max_abs_error: Option<f64>,
+    /// The pilot's full-revaluation VaR at the lowest level, in reporting currency.
+    pub reference_var: Option<f64>,
+    /// max_abs_error / reference_var.
+    pub relative_error: Option<f64>,
+    /// Whether VaR, ES and their standard errors are full-revaluation figures: always with
+    /// `full`; with `grid` once every path they read has been revalued in full.
+    pub exact_tail: bool,
+    /// With `grid`: how many of the largest losses the estimators read, every one revalued
+    /// in full after the grid pass.
+    pub exact_tail_paths: Option<usize>,
+    /// With `grid`: the largest |grid − full| P&L among those paths, in reporting currency
+    /// (how far the grid alone would have been off there).
+    pub max_tail_error: Option<f64>,
+}
+
+impl GridCheck {
+    /// The check of a run that revalued in full without trying a grid.
+    pub fn full() -> GridCheck {
+        GridCheck {
+            mode: UsedRevaluation::Full,
+            pilot_paths: 0,
+            max_abs_error: None,
+            reference_var: None,
+            relative_error: None,
+            exact_tail: true,
+            exact_tail_paths: None,
+            max_tail_error: None,
+        }
+    }
+
+    /// Records that the `paths` largest losses are full-revaluation figures, `max_error`
+    /// being the largest grid error among them (`None` while unknown, as in a shard: the
+    /// merge fills it).
+    pub fn with_exact_tail(self, paths: usize, max_error: Option<f64>) -> GridCheck {
+        GridCheck {
+            exact_tail: true,
+            exact_tail_paths: Some(paths),
+            max_tail_error: max_error,
+            ..self
+        }
+    }
+}
+
+/// One of the largest losses of a grid run, revalued in full.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TailPath {
+    /// Global path index.
+    pub path: u64,
+    /// Full-revaluation loss (−P&L), in reporting currency.
+    pub loss: f64,
+    /// |grid − full| P&L of the path, in reporting currency (0 when the run revalued in
+    /// full).
+    pub grid_error: f64,
+}
+
+/// The largest grid error among the `keep` largest losses of `rows`, ties in loss taken in
+/// path order: the same figure from one run's tail and from the union of its shards' tails.
+pub fn largest_tail_error(mut rows: Vec<TailPath>, keep: usize) -> f64 {
+    rows.sort_unstable_by(|a, b| b.loss.total_cmp(&a.loss).then(a.path.cmp(&b.path)));
+    rows.iter()
+        .take(keep)
+        .map(|r| r.grid_error)
+        .fold(0.0, f64::max)
+}
+
+/// The paths of a grid run (or shard) revalued in full after the grid pass
+/// ([`Simulator::exact_tail`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactTail {
+    /// Every path revalued in full, in path order.
+    revalued: Vec<TailPath>,
+    /// How many of the largest losses had to be exact.
+    keep: usize,
+}
+
+impl ExactTail {
+    /// The paths whose loss is at least the `keep`-th largest of the run (or shard), all
+    /// revalued in full: what the estimators read, plus any ties.
+    pub fn tail(&self) -> Vec<TailPath> {
+        let losses = self.revalued.iter().map(|r| r.loss).collect();
+        let Some(&kth) = largest(losses, self.keep).get(self.keep.max(1) - 1) else {
+            return self.revalued.clone();
+        };
+        self.revalued
+            .iter()
+            .filter(|r| r.loss >= kth)
+            .copied()
+            .collect()
+    }
+
+    /// The largest |grid − full| P&L among the `keep` largest losses, in reporting currency.
+    pub fn max_error(&self) -> f64 {
+        largest_tail_error(self.tail(), self.keep)
+    }
+}
+
+/// An error naming the first path (numbered from `first_path`) whose P&L is not finite: the
+/// model and book of `file` move prices or values beyond floating point (huge vols,
+/// horizon, prices or sizes), so the model is unusable as given.
+fn check_finite(pnl: &[f64], first_path: u64, file: &Path) -> Result<()> {
+    match pnl.iter().position(|p| !p.is_finite()) {
+        Some(i) => Err(Error::Model {
+            file: file.to_path_buf(),
+            message: format!(
+                "path {} has a non-finite P&L ({}): the vols, horizon, prices or position \
+                 sizes move values beyond floating point",
+                first_path + i as u64,
+                pnl[i]
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Half-widths of the surfaces per model underlying: ±14 horizon standard deviations of
+/// ln S (widened for vol moves over several steps, plus the drift) and ±12 of ln iv; the
+/// rare path beyond them is revalued in full.
+fn grid_half_widths(model: &FactorModel, settings: &SimulationSettings) -> Vec<(f64, f64)> {
+    let years = settings.horizon_days / DAYS_PER_YEAR;
+    model
+        .underlyings
+        .iter()
+        .map(|u| {
+            let vol_sd = u.vol_of_vol * years.sqrt();
+            let spot =
+                14.0 * u.spot_vol * years.sqrt() * (3.0 * vol_sd).exp() + u.drift.abs() * years;
+            (spot, 12.0 * vol_sd)
+        })
+        .collect()
+}
+
+/// Most paths one run keeps in memory: 2^30 P&L numbers are 8 GiB.
+pub const MAX_PATHS: u64 = 1 << 30;
+
+/// How many paths to simulate and how.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimulationSettings {
+    pub paths: u64,
+    pub seed: u64,
+    /// Horizon in calendar days.
+    pub horizon_days: f64,
+    /// Sub-steps of the horizon.
+    pub steps: u32,
+}
+
+/// Per-thread buffers for one block.
+#[derive(Default)]
+struct Scratch {
+    draws: BlockDraws,
+    shocks: Vec<f64>,
+    moves: HorizonMoves,
+}
+
+/// First random stream of the importance-sampling pilot: far from the run's own block
+/// streams (0, 1, …), so the proposal is independent of the paths it weights.
+const PILOT_STREAM: u64 = 1 << 62;
+
+/// Plain paths drawn apart from the run to design an importance-sampling proposal.
+#[derive(Debug, Clone, Default)]
+pub struct PilotDraws {
+    /// Factors per path.
+    pub factors: usize,
+    /// P&L of each path (positive = gain).
+    pub pnl: Vec<f64>,
+    /// Whitened normals z of each path, one row of `factors` per path.
+    pub normals: Vec<f64>,
+    /// χ²(v) draw of each path (Student-t only; empty under normal shocks).
+    pub chi_squares: Vec<f64>,
+}
+
+/// What a grid run keeps to revalue its tail in full.
+struct FullRevaluation {
+    /// The book's full revaluation (no surfaces).
+    revaluer: Revaluer,
+    /// Largest |grid − full| P&L on the pilot paths, in reporting currency.
+    pilot_error: f64,
+}
+
+/// Everything fixed for a run: generator, path builder and revaluer.
+pub struct Simulator {
+    generator: ShockGenerator,
+    builder: PathBuilder,
+    revaluer: Revaluer,
+    /// With grid revaluation: the full revaluation, for the tail paths.
+    full: Option<FullRevaluation>,
+    settings: SimulationSettings,
+    /// Importance-sampling proposal, if on.
+    proposal: Option<Proposal>,
+    /// The scenario file, named when a P&L is not finite.
+    file: PathBuf,
+}
+
+impl Simulator {
+    /// Prepares a simulation of `book` under `model`.
+    pub fn new(
+        model: &FactorModel,
+        book: &AggregatedBook,
+        settings: SimulationSettings,
+    ) -> Result<Simulator> {
+        if settings.paths > MAX_PATHS {
+            return Err(Error::Numerical {
+                message: format!(
+                    "{} paths would need {:.1} GiB for the per-path P&L; at most {MAX_PATHS} \
+                     paths fit one run",
+                    settings.paths,
+                    settings.paths as f64 * 8.0 / f64::from(1u32 << 30)
+                ),
+            });
+        }
+        let generator = ShockGenerator::new(model.cholesky.as_ref(), model.distribution)
+            .ok_or_else(|| Error::Numerical {
+                message: "invalid Student-t degrees of freedom".to_owned(),
+            })?
+            .with_mixing(model.chi_square);
+        Ok(Simulator {
+            generator,
+            builder: PathBuilder::new(model, settings.horizon_days, settings.steps),
+            revaluer: Revaluer::new(book, settings.horizon_days),
+            full: None,
+            settings,
+            proposal: None,
+            file: model.file.clone(),
+        })
+    }
+
+    /// Number of blocks the paths are cut into.
+    pub fn block_count(&self) -> u64 {
+        self.settings.paths.div_ceil(BLOCK_PATHS as u64)
+    }
+
+    /// The per-path P&L of the whole run (positive = gain), path i at index i. Runs on the
+    /// current rayon pool; `progress` is called with the number of paths of each finished
+    /// block. Bit-identical for any number of threads.
+    pub fn pnl(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<f64>> {
+        self.pnl_of_blocks(0..self.block_count(), progress)
+    }
+
+    /// The P&L of the paths of blocks `blocks` only (a shard), in path order.
+    pub fn pnl_of_blocks(
+        &self,
+        blocks: std::ops::Range<u64>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<f64>> {
+        let paths: usize = blocks.clone().map(|b| self.block_len(b)).sum();
+        let mut pnl = vec![0.0; paths];
+        pnl.par_chunks_mut(BLOCK_PATHS).enumerate().for_each_init(
+            Scratch::default,
+            |scratch, (i, out)| {
+                self.simulate_block(blocks.start + i as u64, scratch, out);
+                progress(out.len() as u64);
+            },
+        );
+        check_finite(&pnl, blocks.start * BLOCK_PATHS as u64, &self.file)?;
+        Ok(pnl)
+    }
+
+    /// Paths in block `block` (every block holds [`BLOCK_PATHS`] but the last).
+    pub fn block_len(&self, block: u64) -> usize {
+        let start = block * BLOCK_PATHS as u64;
+        (self.settings.paths.saturating_sub(start)).min(BLOCK_PATHS as u64) as usize
+    }
+
+    /// Chooses how paths are revalued. `Grid` and `Auto` tabulate revaluation surfaces and
+    /// compare them with full revaluation on the first [`PILOT_BLOCKS`] blocks. `Auto` keeps
+    /// the grid only when the largest absolute P&L difference seen there is below
+    /// [`GRID_TOLERANCE`] of the pilot VaR at `reference_confidence`; `Grid` keeps it
+    /// regardless. That pilot error is a sample, not a bound on every path: a grid run makes
+    /// its tail exact afterwards with [`Simulator::exact_tail`] (the check says
+    /// `exact_tail: false` until then).
+    pub fn with_revaluation(
+        mut self,
+        model: &FactorModel,
+        mode: RevaluationMode,
+        reference_confidence: f64,
+    ) -> (Simulator, GridCheck) {
+        if mode == RevaluationMode::Full {
+            return (self, GridCheck::full());
+        }
+        let full = self.revaluer.clone();
+        let grid = full
+            .clone()
+            .with_surfaces(&grid_half_widths(model, &self.settings));
+        if !grid.uses_surfaces() {
+            return (self, GridCheck::full());
+        }
+        let blocks = self.block_count().min(PILOT_BLOCKS);
+        let (mut exact, mut approx) = (Vec::new(), Vec::new());
+        let mut scratch = Scratch::default();
+        for block in 0..blocks {
+            let len = self.block_len(block);
+            self.generate_moves(block, len, &mut scratch);
+            let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
+            full.revalue(&scratch.moves, &mut a);
+            grid.revalue(&scratch.moves, &mut b);
+            exact.extend(a);
+            approx.extend(b);
+        }
+        let max_abs_error = exact
+            .iter()
+            .zip(&approx)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let reference_var = var_es(&exact, &[reference_confidence])[0].var.abs();
+        let relative_error = max_abs_error / reference_var.max(f64::MIN_POSITIVE);
+        let keep = mode == RevaluationMode::Grid || relative_error < GRID_TOLERANCE;
+        if keep {
+            self.revaluer = grid;
+            self.full = Some(FullRevaluation {
+                revaluer: full,
+                pilot_error: max_abs_error,
+            });
+        }
+        let check = GridCheck {
+            mode: if keep {
+                UsedRevaluation::Grid
+            } else {
+                UsedRevaluation::Full
+            },
+            pilot_paths: exact.len(),
+            max_abs_error: Some(max_abs_error),
+            reference_var: Some(reference_var),
+            relative_error: Some(relative_error),
+            exact_tail: !keep,
+            exact_tail_paths: None,
+            max_tail_error: None,
+        };
+        (self, check)
+    }
+
+    /// After a grid pass over `blocks` (`pnl` their paths' P&L in path order), revalues in
+    /// full every path that can rank among the `keep` largest losses and writes its full
+    /// P&L into `pnl`; `None` when the run revalues in full anyway.
+    ///
+    /// The paths whose grid loss is within a margin of the `keep`-th largest are revalued;
+    /// the margin is [`TAIL_SAFETY`] times the largest |grid − full| seen on them and on the
+    /// pilot (plus a small floor). The band widens until the `keep`-th largest loss, now a
+    /// full-revaluation figure, exceeds every other path's grid loss by that margin. Then
+    /// the `keep` largest losses are the full-revaluation run's, to the last bit, unless a
+    /// path outside the band is off by more than the margin on the grid.
+    pub fn exact_tail(
+        &self,
+        blocks: Range<u64>,
+        pnl: &mut [f64],
+        keep: usize,
+    ) -> Result<Option<ExactTail>> {
+        let Some(full) = &self.full else {
+            return Ok(None);
+        };
+        let keep = keep.min(pnl.len());
+        let mut errors: HashMap<usize, f64> = HashMap::new();
+        if keep > 0 {
+            let margin = |error: f64, loss: f64| {
+                TAIL_SAFETY * error.max(full.pilot_error) + TAIL_MARGIN_FLOOR * loss.abs()
+            };
+            let grid_kth = largest(pnl.iter().map(|p| -p).collect(), keep)[keep - 1];
+            let mut threshold = grid_kth - margin(0.0, grid_kth);
+            let mut largest_error: f64 = 0.0;
+            loop {
+                // paths not yet revalued at or above the threshold, and the largest grid
+                // loss of the others
+                let mut candidates = Vec::new();
+                let mut others_max = f64::NEG_INFINITY;
+                for (i, p) in pnl.iter().enumerate() {
+                    let loss = -p;
+                    if loss >= threshold {
+                        if !errors.contains_key(&i) {
+                            candidates.push(i);
+                        }
+                    } else if loss > others_max && !errors.contains_key(&i) {
+                        others_max = loss;
+                    }
+                }
+                let values = self.revalue_in_full(&full.revaluer, blocks.start, &candidates)?;
+                for (&i, value) in candidates.iter().zip(values) {
+                    let error = (pnl[i] - value).abs();
+                    largest_error = largest_error.max(error);
+                    errors.insert(i, error);
+                    pnl[i] = value;
+                }
+                let exact: Vec<f64> = errors.keys().map(|&i| -pnl[i]).collect();
+                let kth = largest(exact, keep)[keep - 1];
+                let margin = margin(largest_error, kth);
+                if kth >= others_max + margin {
+                    break;
+                }
+                // others_max > kth − margin: the band now reaches at least that path
+                threshold = threshold.min(kth - 2.0 * margin);
+            }
+        }
+        let first_path = blocks.start * BLOCK_PATHS as u64;
+        let mut revalued: Vec<TailPath> = errors
+            .into_iter()
+            .map(|(i, grid_error)| TailPath {
+                path: first_path + i as u64,
+                loss: -pnl[i],
+                grid_error,
+            })
+            .collect();
+        revalued.sort_unstable_by_key(|r| r.path);
+        Ok(Some(ExactTail { revalued, keep }))
+    }
+
+    /// Full-revaluation P&L of the paths `paths` (indices from the first path of block
+    /// `first_block`, ascending), regenerating only their blocks, in parallel.
+    fn revalue_in_full(
+        &self,
+        full: &Revaluer,
+        first_block: u64,
+        paths: &[usize],
+    ) -> Result<Vec<f64>> {
+        let groups: Vec<&[usize]> = paths
+            .chunk_by(|a, b| a / BLOCK_PATHS == b / BLOCK_PATHS)
+            .collect();
+        let values: Vec<Vec<f64>> = groups
+            .par_iter()
+            .map_init(Scratch::default, |scratch, group| {
+                let block = first_block + (group[0] / BLOCK_PATHS) as u64;
+                self.generate_moves(block, self.block_len(block), scratch);
+                let u = scratch.moves.underlyings;
+                group
+                    .iter()
+                    .map(|&i| {
+                        let row = (i % BLOCK_PATHS) * u..(i % BLOCK_PATHS + 1) * u;
+                        full.path_pnl(
+                            &scratch.moves.log_spot[row.clone()],
+                            &scratch.moves.vol_ratio[row],
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let values: Vec<f64> = values.into_iter().flatten().collect();
+        let first_path = first_block * BLOCK_PATHS as u64;
+        for (&i, value) in paths.iter().zip(&values) {
+            check_finite(
+                std::slice::from_ref(value),
+                first_path + i as u64,
+                &self.file,
+            )?;
+        }
+        Ok(values)
+    }
+
+    /// Turns on importance sampling: every path is drawn from `proposal` and carries its
+    /// likelihood-ratio weight. One-step runs only (the proposal is defined for the
+    /// horizon's single draw).
+    pub fn with_proposal(mut self, proposal: Proposal) -> Result<Simulator> {
+        if self.settings.steps != 1 {
+            return Err(Error::Numerical {
+                message: "importance sampling needs steps = 1".to_owned(),
+            });
+        }
+        self.proposal = Some(proposal);
+        Ok(self)
+    }
+
+    /// The run's settings.
+    pub fn settings(&self) -> &SimulationSettings {
+        &self.settings
+    }
+
+    /// Per-path P&L and likelihood-ratio weights (all 1 without importance sampling):
+    /// E[f(L)] = mean of w·f(L) over the paths.
+    pub fn weighted_pnl(&self) -> Result<(Vec<f64>, Vec<f64>)> {
+        let n = self.settings.paths as usize;
+        let (mut pnl, mut weights) = (vec![0.0; n], vec![1.0; n]);
+        pnl.par_chunks_mut(BLOCK_PATHS)
+            .zip(weights.par_chunks_mut(BLOCK_PATHS))
+            .enumerate()
+            .for_each_init(Scratch::default, |scratch, (block, (out, w))| {
+                self.simulate_block(block as u64, scratch, out);
+                if self.proposal.is_some() {
+                    w.iter_mut()
+                        .zip(&scratch.draws.log_weights)
+                        .for_each(|(w, lw)| *w = lw.exp());
+                }
+            });
+        check_finite(&pnl, 0, &self.file)?;
+        Ok((pnl, weights))
+    }
+
+    /// `blocks` blocks of plain one-step paths from streams of their own (never the run's),
+    /// with their draws: the pilot from which an importance-sampling proposal is designed.
+    pub fn pilot(&self, blocks: u64) -> Result<PilotDraws> {
+        let results: Vec<(Vec<f64>, BlockDraws)> = (0..blocks)
+            .into_par_iter()
+            .map(|b| {
+                let mut scratch = Scratch::default();
+                let mut rng = block_rng(self.settings.seed, PILOT_STREAM + b);
+                self.draw_moves(&mut rng, BLOCK_PATHS, 1, None, &mut scratch);
+                let mut out = vec![0.0; BLOCK_PATHS];
+                self.revaluer.revalue(&scratch.moves, &mut out);
+                (out, scratch.draws)
+            })
+            .collect();
+        let mut pilot = PilotDraws {
+            factors: self.generator.dimension(),
+            ..PilotDraws::default()
+        };
+        for (pnl, draws) in results {
+            pilot.pnl.extend(pnl);
+            pilot.normals.extend(draws.normals);
+            pilot.chi_squares.extend(draws.chi_squares);
+        }
+        check_finite(&pilot.pnl, 0, &self.file)?;
+        Ok(pilot)
+    }
+
+    /// The book's revaluation, for per-instrument P&L on regenerated paths.
+    pub fn revaluer(&self) -> &Revaluer {
+        &self.revaluer
+    }
+
+    /// Re-simulates block `block` exactly as [`Simulator::pnl`] did (same random stream) and
+    /// calls `visit(path, log_spot, vol_ratio)` for each of its paths, `path` being the
+    /// global path index. This is how tail paths are revisited without storing them.
+    pub fn visit_block(&self, block: u64, mut visit: impl FnMut(u64, &[f64], &[f64])) {
+        let mut scratch = Scratch::default();
+        self.generate_moves(block, self.block_len(block), &mut scratch);
+        let u = scratch.moves.underlyings.max(1);
+        let rows = scratch
+            .moves
+            .log_spot
+            .chunks_exact(u)
+            .zip(scratch.moves.vol_ratio.chunks_exact(u));
+        let first = block * BLOCK_PATHS as u64;
+        for (i, (log_spot, vol_ratio)) in rows.enumerate() {
+            visit(first + i as u64, log_spot, vol_ratio);
+        }
+    }
+
+    fn simulate_block(&self, block: u64, scratch: &mut Scratch, out: &mut [f64]) {
+        self.generate_moves(block, out.len(), scratch);
+        self.revaluer.revalue(&scratch.moves, out);
+    }
+
+    fn generate_moves(&self, block: u64, paths: usize, scratch: &mut Scratch) {
+        let mut rng = block_rng(self.settings.seed, block);
+        let steps = self.builder.steps();
+        self.draw_moves(&mut rng, paths, steps, self.proposal.as_ref(), scratch);
+    }
+
+    /// Draws `paths` paths of `steps` steps from `rng` into `scratch.moves`.
+    fn draw_moves(
+        &self,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        paths: usize,
+        steps: u32,
+        proposal: Option<&Proposal>,
+        scratch: &mut Scratch,
+    ) {
+        let factors = self.generator.dimension();
+        scratch.shocks.resize(paths * factors, 0.0);
+        scratch.moves.reset(paths, self.builder.underlyings());
+        for step in 0..steps {
+            self.generator
+                .fill_step(rng, step, &mut scratch.draws, &mut scratch.shocks, proposal);
+            self.builder
+                .advance(&scratch.shocks, factors, &mut scratch.moves);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_error_reads_the_largest_losses_with_ties_in_path_order() {
+        let row = |path, loss, grid_error| TailPath {
+            path,
+            loss,
+            grid_error,
+        };
+        let rows = vec![
+            row(1, 1.0, 50.0),
+            row(2, 7.0, 9.0),
+            row(3, 7.0, 4.0),
+            row(5, 10.0, 1.0),
+        ];
+        assert_eq!(largest_tail_error(rows.clone(), 1), 1.0);
+        assert_eq!(largest_tail_error(rows.clone(), 2), 9.0, "path 2 before 3");
+        assert_eq!(largest_tail_error(rows.clone(), 4), 50.0);
+        let exact = ExactTail {
+            revalued: rows,
+            keep: 2,
+        };
+        let kept: Vec<u64> = exact.tail().iter().map(|r| r.path).collect();
+        assert_eq!(kept, [2, 3, 5], "every loss tied with the 2nd largest");
+        assert_eq!(exact.max_error(), 9.0);
+    }
+}

@@ -1,0 +1,436 @@
+//! Calibration of the risk-factor model from daily history: per-factor annualised
+//! volatilities (EWMA or sample), a pairwise correlation matrix (repaired with Higham's
+//! method when it comes out indefinite) and the Student-t degrees of freedom by maximum
+//! likelihood on standardised returns.
+//!
+//! Returns are log returns between consecutive observations of a series, divided by √(gap
+//! in days), so a return over a weekend or a missing day counts as that many daily
+//! variances. Spot factors come from price columns (`U` or `U:close`); implied-vol factors
+//! from an optional vol history (columns `U` or `U:vol`, implied vol levels). Without a vol
+//! history, `U.vol` gets documented defaults: vol of vol [`DEFAULT_VOL_OF_VOL`],
+//! corr(U.spot, U.vol) = [`DEFAULT_SPOT_VOL_CORRELATION`] (and −0.3·ρ(U, V) across
+//! underlyings), corr(U.vol, V.vol) = [`DEFAULT_VOL_VOL_CORRELATION`].
+//!
+//! - EWMA (RiskMetrics): weights λ^k on the k-th most recent return (zero mean), over the
+//!   last `window` returns when given.
+//! - Sample: equal weights with the sample mean removed, over the last `window` returns.
+//! - Correlation of two factors: the same weights on the returns both have for the same end
+//!   date and gap.
+//! - dof: the unit-variance Student-t log-likelihood of the spot returns standardised by
+//!   their one-day-ahead volatility (EWMA: the filtered volatility known the day before;
+//!   sample: the window's), pooled over underlyings, maximised over ν in (2, 200] by
+//!   golden-section search on ln(ν − 2).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+use faer::Mat;
+use serde::Serialize;
+
+use crate::model::correlation::{
+    nearest_correlation, smallest_eigenvalue, RepairReport, MIN_EIGENVALUE,
+};
+use crate::time::DAYS_PER_YEAR;
+
+/// Vol of vol of `U.vol` without a vol history (annualised, of ln implied vol).
+pub const DEFAULT_VOL_OF_VOL: f64 = 1.0;
+/// corr(U.spot, U.vol) without a vol history.
+pub const DEFAULT_SPOT_VOL_CORRELATION: f64 = -0.3;
+/// corr(U.vol, V.vol) without a vol history.
+pub const DEFAULT_VOL_VOL_CORRELATION: f64 = 0.5;
+/// Largest degrees of freedom reported; a fit at this bound means "as thin as normal".
+pub const MAX_DOF: f64 = 200.0;
+/// Fewest common returns for a pairwise correlation; fewer give 0.
+pub const MIN_COMMON_RETURNS: usize = 20;
+
+/// How volatilities and correlations weight the past.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum Weighting {
+    /// Exponentially weighted, decay λ per day.
+    Ewma { lambda: f64 },
+    /// Equally weighted, mean removed.
+    Sample,
+}
+
+/// Daily (gap-normalised) log returns of one factor, by end date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReturnSeries {
+    /// (end date, gap in days, return per √day).
+    pub returns: Vec<(NaiveDate, u32, f64)>,
+}
+
+impl ReturnSeries {
+    /// Returns of a price (or implied-vol level) series sorted by date.
+    pub fn from_levels(levels: &[(NaiveDate, f64)]) -> ReturnSeries {
+        let returns = levels
+            .windows(2)
+            .filter_map(|w| {
+                let gap = (w[1].0 - w[0].0).num_days();
+                (gap > 0).then(|| {
+                    let gap = gap as u32;
+                    (w[1].0, gap, (w[1].1 / w[0].1).ln() / f64::from(gap).sqrt())
+                })
+            })
+            .collect();
+        ReturnSeries { returns }
+    }
+
+    /// The returns ending strictly before `date` (all when `None`), the last `window` of them.
+    pub fn before(&self, date: Option<NaiveDate>, window: Option<usize>) -> ReturnSeries {
+        let end = date.map_or(self.returns.len(), |d| {
+            self.returns.partition_point(|r| r.0 < d)
+        });
+        let start = window.map_or(0, |w| end.saturating_sub(w));
+        ReturnSeries {
+            returns: self.returns[start..end].to_vec(),
+        }
+    }
+}
+
+/// Weights of `n` returns, oldest first, summing to 1.
+fn weights(n: usize, weighting: Weighting) -> Vec<f64> {
+    let raw: Vec<f64> = match weighting {
+        Weighting::Ewma { lambda } => (0..n).map(|i| lambda.powi((n - 1 - i) as i32)).collect(),
+        Weighting::Sample => vec![1.0; n],
+    };
+    let total: f64 = raw.iter().sum();
+    raw.into_iter().map(|w| w / total).collect()
+}
+
+/// Weighted second moment (EWMA, zero mean) or variance (sample) of values, oldest first.
+fn weighted_variance(values: &[f64], weighting: Weighting) -> f64 {
+    weighted_covariance(values, values, weighting)
+}
+
+fn weighted_covariance(a: &[f64], b: &[f64], weighting: Weighting) -> f64 {
+    let n = a.len();
+    if n < 2 {
+        return f64::NAN;
+    }
+    let w = weights(n, weighting);
+    let (ma, mb) = match weighting {
+        Weighting::Ewma { .. } => (0.0, 0.0),
+        Weighting::Sample => (
+            a.iter().sum::<f64>() / n as f64,
+            b.iter().sum::<f64>() / n as f64,
+        ),
+    };
+    let bessel = match weighting {
+        Weighting::Ewma { .. } => 1.0,
+        Weighting::Sample => n as f64 / (n as f64 - 1.0),
+    };
+    bessel
+        * (0..n)
+            .map(|i| w[i] * (a[i] - ma) * (b[i] - mb))
+            .sum::<f64>()
+}
+
+/// Annualised volatility of a return series (365-day year).
+pub fn annualised_vol(series: &ReturnSeries, weighting: Weighting) -> f64 {
+    let values: Vec<f64> = series.returns.iter().map(|r| r.2).collect();
+    (weighted_variance(&values, weighting) * DAYS_PER_YEAR).sqrt()
+}
+
+/// Correlation of two return series over the returns with the same end date and gap.
+/// `None` with fewer than [`MIN_COMMON_RETURNS`] in common.
+pub fn pairwise_correlation(
+    a: &ReturnSeries,
+    b: &ReturnSeries,
+    weighting: Weighting,
+) -> Option<f64> {
+    let index: BTreeMap<(NaiveDate, u32), f64> =
+        b.returns.iter().map(|&(d, g, r)| ((d, g), r)).collect();
+    let (xa, xb): (Vec<f64>, Vec<f64>) = a
+        .returns
+        .iter()
+        .filter_map(|&(d, g, r)| index.get(&(d, g)).map(|&s| (r, s)))
+        .unzip();
+    if xa.len() < MIN_COMMON_RETURNS {
+        return None;
+    }
+    let cov = weighted_covariance(&xa, &xb, weighting);
+    let scale = (weighted_variance(&xa, weighting) * weighted_variance(&xb, weighting)).sqrt();
+    (scale > 0.0).then(|| (cov / scale).clamp(-1.0, 1.0))
+}
+
+/// Returns standardised by their one-day-ahead volatility: EWMA filtered (seeded with the
+/// first 20 returns' mean square) or the window's sample volatility.
+pub fn standardised(series: &ReturnSeries, weighting: Weighting) -> Vec<f64> {
+    let values: Vec<f64> = series.returns.iter().map(|r| r.2).collect();
+    match weighting {
+        Weighting::Sample => {
+            let sd = weighted_variance(&values, weighting).sqrt();
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            values.iter().map(|v| (v - mean) / sd).collect()
+        }
+        Weighting::Ewma { lambda } => {
+            let seed = values.len().min(20);
+            if seed < 2 {
+                return Vec::new();
+            }
+            let mut variance = values[..seed].iter().map(|v| v * v).sum::<f64>() / seed as f64;
+            let mut out = Vec::with_capacity(values.len() - seed);
+            for &v in &values[seed..] {
+                if variance > 0.0 {
+                    out.push(v / variance.sqrt());
+                }
+                variance = lambda * variance + (1.0 - lambda) * v * v;
+            }
+            out
+        }
+    }
+}
+
+/// Log-likelihood of unit-variance Student-t with `dof` for standardised values.
+pub fn t_log_likelihood(z: &[f64], dof: f64) -> f64 {
+    let constant = libm::lgamma((dof + 1.0) / 2.0)
+        - libm::lgamma(dof / 2.0)
+        - 0.5 * (std::f64::consts::PI * (dof - 2.0)).ln();
+    z.iter()
+        .map(|x| constant - (dof + 1.0) / 2.0 * (x * x / (dof - 2.0)).ln_1p())
+        .sum()
+}
+
+/// Maximum-likelihood degrees of freedom of unit-variance Student-t for `z`, in (2, MAX_DOF].
+pub fn fit_dof(z: &[f64]) -> f64 {
+    let f = |u: f64| -t_log_likelihood(z, 2.0 + u.exp());
+    let (mut a, mut b) = ((0.01_f64).ln(), (MAX_DOF - 2.0).ln());
+    let ratio = (5f64.sqrt() - 1.0) / 2.0;
+    let mut c = b - ratio * (b - a);
+    let mut d = a + ratio * (b - a);
+    let (mut fc, mut fd) = (f(c), f(d));
+    while b - a > 1e-7 {
+        if fc < fd {
+            b = d;
+            d = c;
+            fd = fc;
+            c = b - ratio * (b - a);
+            fc = f(c);
+        } else {
+            a = c;
+            c = d;
+            fc = fd;
+            d = a + ratio * (b - a);
+            fd = f(d);
+        }
+    }
+    2.0 + ((a + b) / 2.0).exp()
+}
+
+/// A calibrated model, ready to print as a scenario file's `[model]` section.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Calibration {
+    pub weighting: Weighting,
+    pub window: Option<usize>,
+    /// Last return date used.
+    pub last_date: Option<String>,
+    pub dof: f64,
+    /// Per underlying: (name, spot vol, vol of vol, vol of vol from history?).
+    pub underlyings: Vec<CalibratedUnderlying>,
+    pub factors: Vec<String>,
+    pub correlation: Vec<Vec<f64>>,
+    /// Pairs with too few common returns (correlation set to 0 or the default).
+    pub sparse_pairs: Vec<(String, String)>,
+    pub repair: Option<RepairReport>,
+}
+
+/// One underlying's calibrated parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibratedUnderlying {
+    pub name: String,
+    pub spot_vol: f64,
+    pub vol_of_vol: f64,
+    /// True when `vol_of_vol` and its correlations come from a vol history.
+    pub vol_from_history: bool,
+    /// Returns used for the spot vol.
+    pub returns: usize,
+}
+
+/// Calibrates from spot return series (and optional implied-vol return series), by name.
+/// `before` restricts to returns ending strictly before a date (rolling backtests).
+pub fn calibrate(
+    spots: &BTreeMap<String, ReturnSeries>,
+    vols: &BTreeMap<String, ReturnSeries>,
+    weighting: Weighting,
+    window: Option<usize>,
+    before: Option<NaiveDate>,
+) -> Calibration {
+    let cut = |s: &ReturnSeries| s.before(before, window);
+    let spots: BTreeMap<&String, ReturnSeries> = spots.iter().map(|(k, v)| (k, cut(v))).collect();
+    let vols: BTreeMap<&String, ReturnSeries> = vols.iter().map(|(k, v)| (k, cut(v))).collect();
+    let underlyings: Vec<CalibratedUnderlying> = spots
+        .iter()
+        .map(|(name, s)| {
+            let vol = vols.get(name);
+            CalibratedUnderlying {
+                name: (*name).clone(),
+                spot_vol: annualised_vol(s, weighting),
+                vol_of_vol: vol.map_or(DEFAULT_VOL_OF_VOL, |v| annualised_vol(v, weighting)),
+                vol_from_history: vol.is_some(),
+                returns: s.returns.len(),
+            }
+        })
+        .collect();
+    let names: Vec<&String> = spots.keys().copied().collect();
+    let mut factors: Vec<String> = names.iter().map(|n| format!("{n}.spot")).collect();
+    factors.extend(names.iter().map(|n| format!("{n}.vol")));
+    let series = |f: usize| -> Option<&ReturnSeries> {
+        let n = names.len();
+        if f < n {
+            spots.get(names[f])
+        } else {
+            vols.get(names[f - n])
+        }
+    };
+    let k = factors.len();
+    let n = names.len();
+    let mut matrix = vec![vec![0.0; k]; k];
+    let mut sparse_pairs = Vec::new();
+    for i in 0..k {
+        matrix[i][i] = 1.0;
+        for j in 0..i {
+            let measured = match (series(i), series(j)) {
+                (Some(a), Some(b)) => {
+                    let rho = pairwise_correlation(a, b, weighting);
+                    if rho.is_none() {
+                        sparse_pairs.push((factors[j].clone(), factors[i].clone()));
+                    }
+                    rho
+                }
+                _ => None,
+            };
+            let rho = measured.unwrap_or_else(|| {
+                default_correlation(i, j, n, |a, b| {
+                    series(a)
+                        .zip(series(b))
+                        .and_then(|(x, y)| pairwise_correlation(x, y, weighting))
+                        .unwrap_or(0.0)
+                })
+            });
+            matrix[i][j] = rho;
+            matrix[j][i] = rho;
+        }
+    }
+    let (correlation, repair) = positive_definite(matrix);
+    let z: Vec<f64> = spots
+        .values()
+        .flat_map(|s| standardised(s, weighting))
+        .collect();
+    Calibration {
+        weighting,
+        window,
+        last_date: spots
+            .values()
+            .filter_map(|s| s.returns.last().map(|r| r.0))
+            .max()
+            .map(|d| d.to_string()),
+        dof: if z.len() > 10 { fit_dof(&z) } else { MAX_DOF },
+        underlyings,
+        factors,
+        correlation,
+        sparse_pairs,
+        repair,
+    }
+}
+
+/// The default correlation of factors i > j (spots first, then vols) when no history
+/// measures it; `spot_rho(a, b)` is the measured spot correlation.
+fn default_correlation(
+    i: usize,
+    j: usize,
+    n: usize,
+    spot_rho: impl Fn(usize, usize) -> f64,
+) -> f64 {
+    match (i >= n, j >= n) {
+        (false, false) => 0.0,
+        (true, true) => DEFAULT_VOL_VOL_CORRELATION,
+        (true, false) | (false, true) => {
+            let (spot, vol) = if i < n { (i, j - n) } else { (j, i - n) };
+            if spot == vol {
+                DEFAULT_SPOT_VOL_CORRELATION
+            } else {
+                DEFAULT_SPOT_VOL_CORRELATION * spot_rho(spot, vol)
+            }
+        }
+    }
+}
+
+/// The matrix, or its nearest correlation matrix when not positive definite.
+fn positive_definite(matrix: Vec<Vec<f64>>) -> (Vec<Vec<f64>>, Option<RepairReport>) {
+    let k = matrix.len();
+    let m = Mat::from_fn(k, k, |i, j| matrix[i][j]);
+    if smallest_eigenvalue(m.as_ref()) > MIN_EIGENVALUE {
+        return (matrix, None);
+    }
+    match nearest_correlation(m.as_ref()) {
+        Some((repaired, report)) => (
+            (0..k)
+                .map(|i| (0..k).map(|j| repaired[(i, j)]).collect())
+                .collect(),
+            Some(report),
+        ),
+        None => (matrix, None),
+    }
+}
+
+impl Calibration {
+    /// The `[model]` section of a scenario file, with a comment on its origin.
+    pub fn to_toml(&self, source: &str) -> String {
+        let mut out = String::new();
+        let method = match self.weighting {
+            Weighting::Ewma { lambda } => format!("EWMA, lambda {lambda}"),
+            Weighting::Sample => "sample".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "# Calibrated by `tailrisk calibrate` from {source}: {method}, window {}, last return {}.",
+            self.window.map_or("all returns".to_owned(), |w| format!("{w} returns")),
+            self.last_date.as_deref().unwrap_or("none")
+        );
+        if let Some(r) = &self.repair {
+            let _ = writeln!(
+                out,
+                "# The pairwise correlation matrix was indefinite (smallest eigenvalue {:.4}); \
+                 repaired by Higham's method (Frobenius distance {:.4}).",
+                r.min_eigenvalue_before, r.frobenius_distance
+            );
+        }
+        for (a, b) in &self.sparse_pairs {
+            let _ = writeln!(
+                out,
+                "# too few common returns for corr({a}, {b}): default used"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "[model]\ndistribution = \"student-t\"\ndof = {:.4}",
+            self.dof
+        );
+        for u in &self.underlyings {
+            let origin = if u.vol_from_history {
+                "from the vol history"
+            } else {
+                "default: no implied-vol history"
+            };
+            let _ = writeln!(
+                out,
+                "\n[model.factors.{}]\nspot_vol = {:.6}   # {} returns\nvol_of_vol = {:.6}   # {origin}",
+                u.name, u.spot_vol, u.returns, u.vol_of_vol
+            );
+        }
+        let quoted: Vec<String> = self.factors.iter().map(|f| format!("\"{f}\"")).collect();
+        let _ = writeln!(
+            out,
+            "\n[model.correlation]\nfactors = [{}]\nmatrix = [",
+            quoted.join(", ")
+        );
+        for row in &self.correlation {
+            let cells: Vec<String> = row.iter().map(|x| format!("{x:.10}")).collect();
+            let _ = writeln!(out, "  [{}],", cells.join(", "));
+        }
+        out.push_str("]\n");
+        out
+    }
+}

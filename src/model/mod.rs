@@ -1,0 +1,6 @@
+//! The risk-factor model: factors and their volatilities, the correlation matrix (checks,
+//! Higham repair, Cholesky), and calibration from daily history.
+
+pub mod factors;
+pub mod correlation;
+pub mod calibration;

@@ -1,0 +1,257 @@
+//! Full revaluation of the netted book at the horizon on every path.
+//!
+//! Linear exposure: units × S_0 × (e^{x} − 1) with x = ln(S_h/S_0). Options: Black–Scholes
+//! at the simulated spot, at their mark vol scaled by the path's iv_h/iv_0, with the time to
+//! expiry reduced by the horizon; an option expiring inside the horizon is worth its
+//! intrinsic value at the simulated price. Everything that does not depend on the path is
+//! computed once here.
+//!
+//! Grid mode ([`Revaluer::with_surfaces`]) reads each underlying's live options off a
+//! revaluation surface instead ([`crate::pricing::surface`]), so a path's cost depends on the number
+//! of underlyings, not of options; full revaluation stays the reference.
+
+use crate::book::aggregate::{AggregatedBook, Holding};
+use crate::book::instrument::OptionType;
+use crate::mc::paths::HorizonMoves;
+use crate::pricing::black_scholes::{intrinsic, price_from_parts};
+use crate::pricing::surface::{Axis, Surface, SPOT_POINTS, VOL_POINTS};
+use crate::time::DAYS_PER_YEAR;
+
+/// One netted option, with its path-independent parts precomputed.
+#[derive(Debug, Clone)]
+struct OptionAtHorizon {
+    option_type: OptionType,
+    units: f64,
+    /// Today's price, per unit.
+    base_price: f64,
+    strike: f64,
+    /// ln(S_0/K) + r·τ_h: add ln(S_h/S_0) to get the path's log-moneyness term.
+    base_log_moneyness: f64,
+    /// σ·√τ_h at today's mark vol.
+    vol_sqrt_tau: f64,
+    /// K·e^{−r·τ_h}.
+    discounted_strike: f64,
+    /// τ_h ≤ 0: the option expires inside the horizon.
+    expires: bool,
+}
+
+#[derive(Debug, Clone)]
+struct UnderlyingAtHorizon {
+    /// Column of this underlying in [`HorizonMoves`] rows.
+    model_index: usize,
+    spot: f64,
+    linear_units: f64,
+    options: Vec<OptionAtHorizon>,
+    /// Indices of the options expiring inside the horizon (never on a surface).
+    expiring: Vec<usize>,
+}
+
+/// Revalues the netted book on simulated horizon moves.
+#[derive(Debug, Clone)]
+pub struct Revaluer {
+    underlyings: Vec<UnderlyingAtHorizon>,
+    /// Per underlying (same order), the surface of its non-expiring options, when the grid
+    /// mode is on.
+    surfaces: Vec<Option<Surface>>,
+}
+
+impl Revaluer {
+    /// Precomputes everything path-independent for a horizon of `horizon_days`.
+    pub fn new(book: &AggregatedBook, horizon_days: f64) -> Revaluer {
+        let horizon_years = horizon_days / DAYS_PER_YEAR;
+        let underlyings = book
+            .underlyings
+            .iter()
+            .map(|u| {
+                let rate = u.quote.rate;
+                let options: Vec<OptionAtHorizon> = u
+                    .options
+                    .iter()
+                    .map(|o| {
+                        let tau_h = o.tau - horizon_years;
+                        let expires = tau_h <= 0.0;
+                        let tau = tau_h.max(0.0);
+                        OptionAtHorizon {
+                            option_type: o.option_type,
+                            units: o.units,
+                            base_price: o.price,
+                            strike: o.strike,
+                            base_log_moneyness: (u.quote.spot / o.strike).ln() + rate * tau,
+                            vol_sqrt_tau: o.vol * tau.sqrt(),
+                            discounted_strike: o.strike * (-rate * tau).exp(),
+                            expires,
+                        }
+                    })
+                    .collect();
+                let expiring = (0..options.len()).filter(|&i| options[i].expires).collect();
+                UnderlyingAtHorizon {
+                    model_index: u.model_index,
+                    spot: u.quote.spot,
+                    linear_units: u.linear_units,
+                    options,
+                    expiring,
+                }
+            })
+            .collect();
+        Revaluer {
+            underlyings,
+            surfaces: Vec::new(),
+        }
+    }
+
+    /// Switches to grid revaluation: tabulates, per underlying with options that outlive the
+    /// horizon, their summed P&L over ±`half_widths[model_index]` = (ln spot, ln vol ratio)
+    /// half-widths. Expiring options and points off the grid stay fully revalued.
+    pub fn with_surfaces(mut self, half_widths: &[(f64, f64)]) -> Revaluer {
+        self.surfaces = self
+            .underlyings
+            .iter()
+            .map(|u| {
+                let live: Vec<&OptionAtHorizon> = u.options.iter().filter(|o| !o.expires).collect();
+                if live.is_empty() {
+                    return None;
+                }
+                let (spot_half, vol_half) = half_widths[u.model_index];
+                let spot_axis = Axis::centred(spot_half, SPOT_POINTS);
+                let vol_axis = Axis::centred(vol_half, VOL_POINTS);
+                Some(Surface::tabulate(spot_axis, vol_axis, |x, log_ratio| {
+                    let spot = u.spot * x.exp();
+                    let ratio = log_ratio.exp();
+                    live.iter()
+                        .map(|o| o.units * o.unit_pnl(spot, x, ratio))
+                        .sum()
+                }))
+            })
+            .collect();
+        self
+    }
+
+    /// Whether grid revaluation is on.
+    pub fn uses_surfaces(&self) -> bool {
+        self.surfaces.iter().any(Option::is_some)
+    }
+
+    /// Full revaluation only (drops the surfaces).
+    pub fn without_surfaces(mut self) -> Revaluer {
+        self.surfaces.clear();
+        self
+    }
+
+    /// Writes the book's P&L (positive = gain) for every path of `moves` into `pnl`.
+    pub fn revalue(&self, moves: &HorizonMoves, pnl: &mut [f64]) {
+        let u = moves.underlyings;
+        let rows = moves
+            .log_spot
+            .chunks_exact(u)
+            .zip(moves.vol_ratio.chunks_exact(u));
+        for (out, (log_spot, vol_ratio)) in pnl.iter_mut().zip(rows) {
+            *out = if self.surfaces.is_empty() {
+                self.path_pnl(log_spot, vol_ratio)
+            } else {
+                self.path_pnl_on_surfaces(log_spot, vol_ratio)
+            };
+        }
+    }
+
+    /// P&L of one path given its per-underlying ln(S_h/S_0) and iv_h/iv_0.
+    pub fn path_pnl(&self, log_spot: &[f64], vol_ratio: &[f64]) -> f64 {
+        let mut total = 0.0;
+        for u in &self.underlyings {
+            let (spot, x, ratio) = u.state(log_spot, vol_ratio);
+            total += u.linear_units * (spot - u.spot);
+            for o in &u.options {
+                total += o.units * o.unit_pnl(spot, x, ratio);
+            }
+        }
+        total
+    }
+
+    /// P&L of one path with each underlying's live options read off its surface (revalued in
+    /// full when the point is off the grid).
+    pub fn path_pnl_on_surfaces(&self, log_spot: &[f64], vol_ratio: &[f64]) -> f64 {
+        let mut total = 0.0;
+        for (u, surface) in self.underlyings.iter().zip(&self.surfaces) {
+            let (spot, x, ratio) = u.state(log_spot, vol_ratio);
+            total += u.linear_units * (spot - u.spot);
+            match surface.as_ref().and_then(|s| s.value(x, ratio.ln())) {
+                Some(live) => {
+                    total += live;
+                    for &i in &u.expiring {
+                        let o = &u.options[i];
+                        total += o.units * o.unit_pnl(spot, x, ratio);
+                    }
+                }
+                None => {
+                    for o in &u.options {
+                        total += o.units * o.unit_pnl(spot, x, ratio);
+                    }
+                }
+            }
+        }
+        total
+    }
+
+    /// Number of netted instruments: one linear exposure per underlying plus every option.
+    pub fn instrument_count(&self) -> usize {
+        self.underlyings.iter().map(|u| 1 + u.options.len()).sum()
+    }
+
+    /// Where a position's netted instrument sits in [`Revaluer::unit_pnl`]'s output:
+    /// underlying by underlying, its linear exposure first, then its options.
+    pub fn instrument_index(&self, holding: Holding) -> usize {
+        let (underlying, option) = match holding {
+            Holding::Linear { underlying } => (underlying, None),
+            Holding::Option { underlying, option } => (underlying, Some(option)),
+        };
+        let offset: usize = self.underlyings[..underlying]
+            .iter()
+            .map(|u| 1 + u.options.len())
+            .sum();
+        offset + option.map_or(0, |o| 1 + o)
+    }
+
+    /// P&L per unit (one coin of underlying) of every netted instrument on one path, in
+    /// [`Revaluer::instrument_index`] order: S_h − S_0 for linear exposure, V_h − V_0 for
+    /// an option. The path's P&L is the units-weighted sum.
+    pub fn unit_pnl(&self, log_spot: &[f64], vol_ratio: &[f64], out: &mut [f64]) {
+        let mut slots = out.iter_mut();
+        for u in &self.underlyings {
+            let (spot, x, ratio) = u.state(log_spot, vol_ratio);
+            if let Some(slot) = slots.next() {
+                *slot = spot - u.spot;
+            }
+            for (o, slot) in u.options.iter().zip(slots.by_ref()) {
+                *slot = o.unit_pnl(spot, x, ratio);
+            }
+        }
+    }
+}
+
+impl UnderlyingAtHorizon {
+    /// Simulated spot, its log move and the implied-vol ratio of this underlying on a path.
+    #[inline]
+    fn state(&self, log_spot: &[f64], vol_ratio: &[f64]) -> (f64, f64, f64) {
+        let x = log_spot[self.model_index];
+        (self.spot * x.exp(), x, vol_ratio[self.model_index])
+    }
+}
+
+impl OptionAtHorizon {
+    /// Value change of one unit at the horizon: intrinsic if it expired inside it, else
+    /// Black–Scholes at the simulated spot (log move `x`) and scaled vol (`ratio`).
+    #[inline]
+    fn unit_pnl(&self, spot: f64, x: f64, ratio: f64) -> f64 {
+        let value = if self.expires {
+            intrinsic(self.option_type, spot, self.strike)
+        } else {
+            price_from_parts(
+                self.option_type,
+                spot,
+                self.discounted_strike,
+                self.base_log_moneyness + x,
+                self.vol_sqrt_tau * ratio,
+            )
+        };
+        value - self.base_price
+    }
+}

@@ -1,0 +1,336 @@
+//! The risk committee report: one self-contained HTML page (inline CSS and SVG, no scripts,
+//! no external resources) with the summary, exposures, P&L distribution, contributions,
+//! stress table, spot × vol heatmap, model parameters and data provenance.
+
+use std::fmt::Write as _;
+
+use crate::book::exposures::ExposureRow;
+use crate::input::job::Job;
+use crate::report::svg::{bars_with_errors, escape, heatmap, pnl_histogram};
+use crate::report::text::{money, RunReport, StressReport};
+use crate::risk::contributions::{Additivity, Contribution};
+
+/// Everything the report shows, computed by the caller.
+pub struct CommitteeInputs<'a> {
+    pub job: &'a Job,
+    pub run: &'a RunReport,
+    /// Per-path P&L of the run.
+    pub pnl: &'a [f64],
+    pub exposures: Vec<ExposureRow>,
+    pub by_underlying: (Vec<Contribution>, Additivity),
+    pub by_position: (Vec<Contribution>, Additivity),
+    pub stress: StressReport,
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:24px auto;max-width:1000px;color:#222}\
+h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:28px}\
+table{border-collapse:collapse;margin:8px 0;font-size:12px}td,th{border:1px solid #ddd;padding:3px 7px}\
+td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}\
+.note{color:#555;font-size:12px}.neg{color:#b03a2e}";
+
+/// The report as HTML text.
+pub fn committee_report(r: &CommitteeInputs) -> String {
+    let mut html = format!(
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>tailrisk report — {}</title>\
+         <style>{STYLE}</style></head><body>",
+        escape(&r.job.scenario.path.display().to_string())
+    );
+    summary(&mut html, r);
+    distribution(&mut html, r);
+    exposures(&mut html, r);
+    contributions(&mut html, r);
+    stress(&mut html, r);
+    model(&mut html, r);
+    html.push_str("</body></html>\n");
+    html
+}
+
+fn cell(value: f64, decimals: usize) -> String {
+    let class = if value < 0.0 { "n neg" } else { "n" };
+    format!("<td class='{class}'>{}</td>", money(value, decimals))
+}
+
+fn summary(html: &mut String, r: &CommitteeInputs) {
+    let run = r.run;
+    let _ = write!(
+        html,
+        "<h1>Risk report: {}</h1><p>Valuation time {} · horizon {} day(s) in {} step(s) · \
+         {} shocks{} · {} paths, seed {}</p><h2>Summary</h2><p>Base value <b>{} {}</b> · {} \
+         positions netted into {} option contracts and linear exposure on {} underlyings.</p>\
+         <table><tr><th>confidence</th><th>VaR</th><th>± s.e.</th><th>ES</th><th>± s.e.</th>\
+         <th>VaR % of base</th></tr>",
+        escape(&r.job.scenario.path.display().to_string()),
+        escape(&run.valuation_time),
+        run.horizon_days,
+        run.steps,
+        run.distribution,
+        run.dof.map(|d| format!(" (dof {d})")).unwrap_or_default(),
+        money(run.paths as f64, 0),
+        run.seed,
+        money(run.base_value, 0),
+        run.currency,
+        run.positions,
+        run.option_contracts,
+        run.underlyings
+    );
+    for m in &run.measures {
+        let _ = write!(
+            html,
+            "<tr><td>{:.2}%</td>{}{}{}{}<td class='n'>{:.2}%</td></tr>",
+            m.confidence * 100.0,
+            cell(m.var, 0),
+            cell(m.var_stderr, 0),
+            cell(m.es, 0),
+            cell(m.es_stderr, 0),
+            100.0 * m.var / run.base_value
+        );
+    }
+    html.push_str(
+        "</table><p class='note'>VaR and ES are positive numbers meaning a loss; ES is the mean \
+         loss in the worst (1 − a) of scenarios. ± s.e. is the Monte Carlo standard error.</p>",
+    );
+}
+
+fn distribution(html: &mut String, r: &CommitteeInputs) {
+    let Some(top) = r.run.measures.last() else {
+        return;
+    };
+    let _ = write!(
+        html,
+        "<h2>P&amp;L distribution</h2>{}<p class='note'>Simulated P&amp;L over the horizon; \
+         red bars lie beyond the {:.1}% VaR.</p>",
+        pnl_histogram(r.pnl, top.var, top.es, top.confidence),
+        top.confidence * 100.0
+    );
+}
+
+fn exposures(html: &mut String, r: &CommitteeInputs) {
+    html.push_str(
+        "<h2>Exposures</h2><table><tr><th>group</th><th>key</th><th>underlying</th>\
+         <th>delta (coins)</th><th>delta USD</th><th>gamma USD /1%</th><th>vega /pt</th>\
+         <th>theta /day</th><th>value</th></tr>",
+    );
+    for e in r
+        .exposures
+        .iter()
+        .filter(|e| e.group == "underlying" || e.group == "venue")
+    {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}{}{}{}{}</tr>",
+            e.group,
+            escape(&e.key),
+            escape(&e.underlying),
+            cell(e.delta, 2),
+            cell(e.delta_usd, 0),
+            cell(e.gamma_usd, 0),
+            cell(e.vega, 0),
+            cell(e.theta, 0),
+            cell(e.value, 0)
+        );
+    }
+    html.push_str(
+        "</table><p class='note'>By counterparty and book: <code>tailrisk exposures</code>.</p>",
+    );
+}
+
+fn contributions(html: &mut String, r: &CommitteeInputs) {
+    let (rows, additivity) = &r.by_underlying;
+    let _ = write!(
+        html,
+        "<h2>Contributions at {:.1}%</h2>{}",
+        additivity.confidence * 100.0,
+        bars_with_errors(
+            &rows
+                .iter()
+                .map(|c| (c.key.clone(), c.component_es, c.component_es_stderr))
+                .collect::<Vec<_>>(),
+            "component ES by underlying (± s.e.)",
+        )
+    );
+    contribution_table(html, rows, additivity, "underlying");
+    let (positions, position_additivity) = &r.by_position;
+    let mut top: Vec<&Contribution> = positions.iter().collect();
+    top.sort_by(|a, b| b.component_es.abs().total_cmp(&a.component_es.abs()));
+    top.truncate(12);
+    let top: Vec<Contribution> = top.into_iter().cloned().collect();
+    html.push_str("<p>The twelve positions with the largest component ES (either sign):</p>");
+    contribution_table(html, &top, position_additivity, "position");
+}
+
+fn contribution_table(html: &mut String, rows: &[Contribution], a: &Additivity, group: &str) {
+    let _ = write!(
+        html,
+        "<table><tr><th>{group}</th><th>component VaR</th><th>± s.e.</th><th>component ES</th>\
+         <th>± s.e.</th><th>incremental ES</th><th>± s.e.</th></tr>"
+    );
+    for c in rows {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td>{}{}{}{}{}{}</tr>",
+            escape(&c.key),
+            cell(c.component_var, 0),
+            cell(c.component_var_stderr, 0),
+            cell(c.component_es, 0),
+            cell(c.component_es_stderr, 0),
+            cell(c.incremental_es, 0),
+            cell(c.incremental_es_stderr, 0)
+        );
+    }
+    let _ = write!(
+        html,
+        "</table><p class='note'>All components sum to VaR {} (portfolio {}) and ES {} \
+         (portfolio {}).</p>",
+        money(a.component_var_sum, 0),
+        money(a.var, 0),
+        money(a.component_es_sum, 0),
+        money(a.es, 0)
+    );
+}
+
+fn stress(html: &mut String, r: &CommitteeInputs) {
+    let s = &r.stress;
+    html.push_str(
+        "<h2>Stress scenarios</h2><table><tr><th>scenario</th><th>P&amp;L</th><th>% base</th>\
+         <th>by underlying</th><th>by venue</th><th>what and source</th></tr>",
+    );
+    for x in &s.stress {
+        let list = |group: &str| {
+            x.breakdown[group]
+                .iter()
+                .map(|(k, v)| format!("{} {}", escape(k), money(*v, 0)))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        };
+        let about = [&x.description, &x.source]
+            .into_iter()
+            .flatten()
+            .map(|t| escape(t))
+            .collect::<Vec<_>>()
+            .join("<br><i>");
+        let _ = write!(
+            html,
+            "<tr><td>{}</td>{}<td class='n'>{:.1}%</td><td>{}</td><td>{}</td><td class='note'>{about}</td></tr>",
+            escape(&x.name),
+            cell(x.pnl, 0),
+            100.0 * x.pnl / s.base_value,
+            list("underlying"),
+            list("venue")
+        );
+    }
+    html.push_str("</table>");
+    if let Some(h) = &s.history {
+        let _ = write!(
+            html,
+            "<p>Worst {}-day historical moves ({} windows):</p><table><tr><th>from</th><th>to</th>\
+             <th>moves</th><th>P&amp;L</th></tr>",
+            h.window_days, h.windows
+        );
+        for w in &h.worst {
+            let moves: Vec<String> = w
+                .window
+                .moves
+                .iter()
+                .map(|(u, m)| format!("{} {:+.1}%", escape(u), m * 100.0))
+                .collect();
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td>{}</tr>",
+                w.window.start,
+                w.window.end,
+                moves.join(", "),
+                cell(w.pnl, 0)
+            );
+        }
+        html.push_str("</table>");
+    }
+    if let Some(rev) = &s.reverse {
+        let moves: Vec<String> = rev
+            .scenario
+            .moves
+            .iter()
+            .map(|(f, m)| format!("{} {:+.1}%", escape(f), m * 100.0))
+            .collect();
+        let _ = write!(
+            html,
+            "<p>Reverse stress: the most plausible move losing {} is {:.2} standard deviations \
+             away (tail probability {:.2e} under the model): {}.</p>",
+            money(rev.target_loss, 0),
+            rev.mahalanobis_distance,
+            rev.probability_model,
+            moves.join(", ")
+        );
+    }
+    if let Some(all) = s.grid.iter().find(|g| g.underlying == "all") {
+        let rows: Vec<String> = all
+            .spot_moves
+            .iter()
+            .map(|m| format!("{:+.0}%", m * 100.0))
+            .collect();
+        let cols: Vec<String> = all
+            .vol_moves
+            .iter()
+            .map(|m| format!("vol {:+.0}%", m * 100.0))
+            .collect();
+        let _ = write!(
+            html,
+            "<h2>Spot × implied-vol grid</h2>{}<p class='note'>P&amp;L of the book when every \
+             spot moves by the row and every implied vol by the column, at the horizon.</p>",
+            heatmap(
+                &rows,
+                &cols,
+                &all.pnl,
+                "all underlyings together: spot move (rows) × vol move (columns)"
+            )
+        );
+    }
+}
+
+fn model(html: &mut String, r: &CommitteeInputs) {
+    let m = &r.job.model;
+    html.push_str(
+        "<h2>Model and data</h2><table><tr><th>underlying</th><th>spot vol</th>\
+         <th>vol of vol</th><th>drift</th></tr>",
+    );
+    for u in &m.underlyings {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td class='n'>{:.1}%</td><td class='n'>{:.2}</td><td class='n'>{:.2}</td></tr>",
+            escape(&u.name),
+            u.spot_vol * 100.0,
+            u.vol_of_vol,
+            u.drift
+        );
+    }
+    html.push_str("</table><table><tr><th>correlation</th>");
+    for f in &m.factor_names {
+        let _ = write!(html, "<th>{}</th>", escape(f));
+    }
+    html.push_str("</tr>");
+    for (i, f) in m.factor_names.iter().enumerate() {
+        let _ = write!(html, "<tr><th>{}</th>", escape(f));
+        for j in 0..m.factor_names.len() {
+            let _ = write!(html, "<td class='n'>{:.2}</td>", m.correlation[(i, j)]);
+        }
+        html.push_str("</tr>");
+    }
+    let scenario = &r.job.scenario;
+    let repair = m.repair.map_or(String::new(), |rep| {
+        format!(
+            " The correlation matrix was repaired (Higham): smallest eigenvalue {:.4} → {:.2e}, \
+             Frobenius distance {:.4}.",
+            rep.min_eigenvalue_before, rep.min_eigenvalue_after, rep.frobenius_distance
+        )
+    });
+    let _ = write!(
+        html,
+        "</table><p class='note'>Scenario file {}; market file {} (as of {}); positions file \
+         {}. Model parameters are as configured in the scenario file.{repair} Historical stress \
+         figures come from the sources listed with each scenario. Generated by tailrisk {}.</p>",
+        escape(&scenario.path.display().to_string()),
+        escape(&scenario.market_file.display().to_string()),
+        escape(&r.run.valuation_time),
+        escape(&scenario.portfolio_file.display().to_string()),
+        env!("CARGO_PKG_VERSION")
+    );
+}

@@ -1,0 +1,810 @@
+//! What a run reports: the SPEC's JSON document and the readable tables.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::backtest::rolling::{RollingSettings, ShockModel};
+use crate::backtest::statistics::{Backtest, Observation, TRAFFIC_LIGHT_DAYS};
+use crate::book::exposures::{ExposureRow, GROUPS};
+use crate::input::job::Job;
+use crate::input::scenario::Distribution;
+use crate::mc::importance::ImportanceSampling;
+use crate::mc::simulation::{GridCheck, SimulationSettings, UsedRevaluation};
+use crate::model::calibration::Weighting;
+use crate::model::correlation::RepairReport;
+use crate::risk::contributions::{Additivity, Contribution};
+use crate::risk::measures::{mean_and_stdev, var_es, RiskMeasure};
+use crate::risk::whatif::WhatIf;
+use crate::stress::replay::Replay;
+use crate::stress::reverse::ReverseStress;
+use crate::stress::scenarios::{StressGrid, StressResult};
+
+/// The result of `tailrisk run`: the SPEC keys first, then context. Contains nothing that
+/// depends on the machine or the thread count, so equal inputs give byte-equal JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct RunReport {
+    /// Today's mark-to-market value of the book, in reporting currency.
+    pub base_value: f64,
+    pub paths: u64,
+    pub horizon_days: f64,
+    pub seed: u64,
+    /// VaR and ES per confidence level, positive = loss, with Monte Carlo standard errors.
+    pub measures: Vec<RiskMeasure>,
+    pub steps: u32,
+    /// `normal` or `student-t`.
+    pub distribution: String,
+    /// Student-t degrees of freedom, if any.
+    pub dof: Option<f64>,
+    /// Student-t only: `per-path` (one chi-square per path, shared by its steps) or
+    /// `per-step` (one per step).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub chi_square: Option<String>,
+    /// Valuation time, RFC 3339 UTC.
+    pub valuation_time: String,
+    pub currency: String,
+    /// Positions in the book, distinct option contracts after netting, underlyings held.
+    pub positions: usize,
+    pub option_contracts: usize,
+    pub underlyings: usize,
+    /// Mean and standard deviation of the simulated P&L (of the grid P&L with grid
+    /// revaluation: estimates, unlike VaR and ES).
+    pub pnl_mean: f64,
+    pub pnl_stdev: f64,
+    /// Present when `--repair-correlation` changed the correlation matrix.
+    pub correlation_repair: Option<RepairReport>,
+    /// How paths were revalued: with the grid, its error seen on the pilot paths and the
+    /// tail revalued in full.
+    pub revaluation: GridCheck,
+    /// With `--importance-sampling`: the proposal's tail regions, the effective sample size
+    /// and the variance gain, or why plain Monte Carlo was used.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub importance_sampling: Option<ImportanceSampling>,
+    /// With `--contributions`: one item per position or group key.
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub contributions: Option<Vec<Contribution>>,
+    /// With `--contributions`: how far the components are from adding up.
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub contribution_additivity: Option<Additivity>,
+}
+
+/// Builds the report of a run from its per-path P&L.
+pub fn run_report(job: &Job, settings: &SimulationSettings, pnl: &[f64]) -> RunReport {
+    let (pnl_mean, pnl_stdev) = mean_and_stdev(pnl);
+    RunReport {
+        measures: var_es(pnl, &job.scenario.run.confidence),
+        pnl_mean,
+        pnl_stdev,
+        ..report_context(job, settings)
+    }
+}
+
+/// The report of a run before any path is simulated: no measures, zero moments (what a
+/// shard records for the merge).
+pub fn report_context(job: &Job, settings: &SimulationSettings) -> RunReport {
+    let (distribution, dof, chi_square) = match job.model.distribution {
+        Distribution::Normal => ("normal", None, None),
+        Distribution::StudentT { dof } => (
+            "student-t",
+            Some(dof),
+            Some(job.model.chi_square.name().to_owned()),
+        ),
+    };
+    RunReport {
+        base_value: job.aggregated.base_value(),
+        paths: settings.paths,
+        horizon_days: settings.horizon_days,
+        seed: settings.seed,
+        measures: Vec::new(),
+        steps: settings.steps,
+        distribution: distribution.to_owned(),
+        dof,
+        chi_square,
+        valuation_time: job.valuation_time.to_rfc3339(),
+        currency: "USD".to_owned(),
+        positions: job.book.positions.len(),
+        option_contracts: job.aggregated.option_count(),
+        underlyings: job.aggregated.underlyings.len(),
+        pnl_mean: 0.0,
+        pnl_stdev: 0.0,
+        correlation_repair: job.model.repair,
+        revaluation: GridCheck::full(),
+        importance_sampling: None,
+        contributions: None,
+        contribution_additivity: None,
+    }
+}
+
+/// Formats a number with thousands separators and `decimals` decimals: 1234567.8 → 1,234,567.80.
+pub fn money(value: f64, decimals: usize) -> String {
+    let text = format!("{:.*}", decimals, value.abs());
+    let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if value < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
+        "-"
+    } else {
+        ""
+    };
+    if frac.is_empty() {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped}.{frac}")
+    }
+}
+
+/// The readable report of a run.
+pub fn render_run(
+    report: &RunReport,
+    scenario: &str,
+    elapsed_seconds: f64,
+    threads: usize,
+) -> String {
+    let mut out = String::new();
+    let dist = match (report.dof, &report.chi_square) {
+        (Some(dof), Some(mixing)) if report.steps > 1 => {
+            format!("{} (dof {dof}, chi-square {mixing})", report.distribution)
+        }
+        (Some(dof), _) => format!("{} (dof {dof})", report.distribution),
+        (None, _) => report.distribution.to_owned(),
+    };
+    let _ = writeln!(out, "tailrisk run — {scenario}");
+    let _ = writeln!(out, "valuation time   {}", report.valuation_time);
+    let _ = writeln!(
+        out,
+        "horizon          {} day(s) in {} step(s), {dist} shocks",
+        report.horizon_days, report.steps
+    );
+    let _ = writeln!(
+        out,
+        "book             {} positions → {} option contracts + linear exposure on {} underlyings",
+        report.positions, report.option_contracts, report.underlyings
+    );
+    let _ = writeln!(
+        out,
+        "base value       {} {}",
+        money(report.base_value, 2),
+        report.currency
+    );
+    let _ = writeln!(
+        out,
+        "P&L mean / sd    {} / {}",
+        money(report.pnl_mean, 2),
+        money(report.pnl_stdev, 2)
+    );
+    if let Some(r) = &report.correlation_repair {
+        let _ = writeln!(
+            out,
+            "correlation      repaired (Higham): smallest eigenvalue {:.4} → {:.2e}, \
+             max change {:.4}, Frobenius {:.4}",
+            r.min_eigenvalue_before, r.min_eigenvalue_after, r.max_abs_change, r.frobenius_distance
+        );
+    }
+    let r = &report.revaluation;
+    match (r.mode, r.relative_error) {
+        (UsedRevaluation::Grid, Some(e)) => {
+            let _ = writeln!(
+                out,
+                "revaluation      grid (surfaces per underlying; largest error seen on {} pilot paths {:.4}% of VaR)",
+                r.pilot_paths,
+                e * 100.0
+            );
+            let _ = match (r.exact_tail, r.exact_tail_paths) {
+                (true, Some(paths)) => writeln!(
+                    out,
+                    "exact tail       {} largest losses revalued in full: VaR, ES and s.e. as with full revaluation{}",
+                    money(paths as f64, 0),
+                    r.max_tail_error
+                        .map(|x| format!(" (grid off by ≤ {} there)", money(x, 2)))
+                        .unwrap_or_default()
+                ),
+                _ => writeln!(out, "exact tail       no: VaR and ES are read off the grid"),
+            };
+        }
+        (UsedRevaluation::Full, Some(e)) => {
+            let _ = writeln!(
+                out,
+                "revaluation      full (the grid's pilot error {:.4}% of VaR is above the 0.1% tolerance)",
+                e * 100.0
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "revaluation      full");
+        }
+    }
+    if let Some(is) = &report.importance_sampling {
+        render_importance(&mut out, is);
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:>10}  {:>18} {:>12}  {:>18} {:>12}",
+        "confidence", "VaR", "± s.e.", "ES", "± s.e."
+    );
+    for m in &report.measures {
+        let _ = writeln!(
+            out,
+            "{:>9.2}%  {:>18} {:>12}  {:>18} {:>12}",
+            m.confidence * 100.0,
+            money(m.var, 2),
+            money(m.var_stderr, 2),
+            money(m.es, 2),
+            money(m.es_stderr, 2)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{} paths, seed {}, {threads} thread(s), {:.2} s ({} paths/s)",
+        money(report.paths as f64, 0),
+        report.seed,
+        elapsed_seconds,
+        money(report.paths as f64 / elapsed_seconds.max(1e-9), 0)
+    );
+    out
+}
+
+/// The importance-sampling lines of the run table: the proposal and the variance gain per
+/// level, or why plain Monte Carlo was used.
+fn render_importance(out: &mut String, is: &ImportanceSampling) {
+    if let Some(reason) = &is.fallback {
+        let _ = writeln!(
+            out,
+            "importance       not used, plain Monte Carlo: {reason}"
+        );
+        return;
+    }
+    let distances = is.components.iter().map(|c| c.shift_norm);
+    let nearest = distances.clone().fold(f64::INFINITY, f64::min);
+    let farthest = distances.fold(0.0, f64::max);
+    let _ = writeln!(
+        out,
+        "importance       {} shifted component(s) at {nearest:.2}–{farthest:.2} sd + {:.0}% \
+         the model itself; effective sample size {}",
+        is.components.len(),
+        is.defensive_share * 100.0,
+        money(is.effective_sample_size, 0)
+    );
+    for g in &is.variance_gain {
+        let _ = writeln!(
+            out,
+            "variance gain    {:.2}%: VaR ×{:.1}, ES ×{:.1} against plain Monte Carlo",
+            g.confidence * 100.0,
+            g.var,
+            g.es
+        );
+    }
+}
+
+/// The readable contributions table: component, marginal and incremental VaR and ES with
+/// standard errors, then the additivity check.
+pub fn render_contributions(rows: &[Contribution], additivity: &Additivity) -> String {
+    let mut out = String::new();
+    let group = rows.first().map_or("position", |r| r.group);
+    let _ = writeln!(
+        out,
+        "\ncontributions by {group} at {:.2}%, largest component ES first (± standard error; \
+         marginal per unit of {})",
+        additivity.confidence * 100.0,
+        if group == "position" {
+            "quantity"
+        } else {
+            "scale"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{:<26} {:>21} {:>21} {:>19} {:>19} {:>21} {:>21}",
+        group,
+        "component VaR",
+        "component ES",
+        "marginal VaR",
+        "marginal ES",
+        "incremental VaR",
+        "incremental ES"
+    );
+    let pair = |v: f64, se: f64, width: usize| {
+        let decimals = if v.abs() < 100.0 { 2 } else { 0 };
+        let text = format!("{} ±{}", money(v, decimals), money(se, decimals));
+        format!("{text:>width$}")
+    };
+    let mut by_es: Vec<&Contribution> = rows.iter().collect();
+    by_es.sort_by(|a, b| b.component_es.total_cmp(&a.component_es));
+    for r in by_es {
+        let _ = writeln!(
+            out,
+            "{:<26} {} {} {} {} {} {}",
+            r.key,
+            pair(r.component_var, r.component_var_stderr, 21),
+            pair(r.component_es, r.component_es_stderr, 21),
+            pair(r.marginal_var, r.marginal_var_stderr, 19),
+            pair(r.marginal_es, r.marginal_es_stderr, 19),
+            pair(r.incremental_var, r.incremental_var_stderr, 21),
+            pair(r.incremental_es, r.incremental_es_stderr, 21),
+        );
+    }
+    for (label, var, es) in [
+        (
+            "sum of components",
+            additivity.component_var_sum,
+            additivity.component_es_sum,
+        ),
+        ("portfolio", additivity.var, additivity.es),
+    ] {
+        let _ = writeln!(
+            out,
+            "{label:<26} {:>21} {:>21}",
+            money(var, 0),
+            money(es, 0)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "additivity error: VaR {} (window smoothing of the VaR scenario), ES {}",
+        money(additivity.var_error, 2),
+        money(additivity.es_error, 2)
+    );
+    out
+}
+
+/// The readable what-if report: VaR and ES before, after and the change, each with its
+/// standard error.
+pub fn render_what_if(w: &WhatIf) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "what-if: {} trade(s) added, {} position(s) removed; {} paths, seed {}, common random numbers",
+        w.trades_added.len(),
+        w.positions_removed.len(),
+        money(w.paths as f64, 0),
+        w.seed
+    );
+    let _ = writeln!(
+        out,
+        "base value       {} → {} USD ({} → {} positions)",
+        money(w.before.base_value, 2),
+        money(w.after.base_value, 2),
+        w.before.positions,
+        w.after.positions
+    );
+    let _ = writeln!(
+        out,
+        "\n{:>10}  {:>6}  {:>24} {:>24} {:>24}",
+        "confidence", "", "before ± s.e.", "after ± s.e.", "change ± s.e."
+    );
+    let cell = |v: f64, se: f64| format!("{:>24}", format!("{} ±{}", money(v, 0), money(se, 0)));
+    for ((b, a), c) in w
+        .before
+        .measures
+        .iter()
+        .zip(&w.after.measures)
+        .zip(&w.change)
+    {
+        for (name, pick) in [("VaR", 0), ("ES", 1)] {
+            let get = |m: &RiskMeasure| {
+                if pick == 0 {
+                    (m.var, m.var_stderr)
+                } else {
+                    (m.es, m.es_stderr)
+                }
+            };
+            let (level, label) = if pick == 0 {
+                (format!("{:.2}%", b.confidence * 100.0), name)
+            } else {
+                (String::new(), name)
+            };
+            let _ = writeln!(
+                out,
+                "{level:>10}  {label:>6}  {} {} {}",
+                cell(get(b).0, get(b).1),
+                cell(get(a).0, get(a).1),
+                cell(get(c).0, get(c).1)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nthe change's standard error is that of the difference on the same paths (common random \
+         numbers)"
+    );
+    out
+}
+
+/// The result of `tailrisk stress` (JSON: `stress` array, `grid` array).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StressReport {
+    pub base_value: f64,
+    pub horizon_days: f64,
+    pub valuation_time: String,
+    pub stress: Vec<StressResult>,
+    pub grid: Vec<StressGrid>,
+    /// With `--history`: the worst historical windows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Replay>,
+    /// With `--reverse`: the most plausible move losing the amount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<ReverseStress>,
+}
+
+/// The readable stress report: named scenarios with their breakdown by underlying, then the
+/// spot × implied-vol grids.
+pub fn render_stress(report: &StressReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "stress at {} over {} day(s); base value {} USD",
+        report.valuation_time,
+        report.horizon_days,
+        money(report.base_value, 0)
+    );
+    if !report.stress.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<40} {:>14} {:>8}  by underlying",
+            "scenario", "P&L", "% base"
+        );
+        for s in &report.stress {
+            let by_underlying: Vec<String> = s.breakdown["underlying"]
+                .iter()
+                .map(|(k, v)| format!("{k} {}", money(*v, 0)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:<40} {:>14} {:>7.2}%  {}",
+                s.name,
+                money(s.pnl, 0),
+                100.0 * s.pnl / report.base_value,
+                by_underlying.join(", ")
+            );
+            if let (Some(d), Some(lost)) = (&s.default, s.exposure_lost) {
+                let _ = writeln!(
+                    out,
+                    "{:<40} default of {} '{}': exposure lost {}",
+                    "",
+                    d.group,
+                    d.key,
+                    money(lost, 0)
+                );
+            }
+        }
+    }
+    if let Some(h) = &report.history {
+        render_replay(&mut out, h);
+    }
+    if let Some(r) = &report.reverse {
+        render_reverse(&mut out, r);
+    }
+    for g in &report.grid {
+        let _ = writeln!(
+            out,
+            "\nP&L grid, {}: spot move (rows) × implied-vol move (columns)",
+            g.underlying
+        );
+        let header: String = g
+            .vol_moves
+            .iter()
+            .map(|v| format!("{:>12}", format!("{:+.0}%", v * 100.0)))
+            .collect();
+        let _ = writeln!(out, "{:>8}{header}", "");
+        for (s, row) in g.spot_moves.iter().zip(&g.pnl) {
+            let cells: String = row
+                .iter()
+                .map(|p| format!("{:>12}", money(*p, 0)))
+                .collect();
+            let _ = writeln!(out, "{:>8}{cells}", format!("{:+.0}%", s * 100.0));
+        }
+    }
+    out
+}
+
+fn render_replay(out: &mut String, h: &Replay) {
+    let _ = writeln!(
+        out,
+        "\nhistorical replay: {} windows of {} day(s); worst {}",
+        h.windows,
+        h.window_days,
+        h.worst.len()
+    );
+    if !h.not_in_history.is_empty() {
+        let _ = writeln!(
+            out,
+            "not in the history (held fixed): {}",
+            h.not_in_history.join(", ")
+        );
+    }
+    for r in &h.worst {
+        let moves: Vec<String> = r
+            .window
+            .moves
+            .iter()
+            .map(|(u, m)| format!("{u} {:+.1}%", m * 100.0))
+            .collect();
+        let missing = if r.window.missing.is_empty() {
+            String::new()
+        } else {
+            format!(" (no data: {})", r.window.missing.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "{} → {}  {:>14}  {}{missing}",
+            r.window.start,
+            r.window.end,
+            money(r.pnl, 0),
+            moves.join(", ")
+        );
+    }
+}
+
+fn render_reverse(out: &mut String, r: &ReverseStress) {
+    let _ = writeln!(
+        out,
+        "\nreverse stress: loss of at least {}",
+        money(r.target_loss, 0)
+    );
+    if !r.reached {
+        let _ = writeln!(
+            out,
+            "not reached within {} standard deviations (best found loses {})",
+            crate::stress::reverse::MAX_DISTANCE,
+            money(r.loss, 0)
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "most plausible move: {:.2} standard deviations (Mahalanobis); tail probability {:.2e} \
+         under the model, {:.2e} if normal; loses {}",
+        r.mahalanobis_distance,
+        r.probability_model,
+        r.probability_normal,
+        money(r.loss, 0)
+    );
+    let moves: Vec<String> = r
+        .scenario
+        .moves
+        .iter()
+        .map(|(f, m)| format!("{f} {:+.1}%", m * 100.0))
+        .collect();
+    let _ = writeln!(out, "moves: {}", moves.join(", "));
+}
+
+/// One alternative model's backtest (limit calibration compares them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alternative {
+    pub settings: RollingSettings,
+    pub backtest: Backtest,
+}
+
+/// The result of `tailrisk backtest` (JSON: `backtest` object and context).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BacktestReport {
+    /// The price history or series file.
+    pub source: String,
+    pub backtest: Backtest,
+    /// The rolling model's settings (absent for --series).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<RollingSettings>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Alternative>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub positions_left_out: Vec<String>,
+    /// The daily series tested.
+    pub series: Vec<Observation>,
+}
+
+fn describe(settings: &RollingSettings) -> String {
+    let weighting = match settings.weighting {
+        Weighting::Ewma { lambda } => format!("EWMA λ {lambda}"),
+        Weighting::Sample => "sample".to_owned(),
+    };
+    let shocks = match settings.shocks {
+        ShockModel::StudentT => "Student-t",
+        ShockModel::Normal => "normal",
+    };
+    format!("{weighting}, {shocks}")
+}
+
+/// The readable backtest report.
+pub fn render_backtest(r: &BacktestReport) -> String {
+    let mut out = String::new();
+    let b = &r.backtest;
+    let first = r.series.first().map_or("", |o| o.date.as_str());
+    let last = r.series.last().map_or("", |o| o.date.as_str());
+    let _ = writeln!(
+        out,
+        "backtest of {:.1}% VaR on {}: {} days from {first} to {last}{}",
+        b.confidence * 100.0,
+        r.source,
+        b.observations,
+        r.model
+            .as_ref()
+            .map(|m| format!(" ({}, {} paths a day)", describe(m), m.paths))
+            .unwrap_or_default()
+    );
+    if !r.positions_left_out.is_empty() {
+        let _ = writeln!(
+            out,
+            "positions without price history, left out: {}",
+            r.positions_left_out.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "exceptions       {} ({:.2}% vs {:.2}% expected)",
+        b.exceptions,
+        b.exception_rate * 100.0,
+        (1.0 - b.confidence) * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "Kupiec POF       LR {:.3}, p-value {:.4}",
+        b.kupiec.lr, b.kupiec.p_value
+    );
+    let c = &b.christoffersen;
+    let _ = writeln!(
+        out,
+        "Christoffersen   independence LR {:.3} (p {:.4}); conditional coverage LR {:.3} (p {:.4})",
+        c.lr_ind, c.p_value_ind, c.lr_cc, c.p_value_cc
+    );
+    match &b.traffic_light {
+        Some(t) => {
+            let _ = writeln!(
+                out,
+                "traffic light    {} — {} exceptions in the last {} days, cumulative probability {:.2}%{}",
+                t.zone.to_uppercase(),
+                t.exceptions,
+                t.observations,
+                t.cumulative_probability * 100.0,
+                t.multiplier
+                    .map(|m| format!(", Basel multiplier {m:.2}"))
+                    .unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "traffic light    not shown: the Basel zones are defined for {TRAFFIC_LIGHT_DAYS} days, the series has {}",
+                b.observations
+            );
+        }
+    }
+    if let Some(es) = &b.es_test {
+        let _ = writeln!(out, "ES (Acerbi–Szekely Z2) {:.3}: {}", es.z2, es.zone);
+    }
+    let green = b
+        .limits
+        .green_multiplier
+        .map(|k| {
+            format!("VaR × {k:.3} would have been green over the last {TRAFFIC_LIGHT_DAYS} days; ")
+        })
+        .unwrap_or_else(|| "VaR ".to_owned());
+    let _ = writeln!(
+        out,
+        "limits           {green}× {:.3} meets an exception rate of {:.2}%",
+        b.limits.rate_multiplier,
+        b.limits.target_rate * 100.0
+    );
+    if !r.alternatives.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<26} {:>10} {:>10} {:>8} {:>12} {:>12}",
+            "model", "exceptions", "Kupiec p", "zone", "× for green", "× for rate"
+        );
+        for a in &r.alternatives {
+            let _ = writeln!(
+                out,
+                "{:<26} {:>10} {:>10.4} {:>8} {:>12} {:>12.3}",
+                describe(&a.settings),
+                a.backtest.exceptions,
+                a.backtest.kupiec.p_value,
+                a.backtest.traffic_light.map_or("—", |t| t.zone),
+                a.backtest
+                    .limits
+                    .green_multiplier
+                    .map_or_else(|| "—".to_owned(), |k| format!("{k:.3}")),
+                a.backtest.limits.rate_multiplier
+            );
+        }
+    }
+    out
+}
+
+/// The readable exposures report: one section per group, a subtotal of currency figures
+/// per key.
+pub fn render_exposures(rows: &[ExposureRow], valuation_time: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "net exposures at {valuation_time}");
+    for group in GROUPS {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<18} {:<5} {:>13} {:>13} {:>13} {:>14} {:>13} {:>11} {:>11} {:>10} {:>10}",
+            format!("by {group}"),
+            "",
+            "linear",
+            "options",
+            "delta",
+            "delta_usd",
+            "gamma",
+            "gamma_usd",
+            "vega",
+            "theta",
+            "value"
+        );
+        let group_rows: Vec<&ExposureRow> = rows.iter().filter(|r| r.group == group).collect();
+        for (i, r) in group_rows.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{:<18} {:<5} {:>13.4} {:>13.4} {:>13.4} {:>14} {:>13.6} {:>11} {:>11} {:>10} {:>10}",
+                r.key,
+                r.underlying,
+                r.linear_position,
+                r.option_position,
+                r.delta,
+                money(r.delta_usd, 0),
+                r.gamma,
+                money(r.gamma_usd, 0),
+                money(r.vega, 0),
+                money(r.theta, 0),
+                money(r.value, 0)
+            );
+            let last_of_key = group_rows.get(i + 1).is_none_or(|next| next.key != r.key);
+            let of_key: Vec<&ExposureRow> = group_rows
+                .iter()
+                .filter(|x| x.key == r.key)
+                .copied()
+                .collect();
+            if last_of_key && of_key.len() > 1 {
+                write_currency_total(&mut out, "", "all", &of_key);
+            }
+        }
+        if group == "underlying" {
+            write_currency_total(&mut out, "book total", "", &group_rows);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nlinear / options: net positions in coins; delta and gamma in coins of the underlying; \
+         gamma_usd: change of delta_usd for a 1 % spot move; vega per vol point; theta per day; \
+         value: mark-to-market (perpetuals and futures 0)"
+    );
+    out
+}
+
+/// A row of currency totals (coin figures do not add across underlyings).
+fn write_currency_total(out: &mut String, key: &str, underlying: &str, rows: &[&ExposureRow]) {
+    let sum = |f: fn(&ExposureRow) -> f64| rows.iter().map(|x| f(x)).sum::<f64>();
+    let _ = writeln!(
+        out,
+        "{:<18} {:<5} {:>13} {:>13} {:>13} {:>14} {:>13} {:>11} {:>11} {:>10} {:>10}",
+        key,
+        underlying,
+        "",
+        "",
+        "",
+        money(sum(|x| x.delta_usd), 0),
+        "",
+        money(sum(|x| x.gamma_usd), 0),
+        money(sum(|x| x.vega), 0),
+        money(sum(|x| x.theta), 0),
+        money(sum(|x| x.value), 0)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::money;
+
+    #[test]
+    fn money_groups_thousands() {
+        assert_eq!(money(1_234_567.891, 2), "1,234,567.89");
+        assert_eq!(money(-1234.5, 0), "-1,234");
+        assert_eq!(money(999.0, 0), "999");
+        assert_eq!(money(-0.001, 2), "0.00");
+    }
+}

@@ -1,0 +1,5 @@
+//! Stress testing: named scenarios and spot × vol grids, historical replay, reverse stress.
+
+pub mod scenarios;
+pub mod replay;
+pub mod reverse;

@@ -1,0 +1,367 @@
+//! Deterministic stress scenarios: the book revalued at the horizon after named relative moves
+//! of spots and implied vols (SPEC `[[stress]]`), optionally with the default of a venue or
+//! counterparty, each P&L broken down by underlying, venue, counterparty and book; and the
+//! spot × implied-vol grid of exchange risk matrices.
+//!
+//! A stress is revalued exactly like a Monte Carlo path: time to expiry reduced by the run's
+//! horizon, options expiring inside it at intrinsic value, so a scenario that moves nothing
+//! shows the book's time decay over the horizon.
+//!
+//! Default of a venue or counterparty: its positions no longer hedge anything — their
+//! market P&L is dropped — and the book loses their net positive mark-to-market value today
+//! (the exposure at default: max(Σ value, 0), netted across that party's positions as under a
+//! netting agreement; margined perpetuals and futures are worth 0, collateral is not
+//! modelled).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::book::aggregate::Holding;
+use crate::book::exposures::group_key;
+use crate::error::{Error, Location, Result};
+use crate::input::job::Job;
+use crate::input::scenario::StressSpec;
+use crate::pricing::revaluation::Revaluer;
+
+/// Groups a stress P&L is broken down by.
+pub const BREAKDOWN_GROUPS: [&str; 4] = ["underlying", "venue", "counterparty", "book"];
+
+/// Relative moves of every model underlying's spot and implied vol (0 = unchanged,
+/// −0.3 = × 0.7), in the model's underlying order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactorMove {
+    pub spot: Vec<f64>,
+    pub vol: Vec<f64>,
+}
+
+impl FactorMove {
+    /// No move for `underlyings` underlyings.
+    pub fn none(underlyings: usize) -> FactorMove {
+        FactorMove {
+            spot: vec![0.0; underlyings],
+            vol: vec![0.0; underlyings],
+        }
+    }
+}
+
+/// The loss of a venue's or counterparty's positions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DefaultEvent {
+    /// `venue` or `counterparty`.
+    pub group: &'static str,
+    pub key: String,
+}
+
+/// One scenario's result (JSON `stress` items).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StressResult {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Book P&L in currency, positive = gain.
+    pub pnl: f64,
+    /// The factor moves applied (factor name → relative move), zero moves left out.
+    pub moves: BTreeMap<String, f64>,
+    /// group → key → P&L.
+    pub breakdown: BTreeMap<&'static str, BTreeMap<String, f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<DefaultEvent>,
+    /// With a default: the exposure lost (positive), included in `pnl`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposure_lost: Option<f64>,
+}
+
+/// The book ready for deterministic revaluation at the run's horizon.
+pub struct StressBook<'a> {
+    job: &'a Job,
+    revaluer: Revaluer,
+    instrument_of: Vec<usize>,
+    /// Today's mark-to-market value of each position (0 for perpetuals and futures).
+    values_today: Vec<f64>,
+}
+
+impl<'a> StressBook<'a> {
+    pub fn new(job: &'a Job) -> StressBook<'a> {
+        let revaluer = Revaluer::new(&job.aggregated, job.scenario.run.horizon_days);
+        let instrument_of = job
+            .aggregated
+            .holdings
+            .iter()
+            .map(|&h| revaluer.instrument_index(h))
+            .collect();
+        let values_today = job
+            .book
+            .positions
+            .iter()
+            .zip(&job.aggregated.holdings)
+            .map(|(p, &h)| {
+                if !p.instrument.carries_value() {
+                    return 0.0;
+                }
+                match h {
+                    Holding::Linear { underlying } => {
+                        p.units() * job.aggregated.underlyings[underlying].quote.spot
+                    }
+                    Holding::Option { underlying, option } => {
+                        p.units() * job.aggregated.underlyings[underlying].options[option].price
+                    }
+                }
+            })
+            .collect();
+        StressBook {
+            job,
+            revaluer,
+            instrument_of,
+            values_today,
+        }
+    }
+
+    /// Number of model underlyings (the length of a [`FactorMove`]).
+    pub fn underlyings(&self) -> usize {
+        self.job.model.underlyings.len()
+    }
+
+    /// The model's underlying names, in [`FactorMove`] order.
+    pub fn underlying_names(&self) -> Vec<&str> {
+        self.job
+            .model
+            .underlyings
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect()
+    }
+
+    /// Names of the underlyings the book holds.
+    pub fn held_underlyings(&self) -> Vec<&str> {
+        self.job
+            .aggregated
+            .underlyings
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect()
+    }
+
+    /// P&L of every position (book order) after the move, at the horizon.
+    pub fn position_pnl(&self, m: &FactorMove) -> Vec<f64> {
+        let log_spot: Vec<f64> = m.spot.iter().map(|s| s.ln_1p()).collect();
+        let vol_ratio: Vec<f64> = m.vol.iter().map(|v| 1.0 + v).collect();
+        let mut unit = vec![0.0; self.revaluer.instrument_count()];
+        self.revaluer.unit_pnl(&log_spot, &vol_ratio, &mut unit);
+        self.job
+            .book
+            .positions
+            .iter()
+            .zip(&self.instrument_of)
+            .map(|(p, &i)| p.units() * unit[i])
+            .collect()
+    }
+
+    /// Book P&L after the move (no default).
+    pub fn pnl(&self, m: &FactorMove) -> f64 {
+        self.position_pnl(m).iter().sum()
+    }
+
+    /// The full result of a move, with an optional default.
+    pub fn evaluate(
+        &self,
+        name: &str,
+        m: &FactorMove,
+        default: Option<&DefaultEvent>,
+    ) -> StressResult {
+        let mut pnl = self.position_pnl(m);
+        let mut exposure_lost = None;
+        if let Some(event) = default {
+            let positions = &self.job.book.positions;
+            let hit: Vec<usize> = (0..positions.len())
+                .filter(|&i| group_key(&positions[i], event.group) == event.key)
+                .collect();
+            let exposure = hit
+                .iter()
+                .map(|&i| self.values_today[i])
+                .sum::<f64>()
+                .max(0.0);
+            let total_value: f64 = hit.iter().map(|&i| self.values_today[i]).sum();
+            for &i in &hit {
+                // each position loses its share of the exposure; no market P&L any more
+                pnl[i] = if total_value > 0.0 {
+                    -exposure * self.values_today[i] / total_value
+                } else {
+                    0.0
+                };
+            }
+            exposure_lost = Some(exposure);
+        }
+        let mut breakdown: BTreeMap<&'static str, BTreeMap<String, f64>> = BTreeMap::new();
+        for group in BREAKDOWN_GROUPS {
+            let by_key = breakdown.entry(group).or_default();
+            for (p, value) in self.job.book.positions.iter().zip(&pnl) {
+                *by_key.entry(group_key(p, group).to_owned()).or_default() += value;
+            }
+        }
+        StressResult {
+            name: name.to_owned(),
+            description: None,
+            source: None,
+            pnl: pnl.iter().sum(),
+            moves: self.named_moves(m),
+            breakdown,
+            default: default.cloned(),
+            exposure_lost,
+        }
+    }
+
+    fn named_moves(&self, m: &FactorMove) -> BTreeMap<String, f64> {
+        let mut moves = BTreeMap::new();
+        for (i, name) in self.underlying_names().into_iter().enumerate() {
+            if m.spot[i] != 0.0 {
+                moves.insert(format!("{name}.spot"), m.spot[i]);
+            }
+            if m.vol[i] != 0.0 {
+                moves.insert(format!("{name}.vol"), m.vol[i]);
+            }
+        }
+        moves
+    }
+
+    /// Runs a `[[stress]]` scenario from `file` (named in errors).
+    pub fn run_spec(&self, spec: &StressSpec, file: &Path) -> Result<StressResult> {
+        let (m, default) = self.resolve(spec, file)?;
+        let mut result = self.evaluate(&spec.name, &m, default.as_ref());
+        result.description.clone_from(&spec.description);
+        result.source.clone_from(&spec.source);
+        Ok(result)
+    }
+
+    /// Checks a scenario's factor names, moves and defaulted party against the model and the
+    /// book.
+    fn resolve(
+        &self,
+        spec: &StressSpec,
+        file: &Path,
+    ) -> Result<(FactorMove, Option<DefaultEvent>)> {
+        let field = |what: &str| format!("stress '{}' {what}", spec.name);
+        let mut m = FactorMove::none(self.underlyings());
+        for (factor, &moved) in &spec.shocks {
+            let bad =
+                |message: String| Error::input(file, Location::File, Some(&field(factor)), message);
+            let (underlying, kind) = factor
+                .rsplit_once('.')
+                .ok_or_else(|| bad("expected a factor like BTC.spot or BTC.vol".to_owned()))?;
+            let index =
+                self.job.model.underlying_index(underlying).ok_or_else(|| {
+                    bad(format!("'{underlying}' is not an underlying of the model"))
+                })?;
+            if !(moved.is_finite() && moved > -1.0) {
+                return Err(bad(format!(
+                    "a relative move must be above -1 (-0.3 means x 0.7), found {moved}"
+                )));
+            }
+            match kind {
+                "spot" => m.spot[index] = moved,
+                "vol" => m.vol[index] = moved,
+                _ => return Err(bad(format!("unknown factor kind '{kind}': spot or vol"))),
+            }
+        }
+        let default = match (&spec.default_venue, &spec.default_counterparty) {
+            (Some(_), Some(_)) => {
+                return Err(Error::input(
+                    file,
+                    Location::File,
+                    Some(&field("default")),
+                    "give default_venue or default_counterparty, not both",
+                ))
+            }
+            (Some(venue), None) => Some(("venue", venue)),
+            (None, Some(party)) => Some(("counterparty", party)),
+            (None, None) => None,
+        };
+        let default = default
+            .map(|(group, key)| {
+                let known = self
+                    .job
+                    .book
+                    .positions
+                    .iter()
+                    .any(|p| group_key(p, group) == key);
+                if known {
+                    Ok(DefaultEvent {
+                        group,
+                        key: key.clone(),
+                    })
+                } else {
+                    Err(Error::input(
+                        file,
+                        Location::File,
+                        Some(&field(&format!("default_{group}"))),
+                        format!("the book holds nothing with {group} '{key}'"),
+                    ))
+                }
+            })
+            .transpose()?;
+        Ok((m, default))
+    }
+}
+
+/// Spot moves of the default grid: −50 % to +50 % in steps of 10 %.
+pub const GRID_SPOT_MOVES: [f64; 11] = [-0.5, -0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5];
+/// Implied-vol moves of the default grid: −50 % to +100 %.
+pub const GRID_VOL_MOVES: [f64; 7] = [-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0];
+
+/// The book's P&L on a grid of spot × implied-vol moves, for one underlying (others fixed)
+/// or for all together (`underlying` = "all").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StressGrid {
+    pub underlying: String,
+    pub spot_moves: Vec<f64>,
+    pub vol_moves: Vec<f64>,
+    /// `pnl[i][j]`: spot move i, vol move j.
+    pub pnl: Vec<Vec<f64>>,
+}
+
+/// Grids for every underlying the book holds, then for all underlyings together.
+pub fn stress_grids(book: &StressBook, spot_moves: &[f64], vol_moves: &[f64]) -> Vec<StressGrid> {
+    let held: Vec<usize> = book
+        .job
+        .aggregated
+        .underlyings
+        .iter()
+        .map(|u| u.model_index)
+        .collect();
+    let names = book.underlying_names();
+    let mut targets: Vec<(String, Vec<usize>)> = held
+        .iter()
+        .map(|&i| (names[i].to_owned(), vec![i]))
+        .collect();
+    targets.push(("all".to_owned(), held));
+    targets
+        .into_iter()
+        .map(|(underlying, indices)| {
+            let pnl = spot_moves
+                .iter()
+                .map(|&s| {
+                    vol_moves
+                        .iter()
+                        .map(|&v| {
+                            let mut m = FactorMove::none(book.underlyings());
+                            for &i in &indices {
+                                m.spot[i] = s;
+                                m.vol[i] = v;
+                            }
+                            book.pnl(&m)
+                        })
+                        .collect()
+                })
+                .collect();
+            StressGrid {
+                underlying,
+                spot_moves: spot_moves.to_vec(),
+                vol_moves: vol_moves.to_vec(),
+                pnl,
+            }
+        })
+        .collect()
+}
