@@ -6,7 +6,7 @@
 //!
 //! Student-t has 6 degrees of freedom here: a short-gamma loss grows like the square of the
 //! shock, so with v ≤ 4 its tail has no finite variance and no standard error of ES can
-//! describe the spread (the README says so); with v = 6 it has one.
+//! describe the spread (docs/performance.md says so); with v = 6 it has one.
 
 mod common;
 
