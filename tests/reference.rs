@@ -335,8 +335,8 @@ fn student_t_per_path_ten_steps_match_one_step() {
 }
 
 /// A chi-square per step makes the 10-step horizon shock a sum of i.i.d. t innovations,
-/// closer to normal: its far tail is measurably thinner than the one-step t's (
-/// docs/model.md quotes the size of the effect).
+/// closer to normal: its far tail is measurably thinner than the one-step t's
+/// (docs/model.md quotes the size of the effect).
 #[test]
 fn student_t_per_step_has_thinner_horizon_tails() {
     let per_path = student_steps_run(4, 10, "per-path", 41);
