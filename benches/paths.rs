@@ -11,6 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tailrisk::input::job::Job;
 use tailrisk::input::synthetic::{write_synthetic_scenario, SyntheticSpec};
 use tailrisk::mc::simulation::{RevaluationMode, SimulationSettings, Simulator};
+use tailrisk::mc::threads::Threads;
 
 const PATHS: u64 = 200_000;
 
@@ -31,6 +32,7 @@ fn bench_mode(c: &mut Criterion, name: &str, job: &Job, samples: usize, mode: Re
         seed: 7,
         horizon_days: job.scenario.run.horizon_days,
         steps: job.scenario.run.steps,
+        threads: Threads::all(),
     };
     let (simulator, _) = Simulator::new(&job.model, &job.aggregated, settings)
         .expect("simulator")

@@ -18,9 +18,12 @@ pub enum Location {
     Line(usize),
 }
 
-/// Everything that can stop a command.
+/// Everything that can stop a command, by what went wrong.
 #[derive(Debug)]
 pub enum Error {
+    /// A request the command cannot carry out as asked (arguments that do not fit together
+    /// or exceed a limit), independent of any file's content.
+    Usage { message: String },
     /// A problem with an input file's content: scenario TOML, market or positions file.
     Input {
         file: PathBuf,
@@ -33,15 +36,18 @@ pub enum Error {
     Model { file: PathBuf, message: String },
     /// A failure writing results.
     Output { path: PathBuf, message: String },
-    /// The simulation produced a non-finite P&L (a bug or an input beyond floating point).
+    /// A computation failed numerically (a bug or an input beyond floating point).
     Numerical { message: String },
+    /// The machine could not provide what the run needs (e.g. worker threads).
+    Resource { message: String },
 }
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
-/// Exit code for a failure writing outputs or an internal numerical failure.
+/// Exit code for a failure writing outputs, a numerical failure or a lack of resources.
 pub const EXIT_FAILURE: u8 = 1;
-/// Exit code for a command line that clap rejects (clap's own convention).
+/// Exit code for a command line that is refused (clap's own convention, and requests the
+/// command cannot carry out).
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code for bad input data: scenario, market or positions file.
 pub const EXIT_INPUT: u8 = 3;
@@ -92,7 +98,8 @@ impl Error {
         match self {
             Error::Input { .. } => EXIT_INPUT,
             Error::Model { .. } => EXIT_MODEL,
-            Error::Output { .. } | Error::Numerical { .. } => EXIT_FAILURE,
+            Error::Usage { .. } => EXIT_USAGE,
+            Error::Output { .. } | Error::Numerical { .. } | Error::Resource { .. } => EXIT_FAILURE,
         }
     }
 }
@@ -125,7 +132,9 @@ impl fmt::Display for Error {
             Error::Output { path, message } => {
                 write!(f, "cannot write {}: {message}", path.display())
             }
+            Error::Usage { message } => write!(f, "{message}"),
             Error::Numerical { message } => write!(f, "numerical failure: {message}"),
+            Error::Resource { message } => write!(f, "{message}"),
         }
     }
 }

@@ -10,6 +10,7 @@ use common::{json, measure, sample, tailrisk, Scenario, POSITIONS};
 use polars::prelude::*;
 use tailrisk::input::job::Job;
 use tailrisk::mc::simulation::{SimulationSettings, Simulator};
+use tailrisk::mc::threads::Threads;
 use tailrisk::risk::measures::var_es;
 
 fn run_json(scenario: &Path, extra: &[&str]) -> serde_json::Value {
@@ -213,6 +214,7 @@ fn reported_standard_errors_match_the_spread_over_seeds() {
             seed,
             horizon_days: 1.0,
             steps: 1,
+            threads: Threads::all(),
         };
         let pnl = Simulator::new(&job.model, &job.aggregated, settings)
             .unwrap()

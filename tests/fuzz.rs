@@ -19,11 +19,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tailrisk::backtest::statistics::{backtest, load_series};
 use tailrisk::book::exposures::exposures;
+use tailrisk::book::grouping::Grouping;
 use tailrisk::input::job::Job;
 use tailrisk::input::scenario::load_stress_file;
 use tailrisk::mc::simulation::{RevaluationMode, SimulationSettings, Simulator};
+use tailrisk::mc::threads::Threads;
 use tailrisk::model::calibration::{calibrate, ReturnSeries, Weighting};
-use tailrisk::risk::contributions::{contributions, entities, SimulatedLosses, TailPlan};
+use tailrisk::risk::contributions::contributions_of;
 use tailrisk::risk::measures::var_es;
 use tailrisk::stress::replay::{replay, PriceHistory};
 use tailrisk::stress::scenarios::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES};
@@ -543,6 +545,7 @@ fn in_process(case: &Case) -> tailrisk::Result<()> {
         seed: run.seed,
         horizon_days: run.horizon_days,
         steps: run.steps,
+        threads: Threads::exactly(1),
     };
     let lowest = run.confidence.iter().copied().fold(f64::NAN, f64::min);
     let (simulator, _) = Simulator::new(&job.model, &job.aggregated, settings)?.with_revaluation(
@@ -554,20 +557,13 @@ fn in_process(case: &Case) -> tailrisk::Result<()> {
     let measures = var_es(&pnl, &run.confidence);
     assert_eq!(measures.len(), run.confidence.len());
     let _ = exposures(&job.book, &job.aggregated);
-    let revaluer = simulator.revaluer();
-    let instrument_of: Vec<usize> = job
-        .aggregated
-        .holdings
-        .iter()
-        .map(|&h| revaluer.instrument_index(h))
-        .collect();
-    let by_underlying = entities(&job.book, &instrument_of, "underlying");
-    let losses = SimulatedLosses {
-        simulator: &simulator,
-        entities: &by_underlying,
-    };
-    let plan = TailPlan::new(&pnl, run.confidence[0]);
-    let _ = contributions(&pnl, &plan, &by_underlying, &losses);
+    let _ = contributions_of(
+        &job,
+        &simulator,
+        &pnl,
+        Grouping::Underlying,
+        run.confidence[0],
+    );
     let book = StressBook::new(&job);
     for spec in &job.scenario.stress {
         book.run_spec(spec, &job.scenario.path)?;

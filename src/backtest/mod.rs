@@ -3,3 +3,4 @@
 
 pub mod statistics;
 pub mod rolling;
+pub mod report;

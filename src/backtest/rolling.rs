@@ -23,6 +23,7 @@ use crate::input::scenario::{
     ChiSquareMixing, CorrelationSpec, Distribution, FactorSpec, ModelSpec,
 };
 use crate::mc::simulation::{SimulationSettings, Simulator};
+use crate::mc::threads::Threads;
 use crate::model::calibration::{calibrate, ReturnSeries, Weighting};
 use crate::model::factors::FactorModel;
 use crate::pricing::revaluation::Revaluer;
@@ -98,6 +99,7 @@ pub fn rolling_backtest(
     history: &BTreeMap<String, ReturnSeries>,
     history_file: &Path,
     settings: &RollingSettings,
+    threads: Threads,
     progress: &dyn Fn(usize, usize),
 ) -> Result<RollingSeries> {
     let (book, left_out) = book_with_history(&job.book, history);
@@ -126,13 +128,7 @@ pub fn rolling_backtest(
     let mut days = Vec::with_capacity(dates.len());
     for (i, date) in dates.iter().enumerate() {
         days.push(forecast_day(
-            job,
-            &book,
-            &held,
-            *date,
-            i as u64,
-            settings,
-            &confidence,
+            job, &book, &held, *date, i as u64, settings, threads,
         )?);
         progress(i + 1, dates.len());
     }
@@ -184,8 +180,9 @@ fn forecast_day(
     date: NaiveDate,
     index: u64,
     settings: &RollingSettings,
-    confidence: &[f64],
+    threads: Threads,
 ) -> Result<DailyForecast> {
+    let confidence = &job.scenario.run.confidence;
     let calibration = calibrate(
         held,
         &BTreeMap::new(),
@@ -236,6 +233,7 @@ fn forecast_day(
         seed: settings.seed.wrapping_add(index),
         horizon_days: 1.0,
         steps: 1,
+        threads,
     };
     let pnl = Simulator::new(&model, &aggregated, simulation)?.pnl(&|_| {})?;
     let measures = var_es(&pnl, confidence);

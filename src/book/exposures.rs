@@ -10,17 +10,15 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::book::aggregate::{AggregatedBook, Holding};
-use crate::book::positions::{Book, Position};
+use crate::book::grouping::Grouping;
+use crate::book::positions::Book;
 use crate::pricing::black_scholes::{bs_greeks, Greeks};
-
-/// The groupings exposures are reported by, in report order.
-pub const GROUPS: [&str; 4] = ["underlying", "venue", "counterparty", "book"];
 
 /// Net sensitivities of the positions in one group key on one underlying.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExposureRow {
     /// `underlying`, `venue`, `counterparty` or `book`.
-    pub group: &'static str,
+    pub group: Grouping,
     /// The venue / counterparty / book name (the underlying itself for `underlying`).
     pub key: String,
     pub underlying: String,
@@ -74,8 +72,8 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
                 value: units * greeks.price,
             },
         };
-        for (g, group) in GROUPS.iter().enumerate() {
-            let key = group_key(position, group).to_owned();
+        for (g, group) in Grouping::AGGREGATES.into_iter().enumerate() {
+            let key = group.key_of(position).to_owned();
             let row = rows
                 .entry((g, key.clone(), position.underlying.clone()))
                 .or_insert_with(|| ExposureRow {
@@ -128,16 +126,6 @@ fn unit_greeks(aggregated: &AggregatedBook) -> Vec<Vec<Greeks>> {
                 .collect()
         })
         .collect()
-}
-
-/// The name of the `group` (venue, counterparty, book or underlying) a position falls in.
-pub fn group_key<'a>(position: &'a Position, group: &str) -> &'a str {
-    match group {
-        "underlying" => &position.underlying,
-        "venue" => &position.venue,
-        "counterparty" => &position.counterparty,
-        _ => &position.book,
-    }
 }
 
 /// What one position adds to a row besides its Greeks.

@@ -5,3 +5,4 @@ pub mod instrument;
 pub mod positions;
 pub mod aggregate;
 pub mod exposures;
+pub mod grouping;

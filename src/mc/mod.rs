@@ -5,6 +5,7 @@
 pub mod shocks;
 pub mod paths;
 pub mod simulation;
+pub mod threads;
 pub mod proposal;
 pub mod importance;
 pub mod shard;

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::mc::paths::{HorizonMoves, PathBuilder};
 use crate::mc::proposal::Proposal;
 use crate::mc::shocks::{block_rng, BlockDraws, ShockGenerator, BLOCK_PATHS};
+use crate::mc::threads::Threads;
 use crate::model::factors::FactorModel;
 use crate::pricing::revaluation::Revaluer;
 use crate::risk::measures::{largest, var_es};
@@ -204,6 +206,8 @@ pub struct SimulationSettings {
     pub horizon_days: f64,
     /// Sub-steps of the horizon.
     pub steps: u32,
+    /// Worker threads of the simulation's parallel loops (results do not depend on it).
+    pub threads: Threads,
 }
 
 /// Per-thread buffers for one block.
@@ -251,6 +255,8 @@ pub struct Simulator {
     proposal: Option<Proposal>,
     /// The scenario file, named when a P&L is not finite.
     file: PathBuf,
+    /// The workers of `settings.threads`, on which every parallel loop runs.
+    pool: Arc<rayon::ThreadPool>,
 }
 
 impl Simulator {
@@ -261,7 +267,7 @@ impl Simulator {
         settings: SimulationSettings,
     ) -> Result<Simulator> {
         if settings.paths > MAX_PATHS {
-            return Err(Error::Numerical {
+            return Err(Error::Usage {
                 message: format!(
                     "{} paths would need {:.1} GiB for the per-path P&L; at most {MAX_PATHS} \
                      paths fit one run",
@@ -271,7 +277,8 @@ impl Simulator {
             });
         }
         let generator = ShockGenerator::new(model.cholesky.as_ref(), model.distribution)
-            .ok_or_else(|| Error::Numerical {
+            .ok_or_else(|| Error::Model {
+                file: model.file.clone(),
                 message: "invalid Student-t degrees of freedom".to_owned(),
             })?
             .with_mixing(model.chi_square);
@@ -283,6 +290,7 @@ impl Simulator {
             settings,
             proposal: None,
             file: model.file.clone(),
+            pool: settings.threads.pool()?,
         })
     }
 
@@ -292,7 +300,7 @@ impl Simulator {
     }
 
     /// The per-path P&L of the whole run (positive = gain), path i at index i. Runs on the
-    /// current rayon pool; `progress` is called with the number of paths of each finished
+    /// simulation's worker threads; `progress` is called with the number of paths of each finished
     /// block. Bit-identical for any number of threads.
     pub fn pnl(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<f64>> {
         self.pnl_of_blocks(0..self.block_count(), progress)
@@ -306,13 +314,15 @@ impl Simulator {
     ) -> Result<Vec<f64>> {
         let paths: usize = blocks.clone().map(|b| self.block_len(b)).sum();
         let mut pnl = vec![0.0; paths];
-        pnl.par_chunks_mut(BLOCK_PATHS).enumerate().for_each_init(
-            Scratch::default,
-            |scratch, (i, out)| {
-                self.simulate_block(blocks.start + i as u64, scratch, out);
-                progress(out.len() as u64);
-            },
-        );
+        self.install(|| {
+            pnl.par_chunks_mut(BLOCK_PATHS).enumerate().for_each_init(
+                Scratch::default,
+                |scratch, (i, out)| {
+                    self.simulate_block(blocks.start + i as u64, scratch, out);
+                    progress(out.len() as u64);
+                },
+            )
+        });
         check_finite(&pnl, blocks.start * BLOCK_PATHS as u64, &self.file)?;
         Ok(pnl)
     }
@@ -340,9 +350,8 @@ impl Simulator {
             return (self, GridCheck::full());
         }
         let full = self.revaluer.clone();
-        let grid = full
-            .clone()
-            .with_surfaces(&grid_half_widths(model, &self.settings));
+        let half_widths = grid_half_widths(model, &self.settings);
+        let grid = self.install(|| full.clone().with_surfaces(&half_widths));
         if !grid.uses_surfaces() {
             return (self, GridCheck::full());
         }
@@ -474,24 +483,26 @@ impl Simulator {
         let groups: Vec<&[usize]> = paths
             .chunk_by(|a, b| a / BLOCK_PATHS == b / BLOCK_PATHS)
             .collect();
-        let values: Vec<Vec<f64>> = groups
-            .par_iter()
-            .map_init(Scratch::default, |scratch, group| {
-                let block = first_block + (group[0] / BLOCK_PATHS) as u64;
-                self.generate_moves(block, self.block_len(block), scratch);
-                let u = scratch.moves.underlyings;
-                group
-                    .iter()
-                    .map(|&i| {
-                        let row = (i % BLOCK_PATHS) * u..(i % BLOCK_PATHS + 1) * u;
-                        full.path_pnl(
-                            &scratch.moves.log_spot[row.clone()],
-                            &scratch.moves.vol_ratio[row],
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
+        let values: Vec<Vec<f64>> = self.install(|| {
+            groups
+                .par_iter()
+                .map_init(Scratch::default, |scratch, group| {
+                    let block = first_block + (group[0] / BLOCK_PATHS) as u64;
+                    self.generate_moves(block, self.block_len(block), scratch);
+                    let u = scratch.moves.underlyings;
+                    group
+                        .iter()
+                        .map(|&i| {
+                            let row = (i % BLOCK_PATHS) * u..(i % BLOCK_PATHS + 1) * u;
+                            full.path_pnl(
+                                &scratch.moves.log_spot[row.clone()],
+                                &scratch.moves.vol_ratio[row],
+                            )
+                        })
+                        .collect()
+                })
+                .collect()
+        });
         let values: Vec<f64> = values.into_iter().flatten().collect();
         let first_path = first_block * BLOCK_PATHS as u64;
         for (&i, value) in paths.iter().zip(&values) {
@@ -509,12 +520,18 @@ impl Simulator {
     /// horizon's single draw).
     pub fn with_proposal(mut self, proposal: Proposal) -> Result<Simulator> {
         if self.settings.steps != 1 {
-            return Err(Error::Numerical {
+            return Err(Error::Usage {
                 message: "importance sampling needs steps = 1".to_owned(),
             });
         }
         self.proposal = Some(proposal);
         Ok(self)
+    }
+
+    /// Runs `work` on the simulation's worker threads: for parallel work around a run (e.g.
+    /// contributions) that should use the same workers.
+    pub fn install<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(work)
     }
 
     /// The run's settings.
@@ -527,17 +544,19 @@ impl Simulator {
     pub fn weighted_pnl(&self) -> Result<(Vec<f64>, Vec<f64>)> {
         let n = self.settings.paths as usize;
         let (mut pnl, mut weights) = (vec![0.0; n], vec![1.0; n]);
-        pnl.par_chunks_mut(BLOCK_PATHS)
-            .zip(weights.par_chunks_mut(BLOCK_PATHS))
-            .enumerate()
-            .for_each_init(Scratch::default, |scratch, (block, (out, w))| {
-                self.simulate_block(block as u64, scratch, out);
-                if self.proposal.is_some() {
-                    w.iter_mut()
-                        .zip(&scratch.draws.log_weights)
-                        .for_each(|(w, lw)| *w = lw.exp());
-                }
-            });
+        self.install(|| {
+            pnl.par_chunks_mut(BLOCK_PATHS)
+                .zip(weights.par_chunks_mut(BLOCK_PATHS))
+                .enumerate()
+                .for_each_init(Scratch::default, |scratch, (block, (out, w))| {
+                    self.simulate_block(block as u64, scratch, out);
+                    if self.proposal.is_some() {
+                        w.iter_mut()
+                            .zip(&scratch.draws.log_weights)
+                            .for_each(|(w, lw)| *w = lw.exp());
+                    }
+                })
+        });
         check_finite(&pnl, 0, &self.file)?;
         Ok((pnl, weights))
     }
@@ -545,17 +564,19 @@ impl Simulator {
     /// `blocks` blocks of plain one-step paths from streams of their own (never the run's),
     /// with their draws: the pilot from which an importance-sampling proposal is designed.
     pub fn pilot(&self, blocks: u64) -> Result<PilotDraws> {
-        let results: Vec<(Vec<f64>, BlockDraws)> = (0..blocks)
-            .into_par_iter()
-            .map(|b| {
-                let mut scratch = Scratch::default();
-                let mut rng = block_rng(self.settings.seed, PILOT_STREAM + b);
-                self.draw_moves(&mut rng, BLOCK_PATHS, 1, None, &mut scratch);
-                let mut out = vec![0.0; BLOCK_PATHS];
-                self.revaluer.revalue(&scratch.moves, &mut out);
-                (out, scratch.draws)
-            })
-            .collect();
+        let results: Vec<(Vec<f64>, BlockDraws)> = self.install(|| {
+            (0..blocks)
+                .into_par_iter()
+                .map(|b| {
+                    let mut scratch = Scratch::default();
+                    let mut rng = block_rng(self.settings.seed, PILOT_STREAM + b);
+                    self.draw_moves(&mut rng, BLOCK_PATHS, 1, None, &mut scratch);
+                    let mut out = vec![0.0; BLOCK_PATHS];
+                    self.revaluer.revalue(&scratch.moves, &mut out);
+                    (out, scratch.draws)
+                })
+                .collect()
+        });
         let mut pilot = PilotDraws {
             factors: self.generator.dimension(),
             ..PilotDraws::default()

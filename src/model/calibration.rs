@@ -23,14 +23,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use chrono::NaiveDate;
 use faer::Mat;
 use serde::Serialize;
 
+use crate::error::Result;
 use crate::model::correlation::{
     nearest_correlation, smallest_eigenvalue, RepairReport, MIN_EIGENVALUE,
 };
+use crate::stress::replay::PriceHistory;
 use crate::time::DAYS_PER_YEAR;
 
 /// Vol of vol of `U.vol` without a vol history (annualised, of ln implied vol).
@@ -433,4 +436,33 @@ impl Calibration {
         out.push_str("]\n");
         out
     }
+}
+/// The spot return series of `underlyings` (all price columns when empty) from the daily
+/// price history `history`, and the implied-vol return series of the same underlyings from
+/// `vol_history` (`U:vol` columns; empty without one).
+pub fn load_returns(
+    history: &Path,
+    vol_history: Option<&Path>,
+    underlyings: &[String],
+) -> Result<(
+    BTreeMap<String, ReturnSeries>,
+    BTreeMap<String, ReturnSeries>,
+)> {
+    let names: Vec<&str> = underlyings.iter().map(String::as_str).collect();
+    let chosen = (!names.is_empty()).then_some(names.as_slice());
+    let to_returns = |h: PriceHistory| -> BTreeMap<String, ReturnSeries> {
+        h.series
+            .iter()
+            .map(|(u, levels)| (u.clone(), ReturnSeries::from_levels(levels)))
+            .collect()
+    };
+    let spots = to_returns(PriceHistory::load_levels(history, chosen, ":close")?);
+    let vols = match vol_history {
+        Some(path) => {
+            let spot_names: Vec<&str> = spots.keys().map(String::as_str).collect();
+            to_returns(PriceHistory::load_levels(path, Some(&spot_names), ":vol")?)
+        }
+        None => BTreeMap::new(),
+    };
+    Ok((spots, vols))
 }

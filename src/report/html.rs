@@ -4,11 +4,17 @@
 
 use std::fmt::Write as _;
 
+use crate::book::exposures;
 use crate::book::exposures::ExposureRow;
+use crate::book::grouping::Grouping;
+use crate::error::Result;
 use crate::input::job::Job;
+use crate::mc::simulation::{SimulationSettings, Simulator};
 use crate::report::svg::{bars_with_errors, escape, heatmap, pnl_histogram};
-use crate::report::text::{money, RunReport, StressReport};
+use crate::report::text::{money, run_report, RunReport, StressReport};
+use crate::risk::contributions::contributions_of;
 use crate::risk::contributions::{Additivity, Contribution};
+use crate::stress::report::{stress_report, StressRequest};
 
 /// Everything the report shows, computed by the caller.
 pub struct CommitteeInputs<'a> {
@@ -27,6 +33,39 @@ h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ccc;padding-bottom:
 table{border-collapse:collapse;margin:8px 0;font-size:12px}td,th{border:1px solid #ddd;padding:3px 7px}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}\
 .note{color:#555;font-size:12px}.neg{color:#b03a2e}";
+
+/// The committee report of `job`: simulates it with `settings` (full revaluation), adds
+/// contributions by underlying and by position at the highest configured level, the
+/// exposures and the stresses of `stress`, and renders the page. `progress` is called with
+/// the number of paths of each finished block.
+pub fn committee_report_of(
+    job: &Job,
+    settings: SimulationSettings,
+    stress: &StressRequest,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<String> {
+    let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
+    let pnl = simulator.pnl(progress)?;
+    let run = run_report(job, &settings, &pnl);
+    let level = job
+        .scenario
+        .run
+        .confidence
+        .iter()
+        .copied()
+        .fold(f64::NAN, f64::max);
+    let by = |group| contributions_of(job, &simulator, &pnl, group, level);
+    let inputs = CommitteeInputs {
+        job,
+        run: &run,
+        pnl: &pnl,
+        exposures: exposures::exposures(&job.book, &job.aggregated),
+        by_underlying: by(Grouping::Underlying),
+        by_position: by(Grouping::Position),
+        stress: stress_report(job, stress)?,
+    };
+    Ok(committee_report(&inputs))
+}
 
 /// The report as HTML text.
 pub fn committee_report(r: &CommitteeInputs) -> String {
@@ -113,7 +152,7 @@ fn exposures(html: &mut String, r: &CommitteeInputs) {
     for e in r
         .exposures
         .iter()
-        .filter(|e| e.group == "underlying" || e.group == "venue")
+        .filter(|e| matches!(e.group, Grouping::Underlying | Grouping::Venue))
     {
         let _ = write!(
             html,

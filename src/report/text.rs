@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::backtest::rolling::{RollingSettings, ShockModel};
 use crate::backtest::statistics::{Backtest, Observation, TRAFFIC_LIGHT_DAYS};
-use crate::book::exposures::{ExposureRow, GROUPS};
+use crate::book::exposures::ExposureRow;
+use crate::book::grouping::Grouping;
 use crate::input::job::Job;
 use crate::input::scenario::Distribution;
 use crate::mc::importance::ImportanceSampling;
@@ -285,13 +286,13 @@ fn render_importance(out: &mut String, is: &ImportanceSampling) {
 /// standard errors, then the additivity check.
 pub fn render_contributions(rows: &[Contribution], additivity: &Additivity) -> String {
     let mut out = String::new();
-    let group = rows.first().map_or("position", |r| r.group);
+    let group = rows.first().map_or(Grouping::Position, |r| r.group);
     let _ = writeln!(
         out,
         "\ncontributions by {group} at {:.2}%, largest component ES first (± standard error; \
          marginal per unit of {})",
         additivity.confidence * 100.0,
-        if group == "position" {
+        if group == Grouping::Position {
             "quantity"
         } else {
             "scale"
@@ -719,7 +720,7 @@ pub fn render_backtest(r: &BacktestReport) -> String {
 pub fn render_exposures(rows: &[ExposureRow], valuation_time: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "net exposures at {valuation_time}");
-    for group in GROUPS {
+    for group in Grouping::AGGREGATES {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
@@ -763,7 +764,7 @@ pub fn render_exposures(rows: &[ExposureRow], valuation_time: &str) -> String {
                 write_currency_total(&mut out, "", "all", &of_key);
             }
         }
-        if group == "underlying" {
+        if group == Grouping::Underlying {
             write_currency_total(&mut out, "book total", "", &group_rows);
         }
     }

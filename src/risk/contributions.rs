@@ -27,14 +27,12 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::book::exposures::group_key;
+use crate::book::grouping::Grouping;
 use crate::book::positions::Book;
+use crate::input::job::Job;
 use crate::mc::shocks::BLOCK_PATHS;
 use crate::mc::simulation::Simulator;
 use crate::risk::measures::{change, tail_mass, var_es, RiskMeasure, TailMass};
-
-/// The groupings contributions can be reported by.
-pub const GROUPS: [&str; 5] = ["position", "underlying", "venue", "counterparty", "book"];
 
 /// Entities whose "book without it" P&L vectors are held at once by the incremental pass.
 pub const INCREMENTAL_BATCH: usize = 16;
@@ -43,8 +41,8 @@ pub const INCREMENTAL_BATCH: usize = 16;
 /// per-unit P&L.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
-    /// `position`, `underlying`, `venue`, `counterparty` or `book`.
-    pub group: &'static str,
+    /// How the entity groups positions.
+    pub group: Grouping,
     pub key: String,
     /// The position's quantity; 1 for a group (marginals of a group are per unit of scale).
     pub size: f64,
@@ -56,7 +54,7 @@ impl Entity {
     /// A single position of `size` (its quantity) holding `instrument`, one coin per unit.
     pub fn position(key: String, size: f64, instrument: usize) -> Entity {
         Entity {
-            group: "position",
+            group: Grouping::Position,
             key,
             size,
             weights: vec![(instrument, 1.0)],
@@ -73,10 +71,10 @@ impl Entity {
     }
 }
 
-/// The entities of `group` (one of [`GROUPS`]) in `book`, whose netted instruments are
+/// The entities of `group` in `book`, whose netted instruments are
 /// indexed by `instrument_of[position]`. Groups are sorted by key; positions keep book order.
-pub fn entities(book: &Book, instrument_of: &[usize], group: &'static str) -> Vec<Entity> {
-    if group == "position" {
+pub fn entities(book: &Book, instrument_of: &[usize], group: Grouping) -> Vec<Entity> {
+    if group == Grouping::Position {
         return book
             .positions
             .iter()
@@ -92,7 +90,7 @@ pub fn entities(book: &Book, instrument_of: &[usize], group: &'static str) -> Ve
     let mut by_key: BTreeMap<&str, BTreeMap<usize, f64>> = BTreeMap::new();
     for (p, &i) in book.positions.iter().zip(instrument_of) {
         *by_key
-            .entry(group_key(p, group))
+            .entry(group.key_of(p))
             .or_default()
             .entry(i)
             .or_default() += p.units();
@@ -375,7 +373,8 @@ fn without_each(
 /// One entity's contributions at one confidence level (JSON `contributions` items).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Contribution {
-    pub group: &'static str,
+    /// How the entity groups positions.
+    pub group: Grouping,
     pub key: String,
     pub confidence: f64,
     /// Quantity of the position (1 for a group).
@@ -453,4 +452,29 @@ pub fn contributions(
         es_error: component_es_sum - plan.measure.es,
     };
     (rows, additivity)
+}
+/// Contributions of the entities of `group` at `level` to the run whose per-path P&L
+/// `pnl` came from `simulator` (full revaluation): the tail paths are regenerated and each
+/// entity's loss read off the netted instruments, on the simulator's workers.
+pub fn contributions_of(
+    job: &Job,
+    simulator: &Simulator,
+    pnl: &[f64],
+    group: Grouping,
+    level: f64,
+) -> (Vec<Contribution>, Additivity) {
+    let revaluer = simulator.revaluer();
+    let instrument_of: Vec<usize> = job
+        .aggregated
+        .holdings
+        .iter()
+        .map(|&h| revaluer.instrument_index(h))
+        .collect();
+    let entities = entities(&job.book, &instrument_of, group);
+    let losses = SimulatedLosses {
+        simulator,
+        entities: &entities,
+    };
+    let plan = TailPlan::new(pnl, level);
+    simulator.install(|| contributions(pnl, &plan, &entities, &losses))
 }

@@ -2,5 +2,6 @@
 //! and what-if.
 
 pub mod measures;
+pub mod run;
 pub mod contributions;
 pub mod whatif;

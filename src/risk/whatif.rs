@@ -50,7 +50,7 @@ pub fn modified_book(book: &Book, trades: Option<&Book>, remove: &[String]) -> R
             &book.file,
             Location::File,
             Some("id"),
-            format!("--remove: no position with id '{missing}'"),
+            format!("cannot remove '{missing}': the book holds no position with that id"),
         ));
     }
     let mut positions: Vec<_> = book

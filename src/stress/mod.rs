@@ -3,3 +3,4 @@
 pub mod scenarios;
 pub mod replay;
 pub mod reverse;
+pub mod report;

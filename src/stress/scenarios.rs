@@ -19,14 +19,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::book::aggregate::Holding;
-use crate::book::exposures::group_key;
+use crate::book::grouping::Grouping;
 use crate::error::{Error, Location, Result};
 use crate::input::job::Job;
 use crate::input::scenario::StressSpec;
 use crate::pricing::revaluation::Revaluer;
-
-/// Groups a stress P&L is broken down by.
-pub const BREAKDOWN_GROUPS: [&str; 4] = ["underlying", "venue", "counterparty", "book"];
 
 /// Relative moves of every model underlying's spot and implied vol (0 = unchanged,
 /// −0.3 = × 0.7), in the model's underlying order.
@@ -49,8 +46,8 @@ impl FactorMove {
 /// The loss of a venue's or counterparty's positions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DefaultEvent {
-    /// `venue` or `counterparty`.
-    pub group: &'static str,
+    /// [`Grouping::Venue`] or [`Grouping::Counterparty`].
+    pub group: Grouping,
     pub key: String,
 }
 
@@ -177,7 +174,7 @@ impl<'a> StressBook<'a> {
         if let Some(event) = default {
             let positions = &self.job.book.positions;
             let hit: Vec<usize> = (0..positions.len())
-                .filter(|&i| group_key(&positions[i], event.group) == event.key)
+                .filter(|&i| event.group.key_of(&positions[i]) == event.key)
                 .collect();
             let exposure = hit
                 .iter()
@@ -196,10 +193,10 @@ impl<'a> StressBook<'a> {
             exposure_lost = Some(exposure);
         }
         let mut breakdown: BTreeMap<&'static str, BTreeMap<String, f64>> = BTreeMap::new();
-        for group in BREAKDOWN_GROUPS {
-            let by_key = breakdown.entry(group).or_default();
+        for group in Grouping::AGGREGATES {
+            let by_key = breakdown.entry(group.name()).or_default();
             for (p, value) in self.job.book.positions.iter().zip(&pnl) {
-                *by_key.entry(group_key(p, group).to_owned()).or_default() += value;
+                *by_key.entry(group.key_of(p).to_owned()).or_default() += value;
             }
         }
         StressResult {
@@ -275,8 +272,8 @@ impl<'a> StressBook<'a> {
                     "give default_venue or default_counterparty, not both",
                 ))
             }
-            (Some(venue), None) => Some(("venue", venue)),
-            (None, Some(party)) => Some(("counterparty", party)),
+            (Some(venue), None) => Some((Grouping::Venue, venue)),
+            (None, Some(party)) => Some((Grouping::Counterparty, party)),
             (None, None) => None,
         };
         let default = default
@@ -286,7 +283,7 @@ impl<'a> StressBook<'a> {
                     .book
                     .positions
                     .iter()
-                    .any(|p| group_key(p, group) == key);
+                    .any(|p| group.key_of(p) == key);
                 if known {
                     Ok(DefaultEvent {
                         group,

@@ -1,0 +1,276 @@
+//! One short function per command: load the inputs, make one library call, present the
+//! result as a table or JSON (and files with `--out`).
+
+use std::path::Path;
+use std::time::Instant;
+
+use tailrisk::backtest::report::{rolling_report, series_report, RollingRequest};
+use tailrisk::backtest::rolling::{RollingSettings, ShockModel};
+use tailrisk::book::exposures::exposures;
+use tailrisk::error::{Error, Result};
+use tailrisk::input::job::Job;
+use tailrisk::input::synthetic::{write_synthetic_scenario, SyntheticSpec};
+use tailrisk::mc::shard::merge;
+use tailrisk::model::calibration::{calibrate, load_returns};
+use tailrisk::report::files::{write_backtest_series, write_run_outputs, write_summary};
+use tailrisk::report::html::committee_report_of;
+use tailrisk::report::text::{
+    render_backtest, render_contributions, render_exposures, render_run, render_stress,
+    render_what_if,
+};
+use tailrisk::risk::run::{run_shard, RunRequest};
+use tailrisk::risk::whatif::what_if;
+use tailrisk::stress::report::{stress_report, StressRequest};
+
+use crate::cli::args::{
+    threads, BacktestArgs, CalibrateArgs, ExposuresArgs, Format, MergeArgs, ReportArgs, RunArgs,
+    StressArgs, StressOptions, SyntheticArgs, WhatifArgs,
+};
+use crate::cli::present::{print_json, progress_bar};
+
+/// `tailrisk run`: the run (or one shard of it), then its table or JSON and `--out` files.
+pub(crate) fn run(args: &RunArgs) -> Result<()> {
+    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let highest = job
+        .scenario
+        .run
+        .confidence
+        .iter()
+        .copied()
+        .fold(f64::NAN, f64::max);
+    let request = RunRequest {
+        settings: args.simulation.settings(&job),
+        revaluation: args.revaluation.mode(),
+        importance_sampling: args.importance_sampling,
+        contributions: args
+            .contributions
+            .map(|group| (group, args.contribution_level.unwrap_or(highest))),
+    };
+    if let (Some(spec), Some(dir)) = (args.shard, &args.out) {
+        let (file, paths) = run_shard(&job, &request, spec, dir)?;
+        eprintln!(
+            "wrote {} ({paths} paths of {})",
+            file.display(),
+            request.settings.paths
+        );
+        return Ok(());
+    }
+    let started = Instant::now();
+    let bar = progress_bar(request.settings.paths, "paths", args.common.quiet);
+    let outcome = tailrisk::risk::run::run(&job, &request, &|done| bar.inc(done))?;
+    bar.finish_and_clear();
+    let report = &outcome.report;
+    if let Some(reason) = report
+        .importance_sampling
+        .as_ref()
+        .and_then(|is| is.fallback.as_ref())
+    {
+        eprintln!("importance sampling not used, plain Monte Carlo instead: {reason}");
+    }
+    if let Some(dir) = &args.out {
+        write_run_outputs(dir, report, &outcome.pnl)?;
+    }
+    match args.common.format {
+        Format::Json => print_json(report, &args.common.scenario),
+        Format::Table => {
+            let scenario = args.common.scenario.display().to_string();
+            let elapsed = started.elapsed().as_secs_f64();
+            let threads = request.settings.threads.count();
+            print!("{}", render_run(report, &scenario, elapsed, threads));
+            if let (Some(rows), Some(additivity)) =
+                (&report.contributions, &report.contribution_additivity)
+            {
+                print!("{}", render_contributions(rows, additivity));
+            }
+            if let Some(dir) = &args.out {
+                println!("outputs written to {}", dir.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `tailrisk exposures`: net Greeks by grouping.
+pub(crate) fn show_exposures(args: &ExposuresArgs) -> Result<()> {
+    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let rows = exposures(&job.book, &job.aggregated);
+    let valuation_time = job.valuation_time.to_rfc3339();
+    match args.common.format {
+        Format::Json => print_json(
+            &serde_json::json!({
+                "valuation_time": valuation_time,
+                "base_value": job.aggregated.base_value(),
+                "exposures": rows,
+            }),
+            &args.common.scenario,
+        ),
+        Format::Table => {
+            print!("{}", render_exposures(&rows, &valuation_time));
+            Ok(())
+        }
+    }
+}
+
+/// `tailrisk whatif`: the book before and after trades, on common random numbers.
+pub(crate) fn run_what_if(args: &WhatifArgs) -> Result<()> {
+    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let settings = args.simulation.settings(&job);
+    let result = what_if(&job, args.trades.as_deref(), &args.remove, settings)?;
+    match args.common.format {
+        Format::Json => print_json(&result, &args.common.scenario),
+        Format::Table => {
+            print!("{}", render_what_if(&result));
+            Ok(())
+        }
+    }
+}
+
+/// The stresses the stress flags ask for.
+fn stress_request(options: &StressOptions) -> StressRequest {
+    StressRequest {
+        stress_files: options.stress_files.clone(),
+        history: options
+            .history
+            .clone()
+            .map(|file| (file, options.window, options.worst)),
+        reverse: options.reverse,
+    }
+}
+
+/// `tailrisk stress`: named scenarios, grids, replay and reverse stress.
+pub(crate) fn run_stress(args: &StressArgs) -> Result<()> {
+    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let report = stress_report(&job, &stress_request(&args.options))?;
+    match args.common.format {
+        Format::Json => print_json(&report, &args.common.scenario),
+        Format::Table => {
+            print!("{}", render_stress(&report));
+            Ok(())
+        }
+    }
+}
+
+/// `tailrisk report`: the committee report as one HTML file.
+pub(crate) fn write_report(args: &ReportArgs) -> Result<()> {
+    let job = Job::load(&args.scenario, args.repair_correlation)?;
+    let settings = args.simulation.settings(&job);
+    let bar = progress_bar(settings.paths, "paths", args.quiet);
+    let html = committee_report_of(&job, settings, &stress_request(&args.stress), &|done| {
+        bar.inc(done)
+    })?;
+    bar.finish_and_clear();
+    std::fs::write(&args.out, html).map_err(|e| Error::output(&args.out, e))?;
+    if !args.quiet {
+        eprintln!("wrote {}", args.out.display());
+    }
+    Ok(())
+}
+
+/// `tailrisk calibrate`: the model from daily history, as a `[model]` section or JSON.
+pub(crate) fn run_calibrate(args: &CalibrateArgs) -> Result<()> {
+    let history = &args.calibration.history;
+    let (spots, vols) = load_returns(
+        history,
+        args.calibration.vol_history.as_deref(),
+        &args.underlyings,
+    )?;
+    let weighting = &args.calibration.weighting;
+    let calibration = calibrate(
+        &spots,
+        &vols,
+        weighting.weighting(),
+        weighting.window(),
+        None,
+    );
+    let text = calibration.to_toml(&history.display().to_string());
+    if let Some(out) = &args.out {
+        std::fs::write(out, &text).map_err(|e| Error::output(out, e))?;
+    }
+    match args.format {
+        Format::Json => print_json(&calibration, history),
+        Format::Table => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// `tailrisk backtest`: a given series' tests, or the rolling backtest of a book.
+pub(crate) fn run_backtest(args: &BacktestArgs) -> Result<()> {
+    let report = match (&args.series, &args.scenario, &args.history) {
+        (Some(series), _, _) => {
+            series_report(series, args.confidence.unwrap_or(0.99), args.target_rate)?
+        }
+        (None, Some(scenario), Some(history)) => {
+            let request = RollingRequest {
+                settings: RollingSettings {
+                    weighting: args.weighting.weighting(),
+                    window: args.weighting.window(),
+                    shocks: if args.normal {
+                        ShockModel::Normal
+                    } else {
+                        ShockModel::StudentT
+                    },
+                    days: args.days,
+                    paths: args.paths,
+                    seed: args.seed,
+                },
+                confidence: args.confidence,
+                target_rate: args.target_rate,
+                alternatives: !args.no_alternatives,
+                ewma_lambda: args.weighting.lambda,
+                threads: threads(args.threads),
+            };
+            let bar = progress_bar(0, "days", false);
+            let report = rolling_report(scenario, history, &request, &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            report
+        }
+        _ => {
+            return Err(Error::Usage {
+                message: "give SCENARIO --history PRICES, or --series FILE".to_owned(),
+            })
+        }
+    };
+    if let Some(dir) = &args.out {
+        write_backtest_series(dir, &report.series)?;
+    }
+    match args.format {
+        Format::Json => print_json(&report, Path::new(&report.source)),
+        Format::Table => {
+            print!("{}", render_backtest(&report));
+            Ok(())
+        }
+    }
+}
+
+/// `tailrisk merge`: shards of one run into the single-machine result.
+pub(crate) fn run_merge(args: &MergeArgs) -> Result<()> {
+    let report = merge(&args.shards)?;
+    if let Some(dir) = &args.out {
+        write_summary(dir, &report)?;
+    }
+    match args.format {
+        Format::Json => print_json(&report, &args.shards[0]),
+        Format::Table => {
+            print!("{}", render_run(&report, "merged shards", 0.0, 0));
+            Ok(())
+        }
+    }
+}
+
+/// `tailrisk synthetic`: a synthetic scenario folder for benchmarks.
+pub(crate) fn write_synthetic(args: &SyntheticArgs) -> Result<()> {
+    let spec = SyntheticSpec {
+        underlyings: usize::from(args.underlyings),
+        options: args.options,
+        paths: args.paths,
+        seed: args.seed,
+    };
+    let scenario = write_synthetic_scenario(&args.dir, &spec)?;
+    println!("wrote {}", scenario.display());
+    Ok(())
+}
