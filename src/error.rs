@@ -13,7 +13,12 @@ pub enum Location {
     /// The whole file (e.g. a missing column).
     File,
     /// A data row of a table file; `line` is the text line for CSV, `None` for Parquet.
-    Row { row: usize, line: Option<usize> },
+    Row {
+        /// Data row number, counted from 1 (the header is not a row).
+        row: usize,
+        /// Text line of a CSV file (the header is line 1); `None` for Parquet.
+        line: Option<usize>,
+    },
     /// A text line of a TOML file.
     Line(usize),
 }
@@ -23,23 +28,47 @@ pub enum Location {
 pub enum Error {
     /// A request the command cannot carry out as asked (arguments that do not fit together
     /// or exceed a limit), independent of any file's content.
-    Usage { message: String },
+    Usage {
+        /// What cannot be done, and what would be accepted.
+        message: String,
+    },
     /// A problem with an input file's content: scenario TOML, market or positions file.
     Input {
+        /// The input file at fault.
         file: PathBuf,
+        /// Where in the file the problem sits.
         location: Location,
+        /// The column or scenario key at fault (e.g. `quantity`, `run.paths`), if one is.
         field: Option<String>,
+        /// What is wrong, in plain words.
         message: String,
     },
     /// The model is unusable as given (e.g. a correlation matrix that is not positive
     /// definite and was not repaired).
-    Model { file: PathBuf, message: String },
+    Model {
+        /// The scenario file the model comes from.
+        file: PathBuf,
+        /// Why the model is unusable, in plain words.
+        message: String,
+    },
     /// A failure writing results.
-    Output { path: PathBuf, message: String },
+    Output {
+        /// The output file or folder being written (for JSON that could not be serialised for
+        /// stdout, the input file it was about).
+        path: PathBuf,
+        /// The cause: the I/O or serialisation error's text.
+        message: String,
+    },
     /// A computation failed numerically (a bug or an input beyond floating point).
-    Numerical { message: String },
+    Numerical {
+        /// What failed, in plain words.
+        message: String,
+    },
     /// The machine could not provide what the run needs (e.g. worker threads).
-    Resource { message: String },
+    Resource {
+        /// What could not be had, in plain words.
+        message: String,
+    },
 }
 
 /// Exit code for success.

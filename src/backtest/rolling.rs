@@ -38,29 +38,39 @@ pub const MIN_HISTORY: usize = 60;
 pub enum ShockModel {
     /// Student-t with the dof fitted each day.
     StudentT,
+    /// Normal shocks (no fitted dof): the thin-tailed alternative.
     Normal,
 }
 
 /// How the rolling backtest forecasts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RollingSettings {
+    /// How each day's calibration weights past returns (EWMA decay or equal weights).
     pub weighting: Weighting,
     /// Returns per calibration (the last N before the day), all when `None`.
     pub window: Option<usize>,
+    /// Forecast shock distribution: Student-t with the dof fitted each day, or normal.
     pub shocks: ShockModel,
     /// Backtest only the last `days` usable days, all when `None`.
     pub days: Option<usize>,
+    /// Monte Carlo paths per daily forecast (count).
     pub paths: u64,
+    /// Random seed; day i of the backtest (0-based) uses `seed + i` (wrapping).
     pub seed: u64,
 }
 
 /// One day's forecast and outcome at every confidence level.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DailyForecast {
+    /// The day whose one-day return is realised, as an ISO 8601 date (`2024-03-15`).
     pub date: String,
+    /// Realised P&L of today's book revalued with that day's spot moves (implied vols held fixed),
+    /// in reporting currency (USD), positive = gain.
     pub pnl: f64,
     /// VaR and ES per configured level (same order as the levels).
     pub var: Vec<f64>,
+    /// ES forecast per configured level (same order as the levels), in reporting currency (USD),
+    /// positive = loss.
     pub es: Vec<f64>,
     /// Degrees of freedom used that day (None for normal).
     pub dof: Option<f64>,
@@ -69,10 +79,15 @@ pub struct DailyForecast {
 /// The rolling backtest's daily series.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RollingSeries {
+    /// Confidence levels forecast each day, as fractions (0.99 = 99 %), in the order of each day's
+    /// `var` and `es`.
     pub confidence: Vec<f64>,
+    /// One forecast per usable day, in date order.
     pub days: Vec<DailyForecast>,
     /// Positions left out because their underlying has no history.
     pub positions_left_out: Vec<String>,
+    /// Underlyings the forecasts cover: those the book holds that have a price history, sorted by
+    /// name.
     pub underlyings: Vec<String>,
 }
 

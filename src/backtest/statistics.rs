@@ -16,9 +16,15 @@ use crate::risk::measures::count_at_rate;
 /// One day: realised P&L and the VaR (and ES) forecast for it, positive = loss.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Observation {
+    /// The day, as given (the series file's `date` text, or an ISO 8601 date from the rolling
+    /// backtest).
     pub date: String,
+    /// Realised P&L of the day in reporting currency (USD), positive = gain (the loss is −pnl).
     pub pnl: f64,
+    /// VaR forecast for the day in reporting currency (USD), positive = loss.
     pub var: f64,
+    /// ES forecast for the day in reporting currency (USD), positive = loss; `None` when the series
+    /// has none.
     pub es: Option<f64>,
 }
 
@@ -32,7 +38,9 @@ impl Observation {
 /// Kupiec's proportion-of-failures likelihood ratio (χ² with 1 degree of freedom).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Kupiec {
+    /// Likelihood-ratio statistic (χ²₁ under the null that the exception probability is 1 − a).
     pub lr: f64,
+    /// P(χ²₁ > lr): a small value rejects the VaR's exception rate.
     pub p_value: f64,
 }
 
@@ -73,14 +81,19 @@ pub fn kupiec(observations: usize, exceptions: usize, p: f64) -> Kupiec {
 pub struct Christoffersen {
     /// Independence LR (χ²₁) and its p-value.
     pub lr_ind: f64,
+    /// P(χ²₁ > lr_ind): a small value rejects independence (exceptions cluster).
     pub p_value_ind: f64,
     /// Conditional coverage LR = Kupiec + independence (χ²₂) and its p-value.
     pub lr_cc: f64,
+    /// P(χ²₂ > lr_cc): a small value rejects correct conditional coverage.
     pub p_value_cc: f64,
     /// Transition counts: n_ij = days in state j after a day in state i (1 = exception).
     pub n00: usize,
+    /// Days with an exception after a day without one (count).
     pub n01: usize,
+    /// Days without an exception after a day with one (count).
     pub n10: usize,
+    /// Days with an exception after a day with one (count).
     pub n11: usize,
 }
 
@@ -140,7 +153,9 @@ pub const TRAFFIC_LIGHT_DAYS: usize = 250;
 pub struct TrafficLight {
     /// `green` (cumulative probability below 95 %), `yellow` (below 99.99 %) or `red`.
     pub zone: &'static str,
+    /// Exceptions in the `observations` days judged (count).
     pub exceptions: usize,
+    /// Days the zone is judged on (count; [`TRAFFIC_LIGHT_DAYS`] in a backtest).
     pub observations: usize,
     /// P(X ≤ exceptions) for X ~ Binomial(observations, 1 − a).
     pub cumulative_probability: f64,
@@ -190,6 +205,8 @@ pub fn green_limit(observations: usize, p: f64) -> usize {
 /// thresholds (Student-t tails, 3–100 dof): 0.70 at 5 % significance, 1.8 at 0.01 %.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EsTest {
+    /// The Z2 statistic (dimensionless): 0 under a correct ES, positive when the tail is
+    /// underestimated.
     pub z2: f64,
     /// `green` (Z2 ≤ 0.70), `yellow` (≤ 1.8) or `red`.
     pub zone: &'static str,
@@ -237,6 +254,8 @@ pub struct LimitCalibration {
     pub green_multiplier: Option<f64>,
     /// Smallest multiplier with an exception rate of at most `target_rate` over all days.
     pub rate_multiplier: f64,
+    /// Exception rate `rate_multiplier` targets, as a fraction (0.01 = 1 %); 1 − confidence unless
+    /// given.
     pub target_rate: f64,
 }
 
@@ -254,17 +273,26 @@ pub const MIN_OBSERVATIONS: usize = 100;
 /// The full backtest of one series (JSON `backtest`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Backtest {
+    /// VaR confidence level tested, as a fraction (0.99 = 99 %).
     pub confidence: f64,
+    /// Days in the series (count).
     pub observations: usize,
+    /// Days whose loss (−pnl) was strictly above that day's VaR (count).
     pub exceptions: usize,
+    /// `exceptions / observations`, as a fraction (1 − confidence expected).
     pub exception_rate: f64,
+    /// Kupiec's proportion-of-failures test over all days.
     pub kupiec: Kupiec,
+    /// Christoffersen's independence and conditional coverage tests over all days.
     pub christoffersen: Christoffersen,
     /// The Basel traffic light over the last [`TRAFFIC_LIGHT_DAYS`] days; `None` (JSON null)
     /// when the series is shorter: the zones are defined for 250 days only.
     pub traffic_light: Option<TrafficLight>,
+    /// Acerbi–Szekely Z2 test of ES over the days with an ES forecast; `None` (left out of the
+    /// JSON) when no day has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub es_test: Option<EsTest>,
+    /// VaR multipliers that would have met the traffic light and the target exception rate.
     pub limits: LimitCalibration,
 }
 

@@ -23,8 +23,11 @@ use crate::time::years_between;
 /// A distinct option contract with the net size held across all positions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetOption {
+    /// Call or put.
     pub option_type: OptionType,
+    /// Strike in the reporting currency (USD) per unit of underlying.
     pub strike: f64,
+    /// Expiry instant (UTC).
     pub expiry: DateTime<Utc>,
     /// Years of 365 days from the valuation time to expiry (positive).
     pub tau: f64,
@@ -39,14 +42,18 @@ pub struct NetOption {
 /// Everything the book holds on one underlying, netted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetUnderlying {
+    /// Underlying name, as in the market and positions files (e.g. `BTC`).
     pub name: String,
     /// Index of this underlying in the model's underlyings.
     pub model_index: usize,
+    /// Today's market for the underlying: spot, ATM vol and rate.
     pub quote: Quote,
     /// Net delta-one units (spot + perpetuals + futures), in coins.
     pub linear_units: f64,
     /// Net spot units only: the part of the linear exposure that carries value today.
     pub spot_units: f64,
+    /// Distinct option contracts held on the underlying, in order of first appearance in the book;
+    /// [`Holding::Option`] indexes into it.
     pub options: Vec<NetOption>,
 }
 
@@ -54,9 +61,17 @@ pub struct NetUnderlying {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holding {
     /// The linear exposure of underlying `underlying` (index into the aggregated book).
-    Linear { underlying: usize },
+    Linear {
+        /// Index into [`AggregatedBook::underlyings`].
+        underlying: usize,
+    },
     /// Option `option` of underlying `underlying`.
-    Option { underlying: usize, option: usize },
+    Option {
+        /// Index into [`AggregatedBook::underlyings`].
+        underlying: usize,
+        /// Index into that underlying's [`NetUnderlying::options`].
+        option: usize,
+    },
 }
 
 /// The book netted per distinct instrument.
@@ -66,6 +81,7 @@ pub struct AggregatedBook {
     pub underlyings: Vec<NetUnderlying>,
     /// For each position of the book (same order), where it was netted.
     pub holdings: Vec<Holding>,
+    /// Valuation time (UTC): option prices and times to expiry are as of this instant.
     pub valuation_time: DateTime<Utc>,
 }
 

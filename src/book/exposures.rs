@@ -21,6 +21,7 @@ pub struct ExposureRow {
     pub group: Grouping,
     /// The venue / counterparty / book name (the underlying itself for `underlying`).
     pub key: String,
+    /// The underlying the row's figures are for (coin figures add up within one underlying only).
     pub underlying: String,
     /// Net delta-one position (spot + perpetuals + futures) in coins of the underlying.
     pub linear_position: f64,

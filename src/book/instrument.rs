@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 /// Call or put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OptionType {
+    /// The right to buy the underlying at the strike.
     Call,
+    /// The right to sell the underlying at the strike.
     Put,
 }
 
@@ -25,6 +27,7 @@ impl OptionType {
 /// A European option contract on one underlying.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptionContract {
+    /// Call or put.
     pub option_type: OptionType,
     /// Strike in the reporting currency per unit of underlying.
     pub strike: f64,

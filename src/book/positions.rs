@@ -22,6 +22,7 @@ pub const UNASSIGNED: &str = "unassigned";
 pub struct Position {
     /// Unique id from the file.
     pub id: String,
+    /// What the position holds: spot, perpetual, future or an option contract.
     pub instrument: Instrument,
     /// Underlying name, quoted in the market file.
     pub underlying: String,
@@ -29,6 +30,7 @@ pub struct Position {
     pub quantity: f64,
     /// Contract size in units of the underlying.
     pub multiplier: f64,
+    /// Venue (exchange) holding the position; [`UNASSIGNED`] when the file leaves it empty.
     pub venue: String,
     /// Legal counterparty (the venue unless the file says otherwise).
     pub counterparty: String,
@@ -48,7 +50,9 @@ impl Position {
 /// All positions of a portfolio file.
 #[derive(Debug, Clone)]
 pub struct Book {
+    /// The positions file the book was read from (named in errors).
     pub file: PathBuf,
+    /// The positions, in file order.
     pub positions: Vec<Position>,
 }
 

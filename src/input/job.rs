@@ -15,12 +15,18 @@ use crate::time::start_of_today;
 /// Everything a command needs, loaded in pipeline order.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The parsed, validated scenario file.
     pub scenario: ScenarioFile,
+    /// Today's market: the file named by the scenario's `[market] file`.
     pub market: MarketData,
     /// `[run] valuation_time`, else the market's `as_of`, else the start of today (UTC).
     pub valuation_time: DateTime<Utc>,
+    /// The positions of the scenario's `[portfolio] file`, validated against the market and the
+    /// valuation time.
     pub book: Book,
+    /// The risk-factor model built from the scenario's `[model]` section.
     pub model: FactorModel,
+    /// The book netted per distinct instrument, valued at `valuation_time`.
     pub aggregated: AggregatedBook,
 }
 

@@ -26,7 +26,9 @@ pub const DEFAULT_CONFIDENCE: [f64; 3] = [0.95, 0.975, 0.99];
 pub struct ScenarioFile {
     /// The scenario file itself (for error messages).
     pub path: PathBuf,
+    /// `[run]`: paths, seed, horizon, steps, confidence levels and valuation time.
     pub run: RunSettings,
+    /// `[model]`: shock distribution, factor parameters and correlation, as written.
     pub model: ModelSpec,
     /// Market file (`[market] file`), resolved.
     pub market_file: PathBuf,
@@ -39,7 +41,9 @@ pub struct ScenarioFile {
 /// `[run]`: how much to simulate and over what horizon.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSettings {
+    /// Monte Carlo paths (count), from 2 to [`MAX_PATHS`]; [`DEFAULT_PATHS`] when absent.
     pub paths: u64,
+    /// Random seed (0 when absent): the same seed gives the same paths.
     pub seed: u64,
     /// Horizon in calendar days (may be fractional).
     pub horizon_days: f64,
@@ -54,9 +58,11 @@ pub struct RunSettings {
 /// Shock distribution of the risk factors.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Distribution {
+    /// Multivariate normal shocks (thin tails).
     Normal,
     /// Multivariate Student-t with `dof` > 2 degrees of freedom, scaled to unit variance.
     StudentT {
+        /// Degrees of freedom ν, above 2 (finite variance); lower means fatter tails.
         dof: f64,
     },
 }
@@ -87,6 +93,7 @@ impl ChiSquareMixing {
 /// `[model]`: the risk-factor model as written in the file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
+    /// Shock distribution (`[model] distribution` and `dof`); normal when absent.
     pub distribution: Distribution,
     /// How Student-t paths of several steps share their chi-square (ignored under normal).
     pub chi_square: ChiSquareMixing,
@@ -114,7 +121,10 @@ pub struct FactorSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CorrelationSpec {
+    /// Factor names (`U.spot`, `U.vol`) of the matrix's rows and columns, in order.
     pub factors: Vec<String>,
+    /// Correlation matrix, one row per factor in `factors` order (checked for shape, unit diagonal,
+    /// |ρ| ≤ 1 and symmetry when the model is built).
     pub matrix: Vec<Vec<f64>>,
 }
 
@@ -123,6 +133,7 @@ pub struct CorrelationSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StressSpec {
+    /// Scenario name, shown in the report.
     pub name: String,
     /// Factor name (`BTC.spot`, `BTC.vol`) → relative move; factors not named do not move.
     #[serde(default)]

@@ -22,6 +22,8 @@ pub struct SyntheticSpec {
     pub options: usize,
     /// Monte Carlo paths written into `[run] paths`.
     pub paths: u64,
+    /// Seed of the ChaCha8 stream every random choice is drawn from, also written as `[run] seed`:
+    /// the same spec writes the same files byte for byte.
     pub seed: u64,
 }
 

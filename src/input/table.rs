@@ -17,7 +17,9 @@ use crate::error::{Error, Location, Result};
 /// The file format of a table, chosen by extension (`.parquet` / `.pq`, else CSV).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Comma-separated text with a header row (any extension but `.parquet` / `.pq`).
     Csv,
+    /// Apache Parquet (`.parquet` or `.pq`).
     Parquet,
 }
 

@@ -34,6 +34,7 @@ pub const SHARD_FORMAT: &str = "tailrisk-shard-2";
 pub struct ShardSpec {
     /// 0-based shard index.
     pub index: u64,
+    /// Number of shards N the run is split into (at least 1).
     pub count: u64,
 }
 
@@ -66,7 +67,9 @@ impl ShardSpec {
 /// The JSON half of a shard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardFile {
+    /// Version tag of the shard format ([`SHARD_FORMAT`]); the merge refuses any other.
     pub format: String,
+    /// Which shard of the run this is (index I of N).
     pub shard: ShardSpec,
     /// First block and one past the last.
     pub blocks: (u64, u64),
@@ -86,6 +89,7 @@ pub struct ShardFile {
 /// A shard's place in its run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardSlice {
+    /// The shard's index I of N.
     pub spec: ShardSpec,
     /// The blocks it simulates.
     pub blocks: Range<u64>,

@@ -48,7 +48,9 @@ const TAIL_MARGIN_FLOOR: f64 = 1e-6;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UsedRevaluation {
+    /// Every option priced in full on every path.
     Full,
+    /// Options read off per-underlying revaluation surfaces.
     Grid,
 }
 
@@ -200,7 +202,10 @@ pub const MAX_PATHS: u64 = 1 << 30;
 /// How many paths to simulate and how.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SimulationSettings {
+    /// Monte Carlo paths (count), at most [`MAX_PATHS`].
     pub paths: u64,
+    /// Random seed: block b of paths draws from the ChaCha8 stream (seed, b), so the same seed
+    /// gives the same paths.
     pub seed: u64,
     /// Horizon in calendar days.
     pub horizon_days: f64,

@@ -52,7 +52,10 @@ pub const MIN_COMMON_RETURNS: usize = 20;
 #[serde(tag = "method", rename_all = "lowercase")]
 pub enum Weighting {
     /// Exponentially weighted, decay λ per day.
-    Ewma { lambda: f64 },
+    Ewma {
+        /// Decay factor λ in (0, 1), e.g. 0.94: the k-th most recent return weighs λ^k.
+        lambda: f64,
+    },
     /// Equally weighted, mean removed.
     Sample,
 }
@@ -225,25 +228,39 @@ pub fn fit_dof(z: &[f64]) -> f64 {
 /// A calibrated model, ready to print as a scenario file's `[model]` section.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Calibration {
+    /// How the returns were weighted (EWMA decay or equal weights).
     pub weighting: Weighting,
+    /// Returns used per series (the last N before the cut-off), all when `None`.
     pub window: Option<usize>,
     /// Last return date used.
     pub last_date: Option<String>,
+    /// Student-t degrees of freedom fitted by maximum likelihood on the standardised spot returns:
+    /// above 2, at most [`MAX_DOF`], and [`MAX_DOF`] itself when there are 10 standardised
+    /// returns or fewer.
     pub dof: f64,
     /// Per underlying: (name, spot vol, vol of vol, vol of vol from history?).
     pub underlyings: Vec<CalibratedUnderlying>,
+    /// Factor names in matrix order: every `U.spot`, then every `U.vol`, underlyings sorted by
+    /// name.
     pub factors: Vec<String>,
+    /// Correlation matrix of `factors` (same order), repaired by Higham's method when the pairwise
+    /// estimate was indefinite.
     pub correlation: Vec<Vec<f64>>,
     /// Pairs with too few common returns (correlation set to 0 or the default).
     pub sparse_pairs: Vec<(String, String)>,
+    /// What Higham's repair changed; `None` when no repair was needed (or it did not converge).
     pub repair: Option<RepairReport>,
 }
 
 /// One underlying's calibrated parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CalibratedUnderlying {
+    /// Underlying name (price column `U` or `U:close`).
     pub name: String,
+    /// Annualised volatility of ln(spot) as a fraction (0.55 = 55 %), 365-day year.
     pub spot_vol: f64,
+    /// Annualised volatility of ln(implied vol) as a fraction; [`DEFAULT_VOL_OF_VOL`] without a vol
+    /// history.
     pub vol_of_vol: f64,
     /// True when `vol_of_vol` and its correlations come from a vol history.
     pub vol_from_history: bool,

@@ -14,8 +14,11 @@ const REPAIR_FLOOR: f64 = 1e-8;
 /// whole matrix (both `None`), a row (`col` `None`) or an entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntryProblem {
+    /// 0-based row of the problem; `None` when it is about the whole matrix.
     pub row: Option<usize>,
+    /// 0-based column of the problem; `None` when it is about a whole row or the whole matrix.
     pub col: Option<usize>,
+    /// What is wrong, e.g. `diagonal must be 1, found 0.9`.
     pub message: String,
 }
 

@@ -20,6 +20,7 @@ use crate::model::correlation::{
 /// One underlying's factors and annualised parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UnderlyingFactors {
+    /// Underlying name (the `U` of `[model.factors.U]`).
     pub name: String,
     /// Annualised vol of ln(spot).
     pub spot_vol: f64,
@@ -44,6 +45,7 @@ pub struct FactorModel {
     pub correlation: Mat<f64>,
     /// Lower Cholesky factor of `correlation`.
     pub cholesky: Mat<f64>,
+    /// Shock distribution: normal, or Student-t with its degrees of freedom.
     pub distribution: Distribution,
     /// How Student-t paths of several steps share their chi-square.
     pub chi_square: ChiSquareMixing,

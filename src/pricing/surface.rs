@@ -12,8 +12,12 @@ pub const VOL_POINTS: usize = 41;
 /// An evenly spaced axis: `points` values from `start` in steps of `step`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Axis {
+    /// First value of the axis (−half-width; 0 for a one-point axis), in the axis's units (log
+    /// moves on revaluation surfaces).
     pub start: f64,
+    /// Spacing of consecutive values, in the axis's units (0 for a one-point axis).
     pub step: f64,
+    /// Number of values on the axis (count, at least 1).
     pub points: usize,
 }
 
@@ -35,6 +39,7 @@ impl Axis {
         }
     }
 
+    /// The `i`-th value of the axis: `start + i·step` (not bounds-checked).
     pub fn value(&self, i: usize) -> f64 {
         self.start + self.step * i as f64
     }
@@ -67,7 +72,10 @@ fn weights(t: f64) -> [f64; 4] {
 /// A tabulated function of (ln spot move, ln vol ratio).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Surface {
+    /// Axis of ln(S_h/S_0), the path's log spot move.
     pub spot: Axis,
+    /// Axis of ln(iv_h/iv_0), the path's log implied-vol ratio (one point at 0 when implied vol
+    /// does not move).
     pub vol: Axis,
     /// values[i·vol.points + j] at spot point i, vol point j.
     values: Vec<f64>,

@@ -18,13 +18,22 @@ use crate::stress::report::{stress_report, StressRequest};
 
 /// Everything the report shows, computed by the caller.
 pub struct CommitteeInputs<'a> {
+    /// The loaded scenario: the book, market and model the report describes.
     pub job: &'a Job,
+    /// The run's report: VaR, ES, standard errors, P&L moments and run settings.
     pub run: &'a RunReport,
     /// Per-path P&L of the run.
     pub pnl: &'a [f64],
+    /// Net Greeks by underlying, venue, counterparty and book.
     pub exposures: Vec<ExposureRow>,
+    /// Contributions per underlying and their additivity (the CLI computes them at the run's
+    /// highest confidence level).
     pub by_underlying: (Vec<Contribution>, Additivity),
+    /// Contributions per position and their additivity (the CLI computes them at the run's highest
+    /// confidence level).
     pub by_position: (Vec<Contribution>, Additivity),
+    /// Named stress scenarios, spot × implied-vol grids, and the optional historical replay and
+    /// reverse stress.
     pub stress: StressReport,
 }
 

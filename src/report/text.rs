@@ -27,11 +27,15 @@ use crate::stress::scenarios::{StressGrid, StressResult};
 pub struct RunReport {
     /// Today's mark-to-market value of the book, in reporting currency.
     pub base_value: f64,
+    /// Monte Carlo paths simulated (count).
     pub paths: u64,
+    /// Horizon in calendar days (365-day year; may be fractional).
     pub horizon_days: f64,
+    /// Random seed: the same seed and inputs give the same numbers.
     pub seed: u64,
     /// VaR and ES per confidence level, positive = loss, with Monte Carlo standard errors.
     pub measures: Vec<RiskMeasure>,
+    /// Sub-steps of the horizon taken by the price and implied-vol paths.
     pub steps: u32,
     /// `normal` or `student-t`.
     pub distribution: String,
@@ -43,14 +47,18 @@ pub struct RunReport {
     pub chi_square: Option<String>,
     /// Valuation time, RFC 3339 UTC.
     pub valuation_time: String,
+    /// Reporting currency of every money figure (always `USD`).
     pub currency: String,
     /// Positions in the book, distinct option contracts after netting, underlyings held.
     pub positions: usize,
+    /// Distinct option contracts after netting (count).
     pub option_contracts: usize,
+    /// Underlyings the book holds (count).
     pub underlyings: usize,
     /// Mean and standard deviation of the simulated P&L (of the grid P&L with grid
     /// revaluation: estimates, unlike VaR and ES).
     pub pnl_mean: f64,
+    /// Population standard deviation of the simulated P&L, in reporting currency (USD).
     pub pnl_stdev: f64,
     /// Present when `--repair-correlation` changed the correlation matrix.
     pub correlation_repair: Option<RepairReport>,
@@ -419,10 +427,16 @@ pub fn render_what_if(w: &WhatIf) -> String {
 /// The result of `tailrisk stress` (JSON: `stress` array, `grid` array).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StressReport {
+    /// Today's mark-to-market value of the book, in reporting currency (USD).
     pub base_value: f64,
+    /// Horizon the scenarios are revalued at, in calendar days (times to expiry shortened by it).
     pub horizon_days: f64,
+    /// Valuation time, RFC 3339 UTC.
     pub valuation_time: String,
+    /// Named scenarios' results: the scenario file's `[[stress]]`, then each stress file's, in
+    /// order.
     pub stress: Vec<StressResult>,
+    /// Spot × implied-vol P&L grids: one per underlying held, then all underlyings together.
     pub grid: Vec<StressGrid>,
     /// With `--history`: the worst historical windows.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -577,7 +591,10 @@ fn render_reverse(out: &mut String, r: &ReverseStress) {
 /// One alternative model's backtest (limit calibration compares them).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alternative {
+    /// The alternative model's rolling settings (weighting and shock model varied, the rest as the
+    /// main model).
     pub settings: RollingSettings,
+    /// Its backtest at the same confidence level and target rate.
     pub backtest: Backtest,
 }
 
@@ -586,12 +603,17 @@ pub struct Alternative {
 pub struct BacktestReport {
     /// The price history or series file.
     pub source: String,
+    /// The backtest of the tested series.
     pub backtest: Backtest,
     /// The rolling model's settings (absent for --series).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<RollingSettings>,
+    /// Rolling backtests only: every combination of EWMA or sample weighting with Student-t or
+    /// normal shocks, for comparison (left out of the JSON when empty).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alternatives: Vec<Alternative>,
+    /// Ids of positions left out because their underlying has no price history (left out of the
+    /// JSON when empty).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub positions_left_out: Vec<String>,
     /// The daily series tested.

@@ -43,6 +43,7 @@ pub const INCREMENTAL_BATCH: usize = 16;
 pub struct Entity {
     /// How the entity groups positions.
     pub group: Grouping,
+    /// Position id, or the group's key (underlying, venue, counterparty or book name).
     pub key: String,
     /// The position's quantity; 1 for a group (marginals of a group are per unit of scale).
     pub size: f64,
@@ -124,7 +125,9 @@ pub trait EntityLosses: Sync {
 
 /// Entity losses on the simulator's own paths.
 pub struct SimulatedLosses<'a> {
+    /// The simulator whose paths (regenerated block by block) the losses are taken on.
     pub simulator: &'a Simulator,
+    /// The entities whose losses per unit of size are visited, in this order.
     pub entities: &'a [Entity],
 }
 
@@ -160,6 +163,7 @@ impl EntityLosses for SimulatedLosses<'_> {
 /// P&L of the first pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TailPlan {
+    /// Confidence level a, as a fraction (0.99 = 99 %).
     pub confidence: f64,
     /// Number of paths n.
     pub paths: usize,
@@ -375,32 +379,57 @@ fn without_each(
 pub struct Contribution {
     /// How the entity groups positions.
     pub group: Grouping,
+    /// Position id, or the group's key (underlying, venue, counterparty or book name).
     pub key: String,
+    /// Confidence level a, as a fraction (0.99 = 99 %).
     pub confidence: f64,
     /// Quantity of the position (1 for a group).
     pub size: f64,
+    /// Euler component VaR = size × marginal VaR, in reporting currency (USD); positive adds to the
+    /// loss.
     pub component_var: f64,
+    /// Monte Carlo standard error of `component_var`, in reporting currency (USD).
     pub component_var_stderr: f64,
+    /// Euler component ES = size × marginal ES, in reporting currency (USD); the components add up
+    /// to the portfolio ES.
     pub component_es: f64,
+    /// Monte Carlo standard error of `component_es`, in reporting currency (USD).
     pub component_es_stderr: f64,
     /// ∂VaR/∂size: per unit of quantity for a position, per unit of scale for a group.
     pub marginal_var: f64,
+    /// Monte Carlo standard error of `marginal_var`, in the same units.
     pub marginal_var_stderr: f64,
+    /// ∂ES/∂size, the mean loss per unit of size over the tail beyond VaR: in reporting currency
+    /// (USD) per unit of quantity for a position, per unit of scale for a group.
     pub marginal_es: f64,
+    /// Monte Carlo standard error of `marginal_es`, in the same units.
     pub marginal_es_stderr: f64,
+    /// VaR(book) − VaR(book without the entity), in reporting currency (USD): positive when the
+    /// entity adds risk.
     pub incremental_var: f64,
+    /// Standard error of `incremental_var`, paired on common random numbers, in reporting currency
+    /// (USD).
     pub incremental_var_stderr: f64,
+    /// ES(book) − ES(book without the entity), in reporting currency (USD): positive when the
+    /// entity adds risk.
     pub incremental_es: f64,
+    /// Standard error of `incremental_es`, paired on common random numbers, in reporting currency
+    /// (USD).
     pub incremental_es_stderr: f64,
 }
 
 /// How far the components are from adding up to the portfolio figures.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Additivity {
+    /// Confidence level a, as a fraction (0.99 = 99 %).
     pub confidence: f64,
+    /// Portfolio VaR in reporting currency (USD), positive = loss.
     pub var: f64,
+    /// Portfolio ES in reporting currency (USD), positive = loss.
     pub es: f64,
+    /// Σ component VaR over the entities, in reporting currency (USD).
     pub component_var_sum: f64,
+    /// Σ component ES over the entities, in reporting currency (USD).
     pub component_es_sum: f64,
     /// Σ component VaR − VaR.
     pub var_error: f64,

@@ -379,8 +379,11 @@ pub fn change(
 /// Count, mean and sum of squared deviations of a block of P&L, combinable in order.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Moments {
+    /// Number of P&L values in the block (paths).
     pub count: u64,
+    /// Mean P&L of the block, in reporting currency (USD), positive = gain.
     pub mean: f64,
+    /// Sum of squared deviations from `mean`, in reporting currency squared (USD²).
     pub m2: f64,
 }
 

@@ -19,6 +19,7 @@ use crate::risk::measures::{change, var_es, RiskMeasure};
 pub struct BookRisk {
     /// Mark-to-market value today, reporting currency.
     pub base_value: f64,
+    /// Positions in the book (count).
     pub positions: usize,
     /// VaR and ES per configured level, positive = loss, with standard errors.
     pub measures: Vec<RiskMeasure>,
@@ -27,15 +28,21 @@ pub struct BookRisk {
 /// The result of `tailrisk whatif` (JSON keys `before`, `after`, `change`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WhatIf {
+    /// Monte Carlo paths each book is simulated on (count); both books share them.
     pub paths: u64,
+    /// Random seed shared by both simulations (common random numbers).
     pub seed: u64,
+    /// Horizon in calendar days (365-day year).
     pub horizon_days: f64,
+    /// The scenario's book as loaded.
     pub before: BookRisk,
+    /// The book with the trades added and the positions removed.
     pub after: BookRisk,
     /// after − before per level; the standard errors are those of the change itself.
     pub change: Vec<RiskMeasure>,
     /// Ids of the trades added and of the positions removed.
     pub trades_added: Vec<String>,
+    /// Ids of the positions removed (`--remove`), as given.
     pub positions_removed: Vec<String>,
 }
 

@@ -172,8 +172,11 @@ fn discover_underlyings(names: &[String], date_column: usize, suffix: &str) -> V
 /// One historical window's moves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoricalMove {
+    /// Nominal start of the window: `end` minus the window length in calendar days (each move
+    /// starts from the last price on or before it).
     #[serde(serialize_with = "iso_date")]
     pub start: NaiveDate,
+    /// Last day of the window, on which the moves end.
     #[serde(serialize_with = "iso_date")]
     pub end: NaiveDate,
     /// underlying → relative spot move.
@@ -193,8 +196,11 @@ fn iso_date<S: serde::Serializer>(
 /// One replayed window: its moves and the book's P&L (JSON `history.worst` items).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Replayed {
+    /// The window and its spot moves (flattened into this item in the JSON).
     #[serde(flatten)]
     pub window: HistoricalMove,
+    /// Book P&L of the window's moves, in reporting currency (USD), positive = gain; revalued at
+    /// the run's horizon with implied vols unchanged.
     pub pnl: f64,
     /// underlying → P&L.
     pub by_underlying: BTreeMap<String, f64>,
@@ -203,7 +209,9 @@ pub struct Replayed {
 /// The result of a replay (JSON `history`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Replay {
+    /// Window length in calendar days (the N of the N-day moves).
     pub window_days: u64,
+    /// Windows replayed (count): every end date on which at least one underlying has a move.
     pub windows: usize,
     /// Book underlyings with no column in the file (never moved).
     pub not_in_history: Vec<String>,

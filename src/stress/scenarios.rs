@@ -29,7 +29,9 @@ use crate::pricing::revaluation::Revaluer;
 /// −0.3 = × 0.7), in the model's underlying order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactorMove {
+    /// Relative spot move per model underlying, as a fraction (−0.3 = spot × 0.7).
     pub spot: Vec<f64>,
+    /// Relative implied-vol move per model underlying, as a fraction (0.5 = vol × 1.5).
     pub vol: Vec<f64>,
 }
 
@@ -48,15 +50,19 @@ impl FactorMove {
 pub struct DefaultEvent {
     /// [`Grouping::Venue`] or [`Grouping::Counterparty`].
     pub group: Grouping,
+    /// Name of the defaulted venue or counterparty.
     pub key: String,
 }
 
 /// One scenario's result (JSON `stress` items).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StressResult {
+    /// Scenario name: the `[[stress]]` name (`reverse stress` for the reverse stress's move).
     pub name: String,
+    /// What happened, from `[[stress]] description` (left out of the JSON when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Where the figures come from, from `[[stress]] source` (left out of the JSON when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Book P&L in currency, positive = gain.
@@ -65,6 +71,7 @@ pub struct StressResult {
     pub moves: BTreeMap<String, f64>,
     /// group → key → P&L.
     pub breakdown: BTreeMap<&'static str, BTreeMap<String, f64>>,
+    /// The venue or counterparty defaulting in this scenario, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<DefaultEvent>,
     /// With a default: the exposure lost (positive), included in `pnl`.
@@ -82,6 +89,8 @@ pub struct StressBook<'a> {
 }
 
 impl<'a> StressBook<'a> {
+    /// Prepares `job`'s book for deterministic revaluation at its `[run] horizon_days`: the
+    /// path-independent pricing parts and each position's value today.
     pub fn new(job: &'a Job) -> StressBook<'a> {
         let revaluer = Revaluer::new(&job.aggregated, job.scenario.run.horizon_days);
         let instrument_of = job
@@ -312,8 +321,11 @@ pub const GRID_VOL_MOVES: [f64; 7] = [-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0];
 /// or for all together (`underlying` = "all").
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StressGrid {
+    /// The underlying moved, or `all` when every held underlying moves together.
     pub underlying: String,
+    /// Relative spot moves of the grid's rows, as fractions (−0.5 = spot × 0.5).
     pub spot_moves: Vec<f64>,
+    /// Relative implied-vol moves of the grid's columns, as fractions (1.0 = vol × 2).
     pub vol_moves: Vec<f64>,
     /// `pnl[i][j]`: spot move i, vol move j.
     pub pnl: Vec<Vec<f64>>,
