@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{json, sample, tailrisk, Scenario, MARKET, MODEL};
+use common::{json, sample, shards, tailrisk, Scenario, MARKET, MODEL};
 
 fn run(scenario: &Path, extra: &[&str]) -> serde_json::Value {
     json(&tailrisk(
@@ -137,31 +137,7 @@ fn merged_grid_shards_equal_the_full_run() {
     let scenario = sample("fund.toml");
     let paths = "30000";
     let dir = tempfile::tempdir().unwrap();
-    let files: Vec<String> = (0..3)
-        .map(|i| {
-            let out = tailrisk(&[
-                "run",
-                scenario.to_str().unwrap(),
-                "--paths",
-                paths,
-                "--revaluation",
-                "grid",
-                "--shard",
-                &format!("{i}/3"),
-                "--out",
-                dir.path().to_str().unwrap(),
-            ]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            dir.path()
-                .join(format!("shard-{i}-of-3.json"))
-                .display()
-                .to_string()
-        })
-        .collect();
+    let files = shards(&scenario, 3, paths, dir.path(), &["--revaluation", "grid"]);
     let mut args = vec!["merge", "--format", "json"];
     args.extend(files.iter().map(String::as_str));
     let merged = tailrisk(&args);

@@ -3,34 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{json, sample, tailrisk};
-
-fn shards(scenario: &Path, count: u64, paths: &str, dir: &Path) -> Vec<String> {
-    (0..count)
-        .map(|i| {
-            let out = tailrisk(&[
-                "run",
-                scenario.to_str().unwrap(),
-                "--paths",
-                paths,
-                "--shard",
-                &format!("{i}/{count}"),
-                "--out",
-                dir.to_str().unwrap(),
-            ]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            dir.join(format!("shard-{i}-of-{count}.json"))
-                .display()
-                .to_string()
-        })
-        .collect()
-}
+use common::{json, sample, shards, tailrisk};
 
 #[test]
 fn merged_shards_equal_the_single_run_to_the_last_bit() {
@@ -46,7 +19,7 @@ fn merged_shards_equal_the_single_run_to_the_last_bit() {
         ]);
         for count in [1, 3, 7] {
             let dir = tempfile::tempdir().unwrap();
-            let files = shards(&scenario, count, paths, dir.path());
+            let files = shards(&scenario, count, paths, dir.path(), &[]);
             let mut args = vec!["merge", "--format", "json"];
             args.extend(files.iter().map(String::as_str));
             let merged = tailrisk(&args);
@@ -69,12 +42,12 @@ fn merged_shards_equal_the_single_run_to_the_last_bit() {
 fn merge_refuses_incomplete_or_mixed_shards() {
     let scenario = sample("fund.toml");
     let dir = tempfile::tempdir().unwrap();
-    let files = shards(&scenario, 3, "20000", dir.path());
+    let files = shards(&scenario, 3, "20000", dir.path(), &[]);
     let missing = tailrisk(&["merge", &files[0], &files[2]]);
     assert_eq!(missing.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("shard"));
     let other = tempfile::tempdir().unwrap();
-    let other_files = shards(&scenario, 3, "30000", other.path());
+    let other_files = shards(&scenario, 3, "30000", other.path(), &[]);
     let mixed = tailrisk(&["merge", &files[0], &files[1], &other_files[2]]);
     assert_eq!(mixed.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&mixed.stderr).contains("different run"));

@@ -70,14 +70,9 @@ pub fn rolling_report(
             .iter()
             .map(|(u, levels)| (u.clone(), ReturnSeries::from_levels(levels)))
             .collect();
-    let confidence = request.confidence.unwrap_or_else(|| {
-        job.scenario
-            .run
-            .confidence
-            .iter()
-            .copied()
-            .fold(f64::NAN, f64::max)
-    });
+    let confidence = request
+        .confidence
+        .unwrap_or_else(|| job.scenario.run.highest_level());
     if !job.scenario.run.confidence.contains(&confidence) {
         job.scenario.run.confidence.push(confidence);
     }

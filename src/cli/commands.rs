@@ -31,13 +31,7 @@ use crate::cli::present::{print_json, progress_bar};
 /// `tailrisk run`: the run (or one shard of it), then its table or JSON and `--out` files.
 pub(crate) fn run(args: &RunArgs) -> Result<()> {
     let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
-    let highest = job
-        .scenario
-        .run
-        .confidence
-        .iter()
-        .copied()
-        .fold(f64::NAN, f64::max);
+    let highest = job.scenario.run.highest_level();
     let request = RunRequest {
         settings: args.simulation.settings(&job),
         revaluation: args.revaluation.mode(),

@@ -55,6 +55,19 @@ pub struct RunSettings {
     pub valuation_time: Option<DateTime<Utc>>,
 }
 
+impl RunSettings {
+    /// The highest configured confidence level (the default level of contributions and
+    /// backtests).
+    pub fn highest_level(&self) -> f64 {
+        self.confidence.iter().copied().fold(f64::NAN, f64::max)
+    }
+
+    /// The lowest configured confidence level (the deepest tail any estimator reads).
+    pub fn lowest_level(&self) -> f64 {
+        self.confidence.iter().copied().fold(f64::NAN, f64::min)
+    }
+}
+
 /// Shock distribution of the risk factors.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Distribution {

@@ -196,7 +196,7 @@ fn design(job: &Job, simulator: &Simulator) -> Result<Design> {
             targets.clone(),
         ));
     }
-    let lowest = levels.iter().copied().fold(f64::NAN, f64::min);
+    let lowest = job.scenario.run.lowest_level();
     let shocks = effective_shocks(&pilot, job);
     let tail = tail_paths(&pilot.pnl, (1.0 - lowest).max(DIRECTION_TAIL));
     let book = StressBook::new(job);

@@ -56,13 +56,7 @@ pub fn committee_report_of(
     let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
     let pnl = simulator.pnl(progress)?;
     let run = run_report(job, &settings, &pnl);
-    let level = job
-        .scenario
-        .run
-        .confidence
-        .iter()
-        .copied()
-        .fold(f64::NAN, f64::max);
+    let level = job.scenario.run.highest_level();
     let by = |group| contributions_of(job, &simulator, &pnl, group, level);
     let inputs = CommitteeInputs {
         job,

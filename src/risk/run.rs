@@ -54,13 +54,7 @@ fn simulator(
     settings: SimulationSettings,
     mode: RevaluationMode,
 ) -> Result<(Simulator, crate::mc::simulation::GridCheck)> {
-    let lowest = job
-        .scenario
-        .run
-        .confidence
-        .iter()
-        .copied()
-        .fold(f64::NAN, f64::min);
+    let lowest = job.scenario.run.lowest_level();
     let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
     Ok(simulator.with_revaluation(&job.model, mode, lowest))
 }

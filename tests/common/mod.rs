@@ -184,3 +184,33 @@ pub fn write_parquet_from_csv(csv: &str, path: &Path, keep: &[&str]) {
         .finish(&mut frame)
         .expect("write parquet");
 }
+
+/// Runs shards 0..`count` of `scenario` with `paths` paths and `extra` flags into `dir`;
+/// the shards' JSON files, for `tailrisk merge`.
+pub fn shards(scenario: &Path, count: u64, paths: &str, dir: &Path, extra: &[&str]) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            let shard = format!("{i}/{count}");
+            let mut args = vec![
+                "run",
+                scenario.to_str().expect("utf-8 path"),
+                "--paths",
+                paths,
+                "--shard",
+                &shard,
+                "--out",
+                dir.to_str().expect("utf-8 path"),
+            ];
+            args.extend_from_slice(extra);
+            let out = tailrisk(&args);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            dir.join(format!("shard-{i}-of-{count}.json"))
+                .display()
+                .to_string()
+        })
+        .collect()
+}
