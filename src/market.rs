@@ -1,6 +1,8 @@
 //! Market data: what the book is valued on. One row per underlying:
 //! `underlying,spot,atm_vol,rate` and optionally `as_of` (the valuation time).
 
+pub mod vol_surface;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::error::{Error, Result};
 use crate::input::table::Table;
 use crate::time::parse_instant;
+use vol_surface::VolSurfaces;
 
 /// Today's market for one underlying.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,6 +32,8 @@ pub struct MarketData {
     /// The `as_of` column's time, if the file has one.
     pub as_of: Option<DateTime<Utc>>,
     quotes: BTreeMap<String, Quote>,
+    /// Implied-vol surfaces, when the scenario gives a surface file.
+    pub surfaces: Option<VolSurfaces>,
 }
 
 impl MarketData {
@@ -74,12 +79,24 @@ impl MarketData {
             file: path.to_path_buf(),
             as_of,
             quotes,
+            surfaces: None,
         })
     }
 
     /// The quote of an underlying, if the market file has it.
     pub fn quote(&self, underlying: &str) -> Option<&Quote> {
         self.quotes.get(underlying)
+    }
+
+    /// The mark vol (annualised fraction) of an option on `underlying` with `strike`
+    /// expiring `tau` years from the valuation time: its surface's, else the ATM vol; `None`
+    /// when the underlying is not quoted.
+    pub fn option_vol(&self, underlying: &str, strike: f64, tau: f64) -> Option<f64> {
+        let surface = self.surfaces.as_ref().and_then(|s| s.surface(underlying));
+        match surface {
+            Some(surface) => Some(surface.vol(strike, tau)),
+            None => self.quote(underlying).map(|q| q.atm_vol),
+        }
     }
 
     /// The underlyings quoted, sorted.

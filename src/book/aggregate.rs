@@ -130,12 +130,16 @@ impl AggregatedBook {
             });
             let option = match &p.instrument {
                 Instrument::Option(c) => {
-                    let vol = c.implied_vol.unwrap_or(quote.atm_vol);
+                    let tau = years_between(valuation_time, c.expiry);
+                    let vol = c.implied_vol.unwrap_or_else(|| {
+                        market
+                            .option_vol(&p.underlying, c.strike, tau)
+                            .unwrap_or(quote.atm_vol)
+                    });
                     let key = (c.option_type, c.strike.to_bits(), c.expiry, vol.to_bits());
                     let next = net.options.len();
                     let index = *contracts.entry(key).or_insert(next);
                     if index == next {
-                        let tau = years_between(valuation_time, c.expiry);
                         net.options.push(NetOption {
                             option_type: c.option_type,
                             strike: c.strike,

@@ -8,6 +8,7 @@ use crate::book::aggregate::AggregatedBook;
 use crate::book::positions::Book;
 use crate::error::Result;
 use crate::input::scenario::ScenarioFile;
+use crate::market::vol_surface::VolSurfaces;
 use crate::market::MarketData;
 use crate::model::factors::FactorModel;
 use crate::time::start_of_today;
@@ -35,12 +36,15 @@ impl Job {
     /// a correlation matrix that is not positive definite is replaced by the nearest one.
     pub fn load(scenario_path: &Path, repair_correlation: bool) -> Result<Job> {
         let scenario = ScenarioFile::load(scenario_path)?;
-        let market = MarketData::load(&scenario.market_file)?;
+        let mut market = MarketData::load(&scenario.market_file)?;
         let valuation_time = scenario
             .run
             .valuation_time
             .or(market.as_of)
             .unwrap_or_else(start_of_today);
+        if let Some(file) = &scenario.surface_file {
+            market.surfaces = Some(VolSurfaces::load(file, &market, valuation_time)?);
+        }
         let book = Book::load(&scenario.portfolio_file, &market, valuation_time)?;
         let model = FactorModel::build(&scenario.model, &scenario.path, repair_correlation)?;
         let aggregated =

@@ -34,6 +34,9 @@ pub struct ScenarioFile {
     pub market_file: PathBuf,
     /// Positions file (`[portfolio] file`), resolved.
     pub portfolio_file: PathBuf,
+    /// Implied-vol surface file (`[market] surface`), resolved, if given: option marks by
+    /// underlying, expiry and strike.
+    pub surface_file: Option<PathBuf>,
     /// Named deterministic stress scenarios (`[[stress]]`).
     pub stress: Vec<StressSpec>,
 }
@@ -187,7 +190,7 @@ struct RawScenario {
     #[serde(default)]
     run: RawRun,
     model: RawModel,
-    market: RawFileRef,
+    market: RawMarketRef,
     portfolio: RawFileRef,
     #[serde(default)]
     stress: Vec<StressSpec>,
@@ -225,6 +228,13 @@ struct RawFileRef {
     file: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMarketRef {
+    file: String,
+    surface: Option<String>,
+}
+
 impl ScenarioFile {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<ScenarioFile> {
@@ -243,6 +253,7 @@ impl ScenarioFile {
             model: validate_model(raw.model, path)?,
             market_file: base.join(raw.market.file),
             portfolio_file: base.join(raw.portfolio.file),
+            surface_file: raw.market.surface.map(|f| base.join(f)),
             stress: raw.stress,
         };
         Ok(scenario)
