@@ -159,3 +159,20 @@ fn merged_grid_shards_equal_the_full_run() {
     let full = run(&scenario, &["--paths", paths, "--revaluation", "full"]);
     assert_same_measures(&json(&merged), &full, "merged shards");
 }
+
+/// With a term structure of vol moves (`term_power`), each option's vol moves by its own
+/// power of the factor: the grid tabulates exactly that, and its tails are the full
+/// revaluation's.
+#[test]
+fn grid_equals_full_with_a_term_structure_of_vol_moves() {
+    let model = MODEL.replace("vol_of_vol = 1.0", "vol_of_vol = 1.0\nterm_power = 0.3");
+    assert_ne!(model, MODEL);
+    let scenario = Scenario::new(
+        "[run]\nseed = 3\n",
+        &model,
+        MARKET,
+        "positions.csv",
+        common::POSITIONS,
+    );
+    assert_grid_equals_full(&scenario.scenario(), "40000");
+}

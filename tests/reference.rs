@@ -355,3 +355,53 @@ fn student_t_per_step_has_thinner_horizon_tails() {
         );
     }
 }
+
+/// `term_power` scales an option's vol move by (30/T)^p, T its days left at the horizon. A
+/// long call with the spot held fixed (spot vol 0) loses only when vol falls, monotonically,
+/// so VaR is the loss at the shock's quantile and ES the quadrature of the loss over the
+/// tail: for p = 0 (the vol factor's own move) and p = 0.5 (m = (30/34)^0.5 for the
+/// 25-Dec-2026 call, 34 days left after a one-day horizon).
+#[test]
+fn term_power_scales_vol_moves_as_documented() {
+    let normal = Normal::new(0.0, 1.0).unwrap();
+    let (vol_of_vol, mark_vol, strike) = (1.5, 0.5, 95_000.0);
+    let book = "id,kind,underlying,quantity,venue,option_type,strike,expiry,implied_vol
+call,option,BTC,10,deribit,call,95000,2026-12-25,0.5
+";
+    for power in [0.0, 0.5] {
+        let model = format!(
+            "[model]\ndistribution = \"normal\"\n\n[model.factors.BTC]\nspot_vol = 0.0\n\
+             vol_of_vol = {vol_of_vol}\nterm_power = {power}\n"
+        );
+        let run = "[run]\npaths = 200000\nseed = 5\nconfidence = [0.95, 0.99]\n";
+        let scenario = Scenario::new(run, &model, MARKET, "positions.csv", book);
+        let doc = json(&scenario.tailrisk("run", &["--format", "json", "--revaluation", "full"]));
+        let m = (30.0f64 / 34.0).powf(power);
+        let s = vol_of_vol * (1.0f64 / DAYS_PER_YEAR).sqrt();
+        let price = |days: f64, vol: f64| {
+            bs_price(
+                OptionType::Call,
+                BTC_SPOT,
+                strike,
+                days / DAYS_PER_YEAR,
+                vol,
+                BTC_RATE,
+            )
+        };
+        let loss =
+            |e: f64| -10.0 * (price(34.0, mark_vol * (s * e * m).exp()) - price(35.0, mark_vol));
+        for a in [0.95, 0.99] {
+            let exact_var = loss(normal.inverse_cdf(1.0 - a));
+            let nodes = 20_000;
+            let width = (1.0 - a) / nodes as f64;
+            let exact_es = (0..nodes)
+                .map(|i| loss(normal.inverse_cdf((i as f64 + 0.5) * width)))
+                .sum::<f64>()
+                / nodes as f64;
+            let (var, es, var_se, es_se) = measure(&doc, a);
+            assert_close(&format!("p {power} VaR {a}"), var, exact_var, var_se);
+            assert_close(&format!("p {power} ES {a}"), es, exact_es, es_se);
+            assert!(var_se < 0.02 * var, "p {power}: error too wide to test");
+        }
+    }
+}

@@ -223,6 +223,7 @@ fn forecast_day(
                     spot_vol: u.spot_vol,
                     vol_of_vol: 0.0,
                     drift: 0.0,
+                    term_power: 0.0,
                 };
                 (u.name.clone(), factor)
             })

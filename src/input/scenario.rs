@@ -131,6 +131,11 @@ pub struct FactorSpec {
     /// Annualised drift of ln(spot); 0 unless configured.
     #[serde(default)]
     pub drift: f64,
+    /// Term structure of vol moves: an option with T days left at the horizon sees the vol
+    /// factor's log move scaled by (30/max(T, 1))^p (Deribit-style; 0, the default, moves
+    /// every tenor alike).
+    #[serde(default)]
+    pub term_power: f64,
 }
 
 /// `[model.correlation]`: factor names (`U.spot`, `U.vol`) and their correlation matrix.
@@ -485,6 +490,16 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
                     format!("must be a non-negative annualised volatility, found {value}"),
                 ));
             }
+        }
+        if !(f.term_power.is_finite() && (0.0..=2.0).contains(&f.term_power)) {
+            return Err(bad_key(
+                path,
+                &key("term_power"),
+                format!(
+                    "must be a power in [0, 2] (e.g. 0.3), found {}",
+                    f.term_power
+                ),
+            ));
         }
         if !f.drift.is_finite() {
             return Err(bad_key(

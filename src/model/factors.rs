@@ -28,6 +28,8 @@ pub struct UnderlyingFactors {
     pub vol_of_vol: f64,
     /// Annualised drift of ln(spot).
     pub drift: f64,
+    /// Power p of the term-structure scaling (30/T)^p of vol moves (0: none).
+    pub term_power: f64,
     /// Index of `U.spot` in the factor list.
     pub spot_factor: usize,
     /// Index of `U.vol`, if the underlying has one.
@@ -130,6 +132,7 @@ fn list_factors(spec: &ModelSpec) -> (Vec<UnderlyingFactors>, Vec<String>) {
             spot_vol: f.spot_vol,
             vol_of_vol: f.vol_of_vol,
             drift: f.drift,
+            term_power: f.term_power,
             spot_factor,
             vol_factor,
         });
@@ -218,6 +221,7 @@ mod tests {
                     spot_vol: 0.6,
                     vol_of_vol: vov,
                     drift: 0.0,
+                    term_power: 0.0,
                 },
             );
         }

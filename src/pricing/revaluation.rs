@@ -13,9 +13,14 @@
 use crate::book::aggregate::{AggregatedBook, Holding};
 use crate::book::instrument::OptionType;
 use crate::mc::paths::HorizonMoves;
+use crate::model::factors::FactorModel;
 use crate::pricing::black_scholes::{intrinsic, price_from_parts};
 use crate::pricing::surface::{Axis, Surface, SPOT_POINTS, VOL_POINTS};
 use crate::time::DAYS_PER_YEAR;
+
+/// The tenor (days) whose vol moves by exactly the vol factor's move under a term structure:
+/// Deribit's 30-day reference.
+pub const TERM_STRUCTURE_DAYS: f64 = 30.0;
 
 /// One netted option, with its path-independent parts precomputed.
 #[derive(Debug, Clone)]
@@ -33,6 +38,11 @@ struct OptionAtHorizon {
     discounted_strike: f64,
     /// τ_h ≤ 0: the option expires inside the horizon.
     expires: bool,
+    /// m = (30/max(days left, 1))^p: the option's implied vol moves by ratio^m (1 without a
+    /// term structure).
+    vol_exponent: f64,
+    /// Years from the valuation time to expiry.
+    tau_at_valuation: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +90,8 @@ impl Revaluer {
                             vol_sqrt_tau: o.vol * tau.sqrt(),
                             discounted_strike: o.strike * (-rate * tau).exp(),
                             expires,
+                            vol_exponent: 1.0,
+                            tau_at_valuation: o.tau,
                         }
                     })
                     .collect();
@@ -97,6 +109,25 @@ impl Revaluer {
             underlyings,
             surfaces: Vec::new(),
         }
+    }
+
+    /// The same revaluation with each underlying's term structure of vol moves: an option
+    /// with T days left at the horizon moves its implied vol by ratio^m, m =
+    /// (30/max(T, 1))^p with p the model's `term_power` of its underlying (T floored at one
+    /// day so that an option expiring just after the horizon does not explode). Options of
+    /// underlyings with p = 0 keep m = 1 exactly.
+    pub fn with_term_structure(mut self, model: &FactorModel, horizon_days: f64) -> Revaluer {
+        for u in &mut self.underlyings {
+            let power = model.underlyings[u.model_index].term_power;
+            if power == 0.0 {
+                continue;
+            }
+            for o in &mut u.options {
+                let days_left = (o.tau_at_valuation * DAYS_PER_YEAR - horizon_days).max(1.0);
+                o.vol_exponent = (TERM_STRUCTURE_DAYS / days_left).powf(power);
+            }
+        }
+        self
     }
 
     /// Switches to grid revaluation: tabulates, per underlying with options that outlive the
@@ -237,6 +268,16 @@ impl UnderlyingAtHorizon {
 }
 
 impl OptionAtHorizon {
+    /// The option's implied-vol ratio for the underlying's ratio: ratio^m.
+    #[inline]
+    fn scaled_ratio(&self, ratio: f64) -> f64 {
+        if self.vol_exponent == 1.0 {
+            ratio
+        } else {
+            ratio.powf(self.vol_exponent)
+        }
+    }
+
     /// Value change of one unit at the horizon: intrinsic if it expired inside it, else
     /// Black–Scholes at the simulated spot (log move `x`) and scaled vol (`ratio`).
     #[inline]
@@ -249,7 +290,7 @@ impl OptionAtHorizon {
                 spot,
                 self.discounted_strike,
                 self.base_log_moneyness + x,
-                self.vol_sqrt_tau * ratio,
+                self.vol_sqrt_tau * self.scaled_ratio(ratio),
             )
         };
         value - self.base_price

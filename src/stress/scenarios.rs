@@ -92,7 +92,9 @@ impl<'a> StressBook<'a> {
     /// Prepares `job`'s book for deterministic revaluation at its `[run] horizon_days`: the
     /// path-independent pricing parts and each position's value today.
     pub fn new(job: &'a Job) -> StressBook<'a> {
-        let revaluer = Revaluer::new(&job.aggregated, job.scenario.run.horizon_days);
+        let horizon = job.scenario.run.horizon_days;
+        let revaluer =
+            Revaluer::new(&job.aggregated, horizon).with_term_structure(&job.model, horizon);
         let instrument_of = job
             .aggregated
             .holdings
