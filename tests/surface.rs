@@ -135,3 +135,86 @@ fn bad_rows_name_row_and_field() {
     let msg = refused("underlying,expiry,strike\nBTC,2026-12-25,80000\n");
     assert!(msg.contains("implied_vol"), "{msg}");
 }
+
+/// A risk reversal (long 10 calls at 100,000, short 10 puts at 80,000, December) under a
+/// −20 % spot stress, by hand. Sticky-strike keeps each option's mark vol (0.54 and 0.62);
+/// sticky-moneyness reads the smile at K/0.8: the put at 100,000's 0.54, the call beyond the
+/// last strike at 120,000's 0.58 (flat). The put skew makes the crash cheaper for the short
+/// put and dearer for the long call, so the loss is smaller under sticky-moneyness.
+#[test]
+fn risk_reversal_under_sticky_strike_and_sticky_moneyness_by_hand() {
+    use tailrisk::book::instrument::OptionType::{Call, Put};
+    use tailrisk::pricing::black_scholes::bs_price;
+    let book = "id,kind,underlying,quantity,venue,option_type,strike,expiry,implied_vol
+call,option,BTC,10,deribit,call,100000,2026-12-25,
+put,option,BTC,-10,deribit,put,80000,2026-12-25,
+";
+    let (s0, rate, days) = (92_000.0, 0.04, 35.0);
+    let year = |d: f64| d / 365.0;
+    let value = |spot: f64, d: f64, call_vol: f64, put_vol: f64| {
+        10.0 * bs_price(Call, spot, 100_000.0, year(d), call_vol, rate)
+            - 10.0 * bs_price(Put, spot, 80_000.0, year(d), put_vol, rate)
+    };
+    let today = value(s0, days, 0.54, 0.62);
+    let sticky_strike = value(0.8 * s0, days - 1.0, 0.54, 0.62) - today;
+    let sticky_moneyness = value(0.8 * s0, days - 1.0, 0.58, 0.54) - today;
+    let mut pnl = Vec::new();
+    for smile in ["sticky-strike", "sticky-moneyness"] {
+        let model = format!("[model]\nsmile = \"{smile}\"\n\n[model.factors.BTC]\nspot_vol = 0.6\nvol_of_vol = 1.0\n");
+        let s = Scenario::new(RUN, &model, MARKET, "positions.csv", book);
+        let text = std::fs::read_to_string(s.scenario()).unwrap().replace(
+            "file = \"market.csv\"",
+            "file = \"market.csv\"\nsurface = \"surface.csv\"",
+        ) + "\n[[stress]]\nname = \"crash\"\nshocks = { \"BTC.spot\" = -0.20 }\n";
+        s.write("scenario.toml", &text);
+        s.write("surface.csv", SURFACE);
+        let doc = common::json(&s.tailrisk("stress", &["--format", "json"]));
+        pnl.push(doc["stress"][0]["pnl"].as_f64().unwrap());
+    }
+    for (got, expected) in pnl.iter().zip([sticky_strike, sticky_moneyness]) {
+        assert!(
+            (got / expected - 1.0).abs() < 1e-9,
+            "stress P&L {got} against {expected} by hand"
+        );
+    }
+    assert!(
+        pnl[1] > pnl[0] && sticky_moneyness - sticky_strike > 5_000.0,
+        "{pnl:?}"
+    );
+}
+
+/// Sticky-moneyness options revalued on the grid give the full revaluation's VaR and ES.
+#[test]
+fn sticky_moneyness_on_the_grid_equals_full_revaluation() {
+    let s = scenario(SURFACE);
+    let text = std::fs::read_to_string(s.scenario())
+        .unwrap()
+        .replace("[model]\n", "[model]\nsmile = \"sticky-moneyness\"\n");
+    s.write("scenario.toml", &text);
+    let run = |mode: &str| {
+        common::json(&s.tailrisk(
+            "run",
+            &[
+                "--format",
+                "json",
+                "--paths",
+                "40000",
+                "--revaluation",
+                mode,
+            ],
+        ))
+    };
+    let (grid, full) = (run("grid"), run("full"));
+    assert_eq!(grid["revaluation"]["mode"], "grid");
+    for (g, f) in grid["measures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(full["measures"].as_array().unwrap())
+    {
+        for key in ["var", "es", "var_stderr", "es_stderr"] {
+            let (a, b) = (g[key].as_f64().unwrap(), f[key].as_f64().unwrap());
+            assert!((a - b).abs() <= 1e-9 * b.abs(), "{key}: grid {a}, full {b}");
+        }
+    }
+}

@@ -20,7 +20,7 @@ use crate::book::positions::Book;
 use crate::error::{Error, Result};
 use crate::input::job::Job;
 use crate::input::scenario::{
-    ChiSquareMixing, CorrelationSpec, Distribution, FactorSpec, ModelSpec,
+    ChiSquareMixing, CorrelationSpec, Distribution, FactorSpec, ModelSpec, SmileDynamics,
 };
 use crate::mc::simulation::{SimulationSettings, Simulator};
 use crate::mc::threads::Threads;
@@ -215,6 +215,7 @@ fn forecast_day(
     let spec = ModelSpec {
         distribution,
         chi_square: ChiSquareMixing::PerPath,
+        smile: SmileDynamics::StickyStrike,
         factors: calibration
             .underlyings
             .iter()

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::book::instrument::{Instrument, OptionType};
 use crate::book::positions::Book;
 use crate::error::{Error, Result};
+use crate::market::vol_surface::VolSurface;
 use crate::market::{MarketData, Quote};
 use crate::model::factors::FactorModel;
 use crate::pricing::black_scholes::bs_price;
@@ -55,6 +56,9 @@ pub struct NetUnderlying {
     /// Distinct option contracts held on the underlying, in order of first appearance in the book;
     /// [`Holding::Option`] indexes into it.
     pub options: Vec<NetOption>,
+    /// The underlying's implied-vol surface, when the market has one: the smile the options
+    /// move along under sticky-moneyness dynamics.
+    pub surface: Option<VolSurface>,
 }
 
 /// Which netted instrument a position landed in.
@@ -125,6 +129,11 @@ impl AggregatedBook {
                     linear_units: 0.0,
                     spot_units: 0.0,
                     options: Vec::new(),
+                    surface: market
+                        .surfaces
+                        .as_ref()
+                        .and_then(|s| s.surface(&p.underlying))
+                        .cloned(),
                 };
                 (net, BTreeMap::new())
             });

@@ -106,6 +106,22 @@ impl ChiSquareMixing {
     }
 }
 
+/// How an option's implied vol follows the smile when spot moves (`[model] smile`); it
+/// matters only with an implied-vol surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SmileDynamics {
+    /// Each option keeps the vol of its strike: the smile stays put as spot moves. The
+    /// default, because positions are marked per strike on the venue's surface and a risk
+    /// engine should not assume a spot–vol co-movement the data did not give; the model's
+    /// spot–vol correlation already carries the systematic part.
+    #[default]
+    StickyStrike,
+    /// The smile moves with spot: an option's vol is read at its strike's moneyness against
+    /// the simulated forward. Under a put skew, as spot falls an out-of-the-money put moves
+    /// towards the money and takes the lower vol of strikes nearer the forward.
+    StickyMoneyness,
+}
+
 /// `[model]`: the risk-factor model as written in the file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
@@ -113,6 +129,8 @@ pub struct ModelSpec {
     pub distribution: Distribution,
     /// How Student-t paths of several steps share their chi-square (ignored under normal).
     pub chi_square: ChiSquareMixing,
+    /// How option vols follow the smile when spot moves.
+    pub smile: SmileDynamics,
     /// Per-underlying factor parameters, by underlying name (sorted).
     pub factors: BTreeMap<String, FactorSpec>,
     /// `[model.correlation]`, if given.
@@ -219,6 +237,7 @@ struct RawModel {
     distribution: String,
     dof: Option<f64>,
     chi_square: Option<String>,
+    smile: Option<String>,
     factors: BTreeMap<String, FactorSpec>,
     correlation: Option<CorrelationSpec>,
 }
@@ -473,6 +492,17 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
             ))
         }
     };
+    let smile = match raw.smile.as_deref() {
+        None | Some("sticky-strike") => SmileDynamics::StickyStrike,
+        Some("sticky-moneyness") => SmileDynamics::StickyMoneyness,
+        Some(other) => {
+            return Err(bad_key(
+                path,
+                "model.smile",
+                format!("expected 'sticky-strike' or 'sticky-moneyness', found '{other}'"),
+            ))
+        }
+    };
     if raw.factors.is_empty() {
         return Err(bad_key(
             path,
@@ -512,6 +542,7 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
     Ok(ModelSpec {
         distribution,
         chi_square,
+        smile,
         factors: raw.factors,
         correlation: raw.correlation,
     })

@@ -290,8 +290,11 @@ impl Simulator {
         Ok(Simulator {
             generator,
             builder: PathBuilder::new(model, settings.horizon_days, settings.steps),
-            revaluer: Revaluer::new(book, settings.horizon_days)
-                .with_term_structure(model, settings.horizon_days),
+            revaluer: Revaluer::new(book, settings.horizon_days).with_vol_dynamics(
+                book,
+                model,
+                settings.horizon_days,
+            ),
             full: None,
             settings,
             proposal: None,

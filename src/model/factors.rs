@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use faer::Mat;
 
 use crate::error::{Error, Location, Result};
-use crate::input::scenario::{ChiSquareMixing, CorrelationSpec, Distribution, ModelSpec};
+use crate::input::scenario::{
+    ChiSquareMixing, CorrelationSpec, Distribution, ModelSpec, SmileDynamics,
+};
 use crate::model::correlation::{
     check_entries, cholesky_lower, nearest_correlation, smallest_eigenvalue, RepairReport,
     MIN_EIGENVALUE,
@@ -51,6 +53,8 @@ pub struct FactorModel {
     pub distribution: Distribution,
     /// How Student-t paths of several steps share their chi-square.
     pub chi_square: ChiSquareMixing,
+    /// How option vols follow the smile when spot moves.
+    pub smile: SmileDynamics,
     /// What Higham's repair changed, when it was applied.
     pub repair: Option<RepairReport>,
     /// The scenario file the model comes from, named when the model proves unusable later
@@ -101,6 +105,7 @@ impl FactorModel {
             cholesky,
             distribution: spec.distribution,
             chi_square: spec.chi_square,
+            smile: spec.smile,
             repair,
             file: file.to_path_buf(),
         })
@@ -228,6 +233,7 @@ mod tests {
         ModelSpec {
             distribution: Distribution::Normal,
             chi_square: ChiSquareMixing::PerPath,
+            smile: SmileDynamics::StickyStrike,
             factors: f,
             correlation: Some(CorrelationSpec {
                 factors: factors.iter().map(|s| s.to_string()).collect(),

@@ -10,8 +10,12 @@
 //! revaluation surface instead ([`crate::pricing::surface`]), so a path's cost depends on the number
 //! of underlyings, not of options; full revaluation stays the reference.
 
+use std::sync::Arc;
+
 use crate::book::aggregate::{AggregatedBook, Holding};
 use crate::book::instrument::OptionType;
+use crate::input::scenario::SmileDynamics;
+use crate::market::vol_surface::VolSurface;
 use crate::mc::paths::HorizonMoves;
 use crate::model::factors::FactorModel;
 use crate::pricing::black_scholes::{intrinsic, price_from_parts};
@@ -43,6 +47,19 @@ struct OptionAtHorizon {
     vol_exponent: f64,
     /// Years from the valuation time to expiry.
     tau_at_valuation: f64,
+    /// Under sticky-moneyness dynamics, the smile the option's vol moves along.
+    moving_smile: Option<MovingSmile>,
+}
+
+/// An option's smile under sticky-moneyness dynamics: on a path its vol is scaled by
+/// σ_surface(K·S_0/S_h, τ)/σ_surface(K, τ), the surface read at the strike's moneyness against
+/// the simulated spot over the surface at the strike (τ the option's tenor today).
+#[derive(Debug, Clone)]
+struct MovingSmile {
+    surface: Arc<VolSurface>,
+    spot: f64,
+    tau: f64,
+    base_vol: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +109,7 @@ impl Revaluer {
                             expires,
                             vol_exponent: 1.0,
                             tau_at_valuation: o.tau,
+                            moving_smile: None,
                         }
                     })
                     .collect();
@@ -111,12 +129,36 @@ impl Revaluer {
         }
     }
 
-    /// The same revaluation with each underlying's term structure of vol moves: an option
-    /// with T days left at the horizon moves its implied vol by ratio^m, m =
-    /// (30/max(T, 1))^p with p the model's `term_power` of its underlying (T floored at one
-    /// day so that an option expiring just after the horizon does not explode). Options of
-    /// underlyings with p = 0 keep m = 1 exactly.
-    pub fn with_term_structure(mut self, model: &FactorModel, horizon_days: f64) -> Revaluer {
+    /// The same revaluation with the model's vol dynamics:
+    /// - each underlying's term structure of vol moves: an option with T days left at the
+    ///   horizon moves its implied vol by ratio^m, m = (30/max(T, 1))^p with p the model's
+    ///   `term_power` of its underlying (T floored at one day so that an option expiring
+    ///   just after the horizon does not explode); p = 0 keeps m = 1 exactly;
+    /// - under sticky-moneyness smile dynamics, the options of an underlying with a surface
+    ///   move along its smile as spot moves ([`MovingSmile`]).
+    pub fn with_vol_dynamics(
+        mut self,
+        book: &AggregatedBook,
+        model: &FactorModel,
+        horizon_days: f64,
+    ) -> Revaluer {
+        if model.smile == SmileDynamics::StickyMoneyness {
+            for (u, net) in self.underlyings.iter_mut().zip(&book.underlyings) {
+                let Some(surface) = &net.surface else {
+                    continue;
+                };
+                let surface = Arc::new(surface.clone());
+                for o in &mut u.options {
+                    let base_vol = surface.vol(o.strike, o.tau_at_valuation);
+                    o.moving_smile = Some(MovingSmile {
+                        surface: surface.clone(),
+                        spot: u.spot,
+                        tau: o.tau_at_valuation,
+                        base_vol,
+                    });
+                }
+            }
+        }
         for u in &mut self.underlyings {
             let power = model.underlyings[u.model_index].term_power;
             if power == 0.0 {
@@ -268,6 +310,16 @@ impl UnderlyingAtHorizon {
 }
 
 impl OptionAtHorizon {
+    /// The factor by which the smile moves the option's vol at simulated spot `spot` (1
+    /// under sticky-strike dynamics).
+    #[inline]
+    fn smile_move(&self, spot: f64) -> f64 {
+        match &self.moving_smile {
+            None => 1.0,
+            Some(m) => m.surface.vol(self.strike * m.spot / spot, m.tau) / m.base_vol,
+        }
+    }
+
     /// The option's implied-vol ratio for the underlying's ratio: ratio^m.
     #[inline]
     fn scaled_ratio(&self, ratio: f64) -> f64 {
@@ -290,7 +342,7 @@ impl OptionAtHorizon {
                 spot,
                 self.discounted_strike,
                 self.base_log_moneyness + x,
-                self.vol_sqrt_tau * self.scaled_ratio(ratio),
+                self.vol_sqrt_tau * self.scaled_ratio(ratio) * self.smile_move(spot),
             )
         };
         value - self.base_price

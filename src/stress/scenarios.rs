@@ -93,8 +93,11 @@ impl<'a> StressBook<'a> {
     /// path-independent pricing parts and each position's value today.
     pub fn new(job: &'a Job) -> StressBook<'a> {
         let horizon = job.scenario.run.horizon_days;
-        let revaluer =
-            Revaluer::new(&job.aggregated, horizon).with_term_structure(&job.model, horizon);
+        let revaluer = Revaluer::new(&job.aggregated, horizon).with_vol_dynamics(
+            &job.aggregated,
+            &job.model,
+            horizon,
+        );
         let instrument_of = job
             .aggregated
             .holdings
