@@ -197,6 +197,44 @@ fn exposures_net_by_underlying_and_add_up_across_groups() {
         .map(|r| r["value"].as_f64().unwrap())
         .sum();
     assert!((value - doc["base_value"].as_f64().unwrap()).abs() < 1e-6);
+    // vega by tenor adds up to vega in every row, in the five buckets
+    for r in rows {
+        let buckets = r["vega_by_tenor"].as_array().unwrap();
+        let labels: Vec<&str> = buckets
+            .iter()
+            .map(|b| b["tenor"].as_str().unwrap())
+            .collect();
+        assert_eq!(labels, ["0-7d", "7-30d", "30-90d", "90-180d", "180d+"]);
+        let sum: f64 = buckets.iter().map(|b| b["vega"].as_f64().unwrap()).sum();
+        let vega = r["vega"].as_f64().unwrap();
+        assert!((sum - vega).abs() <= 1e-9 * vega.abs().max(1.0), "{r}");
+    }
+}
+
+/// A calendar spread (long December, short June vega) nets to a small vega but shows both
+/// legs in its tenor buckets, each the leg's Black–Scholes vega per vol point.
+#[test]
+fn vega_by_tenor_shows_both_legs_of_a_calendar_spread() {
+    use tailrisk::book::instrument::OptionType::Call;
+    use tailrisk::pricing::black_scholes::bs_greeks;
+    let book = "id,kind,underlying,quantity,venue,option_type,strike,expiry,implied_vol
+dec,option,BTC,10,deribit,call,92000,2026-12-25,0.5
+jun,option,BTC,-5,deribit,call,92000,2027-06-25,0.5
+";
+    let scenario = common::Scenario::with_positions(book);
+    let doc = json(&scenario.tailrisk("exposures", &["--format", "json"]));
+    let btc = doc["exposures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == "underlying" && r["key"] == "BTC")
+        .unwrap()
+        .clone();
+    let vega = |days: f64| bs_greeks(Call, 92000.0, 92000.0, days / 365.0, 0.5, 0.04).vega;
+    let bucket = |i: usize| btc["vega_by_tenor"][i]["vega"].as_f64().unwrap();
+    assert!((bucket(2) - 10.0 * vega(35.0)).abs() < 1e-9 * bucket(2).abs());
+    assert!((bucket(4) + 5.0 * vega(217.0)).abs() < 1e-9 * bucket(4).abs());
+    assert_eq!(bucket(0) + bucket(1) + bucket(3), 0.0);
 }
 
 /// Runs the sample book with many seeds and compares the spread of the estimates with the

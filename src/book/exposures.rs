@@ -13,6 +13,7 @@ use crate::book::aggregate::{AggregatedBook, Holding};
 use crate::book::grouping::Grouping;
 use crate::book::positions::Book;
 use crate::pricing::black_scholes::{bs_greeks, Greeks};
+use crate::time::DAYS_PER_YEAR;
 
 /// Net sensitivities of the positions in one group key on one underlying.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,10 +41,45 @@ pub struct ExposureRow {
     pub gamma_usd: f64,
     /// Value change for a one vol point (0.01) rise in implied vol, in currency.
     pub vega: f64,
+    /// `vega` split by the options' time to expiry, one entry per [`TENOR_BUCKETS`] bucket
+    /// (currency per vol point): a calendar spread shows offsetting buckets where the total
+    /// nets to near zero.
+    pub vega_by_tenor: Vec<TenorVega>,
     /// Value change as one calendar day passes, in currency.
     pub theta: f64,
     /// Positions in the row.
     pub positions: usize,
+}
+
+/// Upper edges (days to expiry, inclusive) of the vega tenor buckets; the last bucket is
+/// everything beyond the last edge. The edges are the pillars crypto venues mark vol at.
+pub const TENOR_BUCKETS: [f64; 4] = [7.0, 30.0, 90.0, 180.0];
+
+/// Vega of one tenor bucket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenorVega {
+    /// The bucket, e.g. `7-30d` (days to expiry; `0-7d` includes 7, `180d+` is beyond 180).
+    pub tenor: String,
+    /// Value change for a one vol point rise of the bucket's options, in currency.
+    pub vega: f64,
+}
+
+/// The label of bucket `i` of [`TENOR_BUCKETS`].
+fn bucket_label(i: usize) -> String {
+    match i {
+        0 => format!("0-{}d", TENOR_BUCKETS[0]),
+        i if i == TENOR_BUCKETS.len() => format!("{}d+", TENOR_BUCKETS[i - 1]),
+        i => format!("{}-{}d", TENOR_BUCKETS[i - 1], TENOR_BUCKETS[i]),
+    }
+}
+
+/// The bucket of an option with `tau` years to expiry.
+fn bucket_of(tau: f64) -> usize {
+    let days = tau * DAYS_PER_YEAR;
+    TENOR_BUCKETS
+        .iter()
+        .position(|&edge| days <= edge)
+        .unwrap_or(TENOR_BUCKETS.len())
 }
 
 /// Exposure rows for every group, sorted by group, key and underlying.
@@ -59,6 +95,7 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
         let spot = aggregated.underlyings[underlying].quote.spot;
         let holds = match holding {
             Holding::Linear { .. } => Holdings {
+                bucket: None,
                 linear: units,
                 option: 0.0,
                 value: if position.instrument.carries_value() {
@@ -67,7 +104,10 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
                     0.0
                 },
             },
-            Holding::Option { .. } => Holdings {
+            Holding::Option { underlying, option } => Holdings {
+                bucket: Some(bucket_of(
+                    aggregated.underlyings[*underlying].options[*option].tau,
+                )),
                 linear: 0.0,
                 option: units,
                 value: units * greeks.price,
@@ -89,6 +129,12 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
                     gamma: 0.0,
                     gamma_usd: 0.0,
                     vega: 0.0,
+                    vega_by_tenor: (0..=TENOR_BUCKETS.len())
+                        .map(|i| TenorVega {
+                            tenor: bucket_label(i),
+                            vega: 0.0,
+                        })
+                        .collect(),
                     theta: 0.0,
                     positions: 0,
                 });
@@ -131,6 +177,8 @@ fn unit_greeks(aggregated: &AggregatedBook) -> Vec<Vec<Greeks>> {
 
 /// What one position adds to a row besides its Greeks.
 struct Holdings {
+    /// The tenor bucket of an option.
+    bucket: Option<usize>,
     linear: f64,
     option: f64,
     value: f64,
@@ -145,6 +193,9 @@ fn add(row: &mut ExposureRow, units: f64, g: &Greeks, spot: f64, holds: &Holding
     row.gamma += units * g.gamma;
     row.gamma_usd += units * g.gamma * spot * spot / 100.0;
     row.vega += units * g.vega;
+    if let Some(bucket) = holds.bucket {
+        row.vega_by_tenor[bucket].vega += units * g.vega;
+    }
     row.theta += units * g.theta;
     row.positions += 1;
 }

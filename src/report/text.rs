@@ -790,6 +790,7 @@ pub fn render_exposures(rows: &[ExposureRow], valuation_time: &str) -> String {
             write_currency_total(&mut out, "book total", "", &group_rows);
         }
     }
+    write_vega_by_tenor(&mut out, rows);
     let _ = writeln!(
         out,
         "\nlinear / options: net positions in coins; delta and gamma in coins of the underlying; \
@@ -797,6 +798,33 @@ pub fn render_exposures(rows: &[ExposureRow], valuation_time: &str) -> String {
          value: mark-to-market (perpetuals and futures 0)"
     );
     out
+}
+
+/// Vega by tenor bucket per underlying (rows with options only).
+fn write_vega_by_tenor(out: &mut String, rows: &[ExposureRow]) {
+    let by_underlying: Vec<&ExposureRow> = rows
+        .iter()
+        .filter(|r| r.group == Grouping::Underlying && r.option_position != 0.0)
+        .collect();
+    let Some(first) = by_underlying.first() else {
+        return;
+    };
+    let _ = write!(
+        out,
+        "\nvega by days to expiry (currency per vol point)\n{:<10}",
+        "underlying"
+    );
+    for bucket in &first.vega_by_tenor {
+        let _ = write!(out, " {:>12}", bucket.tenor);
+    }
+    let _ = writeln!(out);
+    for r in by_underlying {
+        let _ = write!(out, "{:<10}", r.underlying);
+        for bucket in &r.vega_by_tenor {
+            let _ = write!(out, " {:>12}", money(bucket.vega, 0));
+        }
+        let _ = writeln!(out);
+    }
 }
 
 /// A row of currency totals (coin figures do not add across underlyings).
