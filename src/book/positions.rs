@@ -12,7 +12,6 @@ use crate::book::instrument::{Instrument, OptionContract, OptionType};
 use crate::error::{Error, Location, Result};
 use crate::input::table::{Row, Table};
 use crate::market::MarketData;
-use crate::time::{parse_instant, OPTION_EXPIRY_HOUR};
 
 /// Venue and book of a position whose file leaves them empty.
 pub const UNASSIGNED: &str = "unassigned";
@@ -151,27 +150,8 @@ fn parse_option(row: &Row, valuation_time: DateTime<Utc>) -> Result<OptionContra
             ))
         }
     };
-    let strike = row.number("strike")?;
-    if strike <= 0.0 {
-        return Err(row.error("strike", format!("must be positive, found {strike}")));
-    }
-    let expiry_text = row.required_text("expiry")?;
-    let expiry = parse_instant(expiry_text, OPTION_EXPIRY_HOUR).ok_or_else(|| {
-        row.error(
-            "expiry",
-            format!("expected an ISO 8601 date or UTC time, found '{expiry_text}'"),
-        )
-    })?;
-    if expiry <= valuation_time {
-        return Err(row.error(
-            "expiry",
-            format!(
-                "option expired at {} before the valuation time {}",
-                expiry.to_rfc3339(),
-                valuation_time.to_rfc3339()
-            ),
-        ));
-    }
+    let strike = row.positive_number("strike")?;
+    let expiry = row.expiry_after("expiry", valuation_time)?;
     let implied_vol = row.optional_number("implied_vol")?;
     if let Some(vol) = implied_vol {
         if vol <= 0.0 {

@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
+use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
 use crate::error::{Error, Location, Result};
+use crate::time::{parse_instant, OPTION_EXPIRY_HOUR};
 
 /// The file format of a table, chosen by extension (`.parquet` / `.pq`, else CSV).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +184,43 @@ impl<'a> Row<'a> {
     pub fn number(&self, field: &str) -> Result<f64> {
         let text = self.required_text(field)?;
         self.parse_number(field, text)
+    }
+
+    /// A finite number above 0 (a strike, a price).
+    pub fn positive_number(&self, field: &str) -> Result<f64> {
+        let value = self.number(field)?;
+        if value > 0.0 {
+            Ok(value)
+        } else {
+            Err(self.error(field, format!("must be positive, found {value}")))
+        }
+    }
+
+    /// An option expiry (ISO 8601; a bare date means [`OPTION_EXPIRY_HOUR`]:00 UTC) after
+    /// `valuation_time`.
+    pub fn expiry_after(
+        &self,
+        field: &str,
+        valuation_time: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>> {
+        let text = self.required_text(field)?;
+        let expiry = parse_instant(text, OPTION_EXPIRY_HOUR).ok_or_else(|| {
+            self.error(
+                field,
+                format!("expected an ISO 8601 date or UTC time, found '{text}'"),
+            )
+        })?;
+        if expiry <= valuation_time {
+            return Err(self.error(
+                field,
+                format!(
+                    "expired at {} before the valuation time {}",
+                    expiry.to_rfc3339(),
+                    valuation_time.to_rfc3339()
+                ),
+            ));
+        }
+        Ok(expiry)
     }
 
     /// A finite number, or `None` when the cell is empty or the column absent.

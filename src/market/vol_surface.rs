@@ -32,7 +32,7 @@ use crate::error::{Error, Location, Result};
 use crate::input::table::Table;
 use crate::market::MarketData;
 use crate::pricing::black_scholes::bs_price;
-use crate::time::{parse_instant, years_between, OPTION_EXPIRY_HOUR};
+use crate::time::years_between;
 
 /// Largest fall of total variance (σ²·T, years) from one expiry to the next at the same
 /// log-moneyness that is still accepted (rounding in published marks).
@@ -276,27 +276,8 @@ fn read_marks(
                     format!("'{underlying}' is not in the market file"),
                 ));
             }
-            let text = row.required_text("expiry")?;
-            let expiry = parse_instant(text, OPTION_EXPIRY_HOUR).ok_or_else(|| {
-                row.error(
-                    "expiry",
-                    format!("expected an ISO 8601 date or UTC time, found '{text}'"),
-                )
-            })?;
-            if expiry <= valuation_time {
-                return Err(row.error(
-                    "expiry",
-                    format!(
-                        "{} is not after the valuation time {}",
-                        expiry.to_rfc3339(),
-                        valuation_time.to_rfc3339()
-                    ),
-                ));
-            }
-            let strike = row.number("strike")?;
-            if strike <= 0.0 {
-                return Err(row.error("strike", format!("must be positive, found {strike}")));
-            }
+            let expiry = row.expiry_after("expiry", valuation_time)?;
+            let strike = row.positive_number("strike")?;
             let vol = row.number("implied_vol")?;
             if !(vol > 0.0 && vol < 20.0) {
                 return Err(row.error(
@@ -460,7 +441,7 @@ mod tests {
     /// Between two expiries at the same moneyness, total variance is linear in time.
     #[test]
     fn total_variance_is_linear_in_time_between_expiries() {
-        let expiry = |d: &str| parse_instant(d, 8).unwrap();
+        let expiry = |d: &str| crate::time::parse_instant(d, 8).unwrap();
         let marks = [(90.0, 0.6), (100.0, 0.5), (110.0, 0.55)];
         let surface = VolSurface {
             spot: 100.0,
