@@ -50,7 +50,9 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         return Ok(());
     }
     let started = Instant::now();
-    let bar = progress_bar(request.settings.paths, "paths", args.common.quiet);
+    // an importance-sampled run reports no progress: no bar rather than one that never moves
+    let quiet = args.common.quiet || request.importance_sampling;
+    let bar = progress_bar(request.settings.paths, "paths", quiet);
     let outcome = tailrisk::risk::run::run(&job, &request, &|done| bar.inc(done))?;
     bar.finish_and_clear();
     let report = &outcome.report;

@@ -521,12 +521,12 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
                 ));
             }
         }
-        if !(f.term_power.is_finite() && (0.0..=2.0).contains(&f.term_power)) {
+        if !(f.term_power.is_finite() && (0.0..=1.0).contains(&f.term_power)) {
             return Err(bad_key(
                 path,
                 &key("term_power"),
                 format!(
-                    "must be a power in [0, 2] (e.g. 0.3), found {}",
+                    "must be a power in [0, 1] (e.g. 0.3), found {}",
                     f.term_power
                 ),
             ));
@@ -602,6 +602,22 @@ file = "p.csv"
             .to_string();
         assert!(msg.contains("field 'model.factors.BTC.spot_vol'"), "{msg}");
         assert!(msg.contains("expected a number"), "{msg}");
+    }
+
+    #[test]
+    fn model_options_are_checked_naming_their_key() {
+        let text = MINIMAL.replace("spot_vol = 0.6", "spot_vol = 0.6\nterm_power = 3");
+        let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("model.factors.BTC.term_power"), "{msg}");
+        for (key, value) in [("smile", "\"sticky-delta\""), ("chi_square", "\"per-day\"")] {
+            let text = MINIMAL.replace("[model]\n", &format!("[model]\n{key} = {value}\n"));
+            let msg = ScenarioFile::parse(&text, Path::new("s.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(&format!("model.{key}")), "{msg}");
+        }
     }
 
     #[test]

@@ -7,18 +7,22 @@
 //!
 //! - **Within an expiry**, w(k) is a monotone cubic Hermite spline through the marks
 //!   (Fritsch–Carlson slopes): it reproduces every mark, is smooth, and never overshoots
-//!   between two marks (no wiggle the marks do not show, so it adds no butterfly arbitrage
-//!   of its own between strikes). Outside the quoted strikes the smile is flat: the vol of
-//!   the nearest quoted strike.
-//! - **Across expiries**, w is linear in T at fixed k between two expiries, so a surface
-//!   free of calendar arbitrage at the marks stays free of it in between (w non-decreasing
-//!   in T). Before the first expiry and after the last, the vol at fixed k is that
-//!   expiry's (w scaled in proportion to T).
+//!   between two marks (no wiggle the marks do not show). Outside the quoted strikes the
+//!   smile is flat: the vol of the nearest quoted strike. Where the smile is not flat at its
+//!   first or last mark, flat extrapolation puts a kink there, so the call price's slope
+//!   jumps at that strike and a butterfly straddling it can be priced below zero: the checks
+//!   below cover the quoted range, not butterflies across its ends.
+//! - **Across expiries**, w is linear in T at fixed k between two expiries, so where w does
+//!   not fall from one expiry to the next, it does not fall in between either. Before the
+//!   first expiry and after the last, the vol at fixed k is that expiry's (w scaled in
+//!   proportion to T).
 //!
-//! **Static arbitrage** is refused, naming the underlying, expiry and strike:
-//! - calendar: at every quoted log-moneyness of two consecutive expiries, total variance
-//!   must not fall from the earlier to the later one by more than [`CALENDAR_TOLERANCE`];
-//! - butterfly: at each expiry the call prices at the quoted strikes must fall with the
+//! **Static arbitrage** of the interpolated surface is refused, naming the underlying,
+//! expiry and strike; both checks run on the marks and on [`CHECK_POINTS`] points between
+//! every two neighbouring marks, so the interpolation is checked, not only the marks:
+//! - calendar: total variance must not fall from one expiry to the next at any checked
+//!   log-moneyness of either by more than [`CALENDAR_TOLERANCE`];
+//! - butterfly: at each expiry the call prices at the checked strikes must fall with the
 //!   strike, by no more than the discounted strike step, and be convex (the slope between
 //!   neighbouring strikes non-decreasing), within [`BUTTERFLY_TOLERANCE`].
 
@@ -40,6 +44,9 @@ pub const CALENDAR_TOLERANCE: f64 = 1e-6;
 /// Largest violation of the call-price slope conditions accepted, as a fraction of the
 /// discount factor (rounding in published marks).
 pub const BUTTERFLY_TOLERANCE: f64 = 1e-6;
+
+/// Points checked between two neighbouring marks, besides the marks themselves.
+pub const CHECK_POINTS: usize = 8;
 
 /// One expiry's smile: marks sorted by strike.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +79,18 @@ impl Smile {
             total_variance,
             slopes,
         }
+    }
+
+    /// The log-moneyness points the arbitrage checks read: every mark and [`CHECK_POINTS`]
+    /// points evenly between each two neighbouring marks.
+    fn check_points(&self) -> Vec<f64> {
+        let x = &self.log_moneyness;
+        let mut points = vec![x[0]];
+        for pair in x.windows(2) {
+            let step = (pair[1] - pair[0]) / (CHECK_POINTS + 1) as f64;
+            points.extend((1..=CHECK_POINTS + 1).map(|i| pair[0] + step * i as f64));
+        }
+        points
     }
 
     /// Total variance at log-moneyness `k` (flat beyond the quoted strikes).
@@ -314,21 +333,28 @@ fn arbitrage(
     )
 }
 
-/// Call prices at each expiry's quoted strikes fall with the strike by at most the
+/// A strike rounded to 6 decimals for messages.
+fn rounded(strike: f64) -> f64 {
+    (strike * 1e6).round() / 1e6
+}
+
+/// Call prices at each expiry's checked strikes fall with the strike by at most the
 /// discounted strike step, and are convex.
 fn check_butterflies(path: &Path, underlying: &str, surface: &VolSurface) -> Result<()> {
     for smile in &surface.smiles {
         let discount = (-surface.rate * smile.tau).exp();
-        let prices: Vec<f64> = smile
-            .strikes
+        let forward = surface.spot * (surface.rate * smile.tau).exp();
+        let points = smile.check_points();
+        let strikes: Vec<f64> = points.iter().map(|k| forward * k.exp()).collect();
+        let prices: Vec<f64> = points
             .iter()
-            .zip(&smile.total_variance)
-            .map(|(&k, &w)| {
-                let vol = (w / smile.tau).sqrt();
+            .zip(&strikes)
+            .map(|(&k, &strike)| {
+                let vol = (smile.total_variance_at(k) / smile.tau).sqrt();
                 bs_price(
                     OptionType::Call,
                     surface.spot,
-                    k,
+                    strike,
                     smile.tau,
                     vol,
                     surface.rate,
@@ -337,9 +363,9 @@ fn check_butterflies(path: &Path, underlying: &str, surface: &VolSurface) -> Res
             .collect();
         let tolerance = BUTTERFLY_TOLERANCE * discount;
         let mut previous_slope = f64::NEG_INFINITY;
-        for i in 0..smile.strikes.len().saturating_sub(1) {
-            let slope = (prices[i + 1] - prices[i]) / (smile.strikes[i + 1] - smile.strikes[i]);
-            let strike = smile.strikes[i + 1];
+        for i in 0..strikes.len().saturating_sub(1) {
+            let slope = (prices[i + 1] - prices[i]) / (strikes[i + 1] - strikes[i]);
+            let strike = rounded(strikes[i + 1]);
             if slope > tolerance || slope < -discount - tolerance {
                 return Err(arbitrage(
                     path,
@@ -357,7 +383,7 @@ fn check_butterflies(path: &Path, underlying: &str, surface: &VolSurface) -> Res
                     path,
                     underlying,
                     smile.expiry,
-                    smile.strikes[i],
+                    rounded(strikes[i]),
                     format!(
                         "butterfly arbitrage: call prices are not convex in the strike (slope \
                          {previous_slope:.6} then {slope:.6})"
@@ -370,13 +396,13 @@ fn check_butterflies(path: &Path, underlying: &str, surface: &VolSurface) -> Res
     Ok(())
 }
 
-/// Total variance does not fall from one expiry to the next at any quoted log-moneyness of
+/// Total variance does not fall from one expiry to the next at any checked log-moneyness of
 /// either.
 fn check_calendar(path: &Path, underlying: &str, surface: &VolSurface) -> Result<()> {
     for pair in surface.smiles.windows(2) {
         let (early, late) = (&pair[0], &pair[1]);
-        let points = early.log_moneyness.iter().chain(&late.log_moneyness);
-        for &k in points {
+        let (a, b) = (early.check_points(), late.check_points());
+        for &k in a.iter().chain(&b) {
             let (w_early, w_late) = (early.total_variance_at(k), late.total_variance_at(k));
             if w_late < w_early - CALENDAR_TOLERANCE {
                 let forward = surface.spot * (surface.rate * late.tau).exp();
@@ -385,7 +411,7 @@ fn check_calendar(path: &Path, underlying: &str, surface: &VolSurface) -> Result
                     path,
                     underlying,
                     late.expiry,
-                    (strike * 1e6).round() / 1e6,
+                    rounded(strike),
                     format!(
                         "calendar arbitrage: total variance {w_late:.6} is below the earlier \
                          expiry {}'s {w_early:.6} at the same moneyness",

@@ -19,7 +19,8 @@
 //!    ([`crate::stress::reverse::design_shift_from`]) started at its boundary point finds the design
 //!    point of its tail region — the most plausible move losing the target — and adds it as a
 //!    component (or the boundary point itself, when the search returns a design point already
-//!    held), until every boundary point is covered or [`MAX_COMPONENTS`] are used. A long
+//!    held) if it covers more boundary points than before, until every boundary point is
+//!    covered or tried, or [`MAX_COMPONENTS`] are used (at most 4 × that many searches). A long
 //!    book gets one component; a short straddle one per side and more along its curved tail.
 //!    When fewer than [`MIN_COVERAGE`] of the boundary points are covered (or the run has
 //!    several steps, or the pilot shows no loss), the run falls back to plain Monte Carlo and
@@ -52,7 +53,7 @@ pub const DEFENSIVE_SHARE: f64 = 0.2;
 /// Most shifted components (tail regions and levels) of one proposal.
 pub const MAX_COMPONENTS: usize = 16;
 /// The pilot's worst fraction of paths whose directions the proposal must cover (or the
-/// highest level's tail, if larger).
+/// lowest level's tail, if larger).
 pub const DIRECTION_TAIL: f64 = 0.01;
 /// Most pilot tail paths (the worst ones) whose directions are followed: bounds the cost of
 /// the design on large books.
@@ -215,10 +216,14 @@ fn design(job: &Job, simulator: &Simulator) -> Result<Design> {
         .collect();
     let mut points: Vec<Vec<f64>> = Vec::new();
     let mut covered = vec![false; boundary.len()];
-    while points.len() < MAX_COMPONENTS {
-        let Some(next) = covered.iter().position(|&c| !c) else {
+    let mut tried = vec![false; boundary.len()];
+    let mut searches = 0;
+    while points.len() < MAX_COMPONENTS && searches < 4 * MAX_COMPONENTS {
+        searches += 1;
+        let Some(next) = (0..boundary.len()).find(|&i| !covered[i] && !tried[i]) else {
             break;
         };
+        tried[next] = true;
         let (seed, target) = &boundary[next];
         let found = design_shift_from(job, &book, *target, seed);
         let reached = loss_of_shift(job, &book, &found) >= target * (1.0 - 1e-6);
@@ -227,9 +232,19 @@ fn design(job: &Job, simulator: &Simulator) -> Result<Design> {
         } else {
             seed.clone()
         };
-        points.push(point);
-        for (flag, (y, _)) in covered.iter_mut().zip(&boundary) {
-            *flag = is_covered(y, &points);
+        if points.iter().any(|p| same_point(p, &point)) {
+            continue;
+        }
+        let mut trial = points.clone();
+        trial.push(point);
+        let now: Vec<bool> = boundary
+            .iter()
+            .map(|(y, _)| is_covered(y, &trial))
+            .collect();
+        // a component that covers no more points than before only dilutes the others
+        if now.iter().filter(|&&c| c).count() > covered.iter().filter(|&&c| c).count() {
+            points = trial;
+            covered = now;
         }
     }
     let coverage = covered.iter().filter(|&&c| c).count() as f64 / covered.len().max(1) as f64;

@@ -14,8 +14,9 @@
 //! ```
 //!
 //! (without the chi-square factors under normal shocks). It is bounded by 1/p₀ for every book
-//! and every draw, so the weighted estimator's variance is at most 1/p₀ times plain Monte
-//! Carlo's even where no component points, and every region of the tail stays sampled.
+//! and every draw, so the second moment of any weighted estimate is at most 1/p₀ times plain
+//! Monte Carlo's (for a tail event of small probability, about 1/p₀ times its variance) even
+//! where no component points, and every region of the tail stays sampled.
 //!
 //! The tilt is set so that the mode of the tilted χ² is the mode of the joint density of
 //! (z, W) on the tail boundary at distance β = |μ_k| (Glasserman–Heidelberger–Shahabuddin's

@@ -26,6 +26,10 @@ use crate::time::DAYS_PER_YEAR;
 /// Deribit's 30-day reference.
 pub const TERM_STRUCTURE_DAYS: f64 = 30.0;
 
+/// Largest |ln| of an option's vol move under a term structure: its vol moves at most by a
+/// factor 100 either way, so that a short-dated option's scaled move cannot overflow.
+pub const MAX_LOG_VOL_MOVE: f64 = 4.605_170_185_988_092;
+
 /// One netted option, with its path-independent parts precomputed.
 #[derive(Debug, Clone)]
 struct OptionAtHorizon {
@@ -132,8 +136,9 @@ impl Revaluer {
     /// The same revaluation with the model's vol dynamics:
     /// - each underlying's term structure of vol moves: an option with T days left at the
     ///   horizon moves its implied vol by ratio^m, m = (30/max(T, 1))^p with p the model's
-    ///   `term_power` of its underlying (T floored at one day so that an option expiring
-    ///   just after the horizon does not explode); p = 0 keeps m = 1 exactly;
+    ///   `term_power` of its underlying (T floored at one day, and the option's vol move
+    ///   capped at a factor [`MAX_LOG_VOL_MOVE`] in logs, so that an option expiring just
+    ///   after the horizon cannot overflow); p = 0 keeps m = 1 exactly;
     /// - under sticky-moneyness smile dynamics, the options of an underlying with a surface
     ///   move along its smile as spot moves ([`MovingSmile`]).
     pub fn with_vol_dynamics(
@@ -326,7 +331,9 @@ impl OptionAtHorizon {
         if self.vol_exponent == 1.0 {
             ratio
         } else {
-            ratio.powf(self.vol_exponent)
+            (self.vol_exponent * ratio.ln())
+                .clamp(-MAX_LOG_VOL_MOVE, MAX_LOG_VOL_MOVE)
+                .exp()
         }
     }
 

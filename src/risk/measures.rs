@@ -272,7 +272,8 @@ pub fn var_es_from_tail(losses: Vec<f64>, n: usize, confidences: &[f64]) -> Vec<
 /// - VaR error: √(Var(w·1{L ≥ VaR})/n)/f(VaR), with the density f the weighted probability
 ///   mass √(a(1 − a)/n) either side of the tail mass over the loss distance it spans.
 ///
-/// With all weights 1 these are the estimators of [`var_es`].
+/// With all weights 1, VaR and ES are those of [`var_es`] (their standard errors are
+/// estimated differently: from the weighted tail indicator rather than interpolated ranks).
 pub fn var_es_weighted(pnl: &[f64], weights: &[f64], confidences: &[f64]) -> Vec<RiskMeasure> {
     let n = pnl.len() as f64;
     let mut paths: Vec<(f64, f64)> = pnl
