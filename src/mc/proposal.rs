@@ -47,6 +47,9 @@ pub struct Proposal {
     defensive_share: f64,
     components: Vec<ShiftedComponent>,
     dof: Option<f64>,
+    /// Per component, what every path's weight reuses: |μ|² and
+    /// ln p_k (+ (v/2)·ln(1 + 2θ) under Student-t).
+    constants: Vec<(f64, f64)>,
 }
 
 impl Proposal {
@@ -66,7 +69,7 @@ impl Proposal {
         } else {
             (1.0 - defensive_share) / design_points.len() as f64
         };
-        let components = design_points
+        let components: Vec<ShiftedComponent> = design_points
             .into_iter()
             .map(|shift| {
                 let beta_sq: f64 = shift.iter().map(|m| m * m).sum();
@@ -74,10 +77,19 @@ impl Proposal {
                 ShiftedComponent { share, shift, tilt }
             })
             .collect();
+        let constants = components
+            .iter()
+            .map(|c| {
+                let norm_sq = c.shift.iter().map(|m| m * m).sum();
+                let chi = dof.map_or(0.0, |v| 0.5 * v * (2.0 * c.tilt).ln_1p());
+                (norm_sq, c.share.ln() + chi)
+            })
+            .collect();
         Proposal {
             defensive_share: if share == 0.0 { 1.0 } else { defensive_share },
             components,
             dof,
+            constants,
         }
     }
 
@@ -147,27 +159,33 @@ impl Proposal {
             (Some(dof), Some(w)) => t_scale(dof, w),
             _ => 1.0,
         };
-        let terms = self.components.iter().map(|c| {
-            let dot: f64 = z.iter().zip(&c.shift).map(|(z, m)| z * m).sum();
-            let norm_sq: f64 = c.shift.iter().map(|m| m * m).sum();
-            let normal = dot / scale - 0.5 * norm_sq / (scale * scale);
-            let tilt = match (self.dof, chi_square) {
-                (Some(dof), Some(w)) => 0.5 * dof * (2.0 * c.tilt).ln_1p() - c.tilt * w,
-                _ => 0.0,
-            };
-            c.share.ln() + normal + tilt
-        });
+        let terms = self
+            .components
+            .iter()
+            .zip(&self.constants)
+            .map(|(c, &(norm_sq, constant))| {
+                let dot: f64 = z.iter().zip(&c.shift).map(|(z, m)| z * m).sum();
+                let normal = dot / scale - 0.5 * norm_sq / (scale * scale);
+                let tilt = chi_square.map_or(0.0, |w| -c.tilt * w);
+                constant + normal + tilt
+            });
         -log_sum_exp(std::iter::once(self.defensive_share.ln()).chain(terms))
     }
 }
 
-/// ln Σ exp(x), without overflow.
-fn log_sum_exp(terms: impl Iterator<Item = f64> + Clone) -> f64 {
-    let top = terms.clone().fold(f64::NEG_INFINITY, f64::max);
-    if top == f64::NEG_INFINITY {
-        return top;
+/// ln Σ exp(x) in one pass (each term computed once), without overflow: the running sum is
+/// kept relative to the largest term so far.
+fn log_sum_exp(terms: impl Iterator<Item = f64>) -> f64 {
+    let (mut top, mut sum) = (f64::NEG_INFINITY, 0.0);
+    for x in terms {
+        if x > top {
+            sum = sum * (top - x).exp() + 1.0;
+            top = x;
+        } else {
+            sum += (x - top).exp();
+        }
     }
-    top + terms.map(|x| (x - top).exp()).sum::<f64>().ln()
+    top + sum.ln()
 }
 
 #[cfg(test)]
