@@ -268,7 +268,7 @@ fn vol_spikes_widen_later_price_moves_as_the_model_says() {
     let mut moves = HorizonMoves::default();
     for block in 0..100 {
         let mut rng = block_rng(17, block);
-        moves.reset(BLOCK_PATHS, 1);
+        moves.reset(BLOCK_PATHS, 1, 0);
         for _ in 0..steps {
             generator.fill(&mut rng, &mut normals, &mut shocks);
             builder.advance(&shocks, k, &mut moves);

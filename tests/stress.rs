@@ -210,7 +210,7 @@ c,option,ETH,-200,call,3300,2026-12-25,0.65
         let e: Vec<f64> = (0..k)
             .map(|i| (0..=i).map(|j| l[(i, j)] * w[j]).sum())
             .collect();
-        let mut m = tailrisk::stress::scenarios::FactorMove::none(job.model.underlyings.len());
+        let mut m = tailrisk::stress::scenarios::FactorMove::none(&job.model);
         for (i, u) in job.model.underlyings.iter().enumerate() {
             m.spot[i] = (u.spot_vol * years.sqrt() * e[u.spot_factor]).exp_m1();
             if let Some(v) = u.vol_factor {

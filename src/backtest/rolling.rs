@@ -22,6 +22,7 @@ use crate::input::job::Job;
 use crate::input::scenario::{
     ChiSquareMixing, CorrelationSpec, Distribution, FactorSpec, ModelSpec, SmileDynamics,
 };
+use crate::mc::paths::PathMove;
 use crate::mc::simulation::{SimulationSettings, Simulator};
 use crate::mc::threads::Threads;
 use crate::model::calibration::{calibrate, ReturnSeries, Weighting};
@@ -219,15 +220,7 @@ fn forecast_day(
         factors: calibration
             .underlyings
             .iter()
-            .map(|u| {
-                let factor = FactorSpec {
-                    spot_vol: u.spot_vol,
-                    vol_of_vol: 0.0,
-                    drift: 0.0,
-                    term_power: 0.0,
-                };
-                (u.name.clone(), factor)
-            })
+            .map(|u| (u.name.clone(), FactorSpec::spot_only(u.spot_vol)))
             .collect(),
         correlation: Some(CorrelationSpec {
             factors: calibration.factors[..n].to_vec(),
@@ -259,7 +252,11 @@ fn forecast_day(
         .iter()
         .map(|u| realised_return(&held[&u.name], date))
         .collect();
-    let realised = Revaluer::new(&aggregated, 1.0).path_pnl(&log_spot, &vec![1.0; log_spot.len()]);
+    let realised = Revaluer::new(&aggregated, 1.0).path_pnl(PathMove {
+        log_spot: &log_spot,
+        vol_ratio: &vec![1.0; log_spot.len()],
+        surface: &[],
+    });
     Ok(DailyForecast {
         date: date.to_string(),
         pnl: realised,

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::book::aggregate::{AggregatedBook, Holding};
 use crate::book::grouping::Grouping;
 use crate::book::positions::Book;
+use crate::model::factors::SKEW_REFERENCE_DAYS;
 use crate::pricing::black_scholes::{bs_greeks, Greeks};
 use crate::time::DAYS_PER_YEAR;
 
@@ -47,6 +48,11 @@ pub struct ExposureRow {
     pub vega_by_tenor: Vec<TenorVega>,
     /// Value change as one calendar day passes, in currency.
     pub theta: f64,
+    /// Value change for a +0.01 rise of the 30-day smile slope d ln σ / d ln(K/F) (the skew
+    /// factor's unit, `docs/model.md`), in currency: each option's log vol moves by
+    /// 0.01 · ln(K/F) · √(30/T), T its days to expiry (at least 1). A long risk reversal (long
+    /// call, short put) gains when the put skew flattens.
+    pub skew: f64,
     /// Positions in the row.
     pub positions: usize,
 }
@@ -96,6 +102,7 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
         let holds = match holding {
             Holding::Linear { .. } => Holdings {
                 bucket: None,
+                skew_loading: 0.0,
                 linear: units,
                 option: 0.0,
                 value: if position.instrument.carries_value() {
@@ -108,6 +115,7 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
                 bucket: Some(bucket_of(
                     aggregated.underlyings[*underlying].options[*option].tau,
                 )),
+                skew_loading: skew_loading(aggregated, *underlying, *option),
                 linear: 0.0,
                 option: units,
                 value: units * greeks.price,
@@ -136,6 +144,7 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
                         })
                         .collect(),
                     theta: 0.0,
+                    skew: 0.0,
                     positions: 0,
                 });
             add(row, units, &greeks, spot, &holds);
@@ -175,10 +184,22 @@ fn unit_greeks(aggregated: &AggregatedBook) -> Vec<Vec<Greeks>> {
         .collect()
 }
 
+/// σ · ln(K/F) · √(30/max(T, 1)) of an option (T in days, F the forward to its expiry): its
+/// vol's change per unit change of the 30-day smile slope.
+fn skew_loading(aggregated: &AggregatedBook, underlying: usize, option: usize) -> f64 {
+    let u = &aggregated.underlyings[underlying];
+    let o = &u.options[option];
+    let forward = u.quote.spot * (u.quote.rate * o.tau).exp();
+    let days = (o.tau * DAYS_PER_YEAR).max(1.0);
+    o.vol * (o.strike / forward).ln() * (SKEW_REFERENCE_DAYS / days).sqrt()
+}
+
 /// What one position adds to a row besides its Greeks.
 struct Holdings {
     /// The tenor bucket of an option.
     bucket: Option<usize>,
+    /// [`skew_loading`] of an option, 0 for delta-one.
+    skew_loading: f64,
     linear: f64,
     option: f64,
     value: f64,
@@ -197,5 +218,7 @@ fn add(row: &mut ExposureRow, units: f64, g: &Greeks, spot: f64, holds: &Holding
         row.vega_by_tenor[bucket].vega += units * g.vega;
     }
     row.theta += units * g.theta;
+    // vega is per vol point (0.01 of σ): dV = vega · 100 · dσ, dσ = 0.01 · loading
+    row.skew += units * g.vega * holds.skew_loading;
     row.positions += 1;
 }

@@ -253,6 +253,21 @@ pub(crate) struct StressOptions {
     /// Find the most plausible move (smallest Mahalanobis distance) losing at least LOSS.
     #[arg(long, value_name = "LOSS", value_parser = parse_loss)]
     pub(crate) reverse: Option<f64>,
+    /// Add term-structure grids, Deribit style: the grid's vol move is the 30-day one and an
+    /// option with T days left moves its vol by (1 + move)^((30/T)^P); Deribit's portfolio
+    /// margin uses P = 0.30 under 30 days and 0.13 beyond. P in [0, 1].
+    #[arg(long, value_name = "P", value_parser = parse_power)]
+    pub(crate) term_power: Option<f64>,
+}
+
+/// A term-structure power in [0, 1].
+fn parse_power(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "expected a power in [0, 1] like 0.3, found '{text}'"
+        )),
+    }
 }
 
 /// A positive amount of money.

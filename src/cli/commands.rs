@@ -130,6 +130,7 @@ fn stress_request(options: &StressOptions) -> StressRequest {
             .clone()
             .map(|file| (file, options.window, options.worst)),
         reverse: options.reverse,
+        term_power: options.term_power,
     }
 }
 

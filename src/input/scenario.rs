@@ -138,14 +138,23 @@ pub struct ModelSpec {
 }
 
 /// `[model.factors.U]`: annualised parameters of one underlying.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FactorSpec {
     /// Annualised volatility of ln(spot).
     pub spot_vol: f64,
-    /// Annualised volatility of ln(implied vol); 0 holds implied vol fixed.
+    /// Annualised volatility of ln(implied vol): one number (one factor `U.vol` moving every
+    /// tenor; 0 holds implied vol fixed), or one per pillar of `vol_pillars`.
     #[serde(default)]
-    pub vol_of_vol: f64,
+    pub vol_of_vol: VolOfVol,
+    /// Tenors (whole days) of the ATM implied-vol pillars, strictly increasing: each pillar is
+    /// a factor `U.vol.{days}d` with its own vol of vol. Empty: no pillars.
+    #[serde(default)]
+    pub vol_pillars: Vec<u32>,
+    /// Annualised volatility of the skew factor `U.skew` (the 30-day slope
+    /// d ln σ / d ln(K/F), see `docs/model.md`); 0, the default, holds the skew fixed.
+    #[serde(default)]
+    pub skew_vol: f64,
     /// Annualised drift of ln(spot); 0 unless configured.
     #[serde(default)]
     pub drift: f64,
@@ -154,6 +163,54 @@ pub struct FactorSpec {
     /// every tenor alike).
     #[serde(default)]
     pub term_power: f64,
+}
+
+impl FactorSpec {
+    /// An underlying with only a spot factor: fixed implied vols, no drift.
+    pub fn spot_only(spot_vol: f64) -> FactorSpec {
+        FactorSpec {
+            spot_vol,
+            vol_of_vol: VolOfVol::default(),
+            vol_pillars: Vec::new(),
+            skew_vol: 0.0,
+            drift: 0.0,
+            term_power: 0.0,
+        }
+    }
+}
+
+/// `vol_of_vol`: one annualised vol of ln(implied vol), or one per vol pillar.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum VolOfVol {
+    /// One vol factor `U.vol` for every tenor.
+    Scalar(f64),
+    /// One vol of vol per pillar of `vol_pillars`, in the same order.
+    PerPillar(Vec<f64>),
+}
+
+impl Default for VolOfVol {
+    fn default() -> VolOfVol {
+        VolOfVol::Scalar(0.0)
+    }
+}
+
+impl VolOfVol {
+    /// Every vol of vol given (one for a scalar).
+    pub fn values(&self) -> &[f64] {
+        match self {
+            VolOfVol::Scalar(x) => std::slice::from_ref(x),
+            VolOfVol::PerPillar(v) => v,
+        }
+    }
+
+    /// The scalar vol of vol; 0 when per-pillar vols are given (no single `U.vol` factor).
+    pub fn scalar(&self) -> f64 {
+        match self {
+            VolOfVol::Scalar(x) => *x,
+            VolOfVol::PerPillar(_) => 0.0,
+        }
+    }
 }
 
 /// `[model.correlation]`: factor names (`U.spot`, `U.vol`) and their correlation matrix.
@@ -512,7 +569,10 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
     }
     for (name, f) in &raw.factors {
         let key = |field: &str| format!("model.factors.{name}.{field}");
-        for (field, value) in [("spot_vol", f.spot_vol), ("vol_of_vol", f.vol_of_vol)] {
+        let vols = std::iter::once(("spot_vol", f.spot_vol))
+            .chain(f.vol_of_vol.values().iter().map(|&v| ("vol_of_vol", v)))
+            .chain(std::iter::once(("skew_vol", f.skew_vol)));
+        for (field, value) in vols {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(bad_key(
                     path,
@@ -531,6 +591,7 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
                 ),
             ));
         }
+        check_pillars(path, &key, f)?;
         if !f.drift.is_finite() {
             return Err(bad_key(
                 path,
@@ -546,6 +607,61 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
         factors: raw.factors,
         correlation: raw.correlation,
     })
+}
+
+/// Checks `vol_pillars` against `vol_of_vol`: whole positive days, strictly increasing, one
+/// vol of vol per pillar, and no `term_power` beside them (pillars already give each tenor
+/// its own move).
+fn check_pillars(path: &Path, key: &dyn Fn(&str) -> String, f: &FactorSpec) -> Result<()> {
+    let pillars = &f.vol_pillars;
+    match (&f.vol_of_vol, pillars.is_empty()) {
+        (VolOfVol::Scalar(_), true) => return Ok(()),
+        (VolOfVol::PerPillar(_), true) => {
+            return Err(bad_key(
+                path,
+                &key("vol_of_vol"),
+                "a list of vols of vol needs vol_pillars = [days, ...] beside it".to_owned(),
+            ))
+        }
+        (VolOfVol::Scalar(_), false) => {
+            return Err(bad_key(
+                path,
+                &key("vol_of_vol"),
+                format!(
+                    "give one vol of vol per pillar: a list of {} numbers",
+                    pillars.len()
+                ),
+            ))
+        }
+        (VolOfVol::PerPillar(vols), false) if vols.len() != pillars.len() => {
+            return Err(bad_key(
+                path,
+                &key("vol_of_vol"),
+                format!(
+                    "has {} values for {} vol_pillars: give one per pillar",
+                    vols.len(),
+                    pillars.len()
+                ),
+            ))
+        }
+        _ => {}
+    }
+    if pillars[0] == 0 || pillars.windows(2).any(|w| w[1] <= w[0]) {
+        return Err(bad_key(
+            path,
+            &key("vol_pillars"),
+            format!("must be whole days above 0, strictly increasing, found {pillars:?}"),
+        ));
+    }
+    if f.term_power != 0.0 {
+        return Err(bad_key(
+            path,
+            &key("term_power"),
+            "cannot be combined with vol_pillars: the pillars give each tenor its own move"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -570,7 +686,7 @@ file = "p.csv"
         assert_eq!(s.run.confidence, DEFAULT_CONFIDENCE.to_vec());
         assert_eq!(s.model.distribution, Distribution::Normal);
         assert_eq!(s.market_file, Path::new("dir/m.csv"));
-        assert_eq!(s.model.factors["BTC"].vol_of_vol, 0.0);
+        assert_eq!(s.model.factors["BTC"].vol_of_vol, VolOfVol::Scalar(0.0));
     }
 
     #[test]

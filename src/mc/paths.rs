@@ -11,35 +11,76 @@
 //! so a step's price volatility is scaled by the simulated implied-vol level at the start of
 //! that step relative to today's: a vol spike widens later price moves. With one step (or a
 //! vol of vol of 0) iv_j/iv_0 = 1 and this is exactly the SPEC's one-step model.
+//!
+//! An underlying with vol pillars moves each pillar's log ATM vol the same way with its own
+//! vol of vol and factor, and its skew factor (if any) arithmetically by
+//! skew_vol · √(dt/365) · e_skew; its iv_j/iv_0 is then the 30-day vol level
+//! ([`REFERENCE_TENOR_DAYS`], interpolated between pillars like an option's).
 
-use crate::model::factors::FactorModel;
+use crate::model::factors::{interpolated, FactorModel, REFERENCE_TENOR_DAYS};
 use crate::time::DAYS_PER_YEAR;
 
-/// Where each path ends: per path and per model underlying, ln(S_h/S_0) and iv_h/iv_0.
-/// Row-major, one row of `underlyings` values per path.
+/// Where each path ends: per path and per model underlying, ln(S_h/S_0) and iv_h/iv_0, and
+/// the path's surface row (pillar log-vol moves and skew moves, see
+/// [`crate::model::factors`]). Row-major, one row per path.
 #[derive(Debug, Clone, Default)]
 pub struct HorizonMoves {
     /// Number of model underlyings per row.
     pub underlyings: usize,
     /// ln(S_h / S_0).
     pub log_spot: Vec<f64>,
-    /// iv_h / iv_0: the factor by which every implied vol of that underlying is scaled.
+    /// iv_h / iv_0: the factor by which every implied vol of that underlying is scaled (its
+    /// 30-day vol level when it has pillars).
     pub vol_ratio: Vec<f64>,
+    /// Numbers per path of the surface rows ([`FactorModel::surface_width`]).
+    pub surface_width: usize,
+    /// Pillar moves (ln of the ATM vol ratio) and skew moves (change of the 30-day slope).
+    pub surface: Vec<f64>,
+}
+
+/// One path's moves, as revaluation reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct PathMove<'a> {
+    /// Per model underlying, ln(S_h / S_0).
+    pub log_spot: &'a [f64],
+    /// Per model underlying, iv_h / iv_0.
+    pub vol_ratio: &'a [f64],
+    /// The path's surface row (empty without pillar or skew factors).
+    pub surface: &'a [f64],
 }
 
 impl HorizonMoves {
-    /// Sets `paths` rows to "nothing moved" (ln ratio 0, vol ratio 1).
-    pub fn reset(&mut self, paths: usize, underlyings: usize) {
+    /// Sets `paths` rows to "nothing moved" (ln ratio 0, vol ratio 1, surface moves 0).
+    pub fn reset(&mut self, paths: usize, underlyings: usize, surface_width: usize) {
         self.underlyings = underlyings;
         self.log_spot.clear();
         self.log_spot.resize(paths * underlyings, 0.0);
         self.vol_ratio.clear();
         self.vol_ratio.resize(paths * underlyings, 1.0);
+        self.surface_width = surface_width;
+        self.surface.clear();
+        self.surface.resize(paths * surface_width, 0.0);
     }
 
     /// Number of paths held.
     pub fn paths(&self) -> usize {
         self.log_spot.len() / self.underlyings.max(1)
+    }
+
+    /// The moves of path `i`.
+    #[inline]
+    pub fn row(&self, i: usize) -> PathMove<'_> {
+        let (u, w) = (self.underlyings, self.surface_width);
+        PathMove {
+            log_spot: &self.log_spot[i * u..(i + 1) * u],
+            vol_ratio: &self.vol_ratio[i * u..(i + 1) * u],
+            surface: &self.surface[i * w..(i + 1) * w],
+        }
+    }
+
+    /// Every path's moves, in order.
+    pub fn rows(&self) -> impl Iterator<Item = PathMove<'_>> {
+        (0..self.paths()).map(|i| self.row(i))
     }
 }
 
@@ -53,6 +94,12 @@ struct StepScales {
     vol: f64,
     /// drift · dt/365.
     drift: f64,
+    /// Per pillar: (factor, surface slot, vol_of_vol · √(dt/365)).
+    pillars: Vec<(usize, usize, f64)>,
+    /// The skew's (factor, surface slot, skew_vol · √(dt/365)).
+    skew: Option<(usize, usize, f64)>,
+    /// With pillars: the 30-day level's interpolation weights, which set iv_j/iv_0.
+    reference: Option<[(usize, f64); 2]>,
 }
 
 /// Turns each step's shocks into moves of every underlying's spot and implied vol.
@@ -60,6 +107,7 @@ struct StepScales {
 pub struct PathBuilder {
     scales: Vec<StepScales>,
     steps: u32,
+    surface_width: usize,
 }
 
 impl PathBuilder {
@@ -76,9 +124,25 @@ impl PathBuilder {
                 spot: u.spot_vol * root_dt,
                 vol: u.vol_of_vol * root_dt,
                 drift: u.drift * dt_years,
+                pillars: u
+                    .pillars
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.factor, u.surface_offset + i, p.vol_of_vol * root_dt))
+                    .collect(),
+                skew: u
+                    .skew
+                    .as_ref()
+                    .zip(u.skew_slot())
+                    .map(|(k, slot)| (k.factor, slot, k.vol * root_dt)),
+                reference: u.pillar_weights(REFERENCE_TENOR_DAYS),
             })
             .collect();
-        PathBuilder { scales, steps }
+        PathBuilder {
+            scales,
+            steps,
+            surface_width: model.surface_width,
+        }
     }
 
     /// Number of steps per path.
@@ -91,13 +155,18 @@ impl PathBuilder {
         self.scales.len()
     }
 
+    /// Numbers per path of the surface rows.
+    pub fn surface_width(&self) -> usize {
+        self.surface_width
+    }
+
     /// Applies one step: `shocks` holds one row of `factors` shocks per path of `moves`.
     pub fn advance(&self, shocks: &[f64], factors: usize, moves: &mut HorizonMoves) {
-        let u = self.scales.len();
-        let rows = shocks.chunks_exact(factors);
-        let logs = moves.log_spot.chunks_exact_mut(u);
-        let vols = moves.vol_ratio.chunks_exact_mut(u);
-        for ((e, log_spot), vol_ratio) in rows.zip(logs).zip(vols) {
+        let (u, w) = (self.scales.len(), self.surface_width);
+        for (path, e) in shocks.chunks_exact(factors).enumerate() {
+            let log_spot = &mut moves.log_spot[path * u..(path + 1) * u];
+            let vol_ratio = &mut moves.vol_ratio[path * u..(path + 1) * u];
+            let surface = &mut moves.surface[path * w..(path + 1) * w];
             for (s, (x, ratio)) in self
                 .scales
                 .iter()
@@ -106,6 +175,15 @@ impl PathBuilder {
                 *x += s.drift + s.spot * *ratio * e[s.spot_factor];
                 if let Some(v) = s.vol_factor {
                     *ratio *= (s.vol * e[v]).exp();
+                }
+                for &(factor, slot, scale) in &s.pillars {
+                    surface[slot] += scale * e[factor];
+                }
+                if let Some((factor, slot, scale)) = s.skew {
+                    surface[slot] += scale * e[factor];
+                }
+                if let Some(weights) = &s.reference {
+                    *ratio = interpolated(weights, surface).exp();
                 }
             }
         }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::book::aggregate::AggregatedBook;
 use crate::error::{Error, Result};
-use crate::mc::paths::{HorizonMoves, PathBuilder};
+use crate::mc::paths::{HorizonMoves, PathBuilder, PathMove};
 use crate::mc::proposal::Proposal;
 use crate::mc::shocks::{block_rng, BlockDraws, ShockGenerator, BLOCK_PATHS};
 use crate::mc::threads::Threads;
@@ -498,16 +498,9 @@ impl Simulator {
                 .map_init(Scratch::default, |scratch, group| {
                     let block = first_block + (group[0] / BLOCK_PATHS) as u64;
                     self.generate_moves(block, self.block_len(block), scratch);
-                    let u = scratch.moves.underlyings;
                     group
                         .iter()
-                        .map(|&i| {
-                            let row = (i % BLOCK_PATHS) * u..(i % BLOCK_PATHS + 1) * u;
-                            full.path_pnl(
-                                &scratch.moves.log_spot[row.clone()],
-                                &scratch.moves.vol_ratio[row],
-                            )
-                        })
+                        .map(|&i| full.path_pnl(scratch.moves.row(i % BLOCK_PATHS)))
                         .collect()
                 })
                 .collect()
@@ -605,20 +598,14 @@ impl Simulator {
     }
 
     /// Re-simulates block `block` exactly as [`Simulator::pnl`] did (same random stream) and
-    /// calls `visit(path, log_spot, vol_ratio)` for each of its paths, `path` being the
-    /// global path index. This is how tail paths are revisited without storing them.
-    pub fn visit_block(&self, block: u64, mut visit: impl FnMut(u64, &[f64], &[f64])) {
+    /// calls `visit(path, moves)` for each of its paths, `path` being the global path index.
+    /// This is how tail paths are revisited without storing them.
+    pub fn visit_block(&self, block: u64, mut visit: impl FnMut(u64, PathMove)) {
         let mut scratch = Scratch::default();
         self.generate_moves(block, self.block_len(block), &mut scratch);
-        let u = scratch.moves.underlyings.max(1);
-        let rows = scratch
-            .moves
-            .log_spot
-            .chunks_exact(u)
-            .zip(scratch.moves.vol_ratio.chunks_exact(u));
         let first = block * BLOCK_PATHS as u64;
-        for (i, (log_spot, vol_ratio)) in rows.enumerate() {
-            visit(first + i as u64, log_spot, vol_ratio);
+        for (i, m) in scratch.moves.rows().enumerate() {
+            visit(first + i as u64, m);
         }
     }
 
@@ -644,7 +631,11 @@ impl Simulator {
     ) {
         let factors = self.generator.dimension();
         scratch.shocks.resize(paths * factors, 0.0);
-        scratch.moves.reset(paths, self.builder.underlyings());
+        scratch.moves.reset(
+            paths,
+            self.builder.underlyings(),
+            self.builder.surface_width(),
+        );
         for step in 0..steps {
             self.generator
                 .fill_step(rng, step, &mut scratch.draws, &mut scratch.shocks, proposal);

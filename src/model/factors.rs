@@ -1,10 +1,15 @@
 //! The risk-factor model: which factors exist, their volatilities, their correlation and its
 //! Cholesky factor.
 //!
-//! Every underlying U in `[model.factors]` has a factor `U.spot` (log spot) and, when its
-//! `vol_of_vol` is positive, `U.vol` (log implied vol). Factors missing from
-//! `[model.correlation]` are uncorrelated with the rest. A `.vol` factor listed there for an
-//! underlying whose `vol_of_vol` is 0 has no randomness and is dropped.
+//! Every underlying U in `[model.factors]` has a factor `U.spot` (log spot) and either, when
+//! its scalar `vol_of_vol` is positive, `U.vol` (log implied vol of every tenor), or, with
+//! `vol_pillars`, one factor per pillar `U.vol.7d`, `U.vol.30d`, … (log ATM implied vol at
+//! that tenor); with a positive `skew_vol` it also has `U.skew` (the 30-day smile slope).
+//! Factors missing from `[model.correlation]` are uncorrelated with the rest. A `.vol` or
+//! `.skew` factor listed there whose vol is 0 has no randomness and is dropped.
+//!
+//! A path's moves of pillars and skews live in its *surface row* ([`FactorModel::surface_width`]
+//! numbers): per underlying, its pillars' log-vol moves in tenor order, then its skew move.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +31,8 @@ pub struct UnderlyingFactors {
     pub name: String,
     /// Annualised vol of ln(spot).
     pub spot_vol: f64,
-    /// Annualised vol of ln(implied vol); 0 when implied vol is held fixed.
+    /// Annualised vol of ln(implied vol) of the one factor `U.vol`; 0 when implied vol is held
+    /// fixed or moves by pillars.
     pub vol_of_vol: f64,
     /// Annualised drift of ln(spot).
     pub drift: f64,
@@ -36,6 +42,80 @@ pub struct UnderlyingFactors {
     pub spot_factor: usize,
     /// Index of `U.vol`, if the underlying has one.
     pub vol_factor: Option<usize>,
+    /// ATM implied-vol pillars in increasing tenor (empty: no pillars).
+    pub pillars: Vec<VolPillar>,
+    /// The skew factor, when `skew_vol` is positive.
+    pub skew: Option<SkewFactor>,
+    /// Position of this underlying's first pillar (or its skew) in a path's surface row.
+    pub surface_offset: usize,
+}
+
+/// One ATM implied-vol pillar: factor `U.vol.{days}d`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolPillar {
+    /// Tenor in days.
+    pub days: f64,
+    /// Annualised vol of ln(ATM implied vol) at this tenor.
+    pub vol_of_vol: f64,
+    /// Index of the pillar's factor in the factor list.
+    pub factor: usize,
+}
+
+/// The skew factor `U.skew`: the change of the 30-day smile slope d ln σ / d ln(K/F).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkewFactor {
+    /// Annualised standard deviation of the slope's change (arithmetic, per √year).
+    pub vol: f64,
+    /// Index of the factor in the factor list.
+    pub factor: usize,
+}
+
+/// The tenor (days) at which the skew factor is the change of the smile's slope; other
+/// tenors' slopes change by √(30/T) times as much.
+pub const SKEW_REFERENCE_DAYS: f64 = 30.0;
+
+/// The tenor (days) whose vol level scales later spot moves in multi-step paths when an
+/// underlying has pillars (the one vol factor's role without them).
+pub const REFERENCE_TENOR_DAYS: f64 = 30.0;
+
+impl UnderlyingFactors {
+    /// Surface-row slots and weights of the log-vol move at a tenor of `days`: linear in the
+    /// tenor between the two pillars around it, flat beyond the first and last pillar. `None`
+    /// without pillars.
+    pub fn pillar_weights(&self, days: f64) -> Option<[(usize, f64); 2]> {
+        let first = self.pillars.first()?;
+        let last = self.pillars.last()?;
+        let slot = |i: usize| self.surface_offset + i;
+        if days <= first.days {
+            return Some([(slot(0), 1.0), (slot(0), 0.0)]);
+        }
+        if days >= last.days {
+            let n = self.pillars.len() - 1;
+            return Some([(slot(n), 1.0), (slot(n), 0.0)]);
+        }
+        let hi = self.pillars.iter().position(|p| p.days > days)?;
+        let (a, b) = (self.pillars[hi - 1].days, self.pillars[hi].days);
+        let w = (days - a) / (b - a);
+        Some([(slot(hi - 1), 1.0 - w), (slot(hi), w)])
+    }
+
+    /// Surface-row slot of the skew move, if the underlying has a skew factor.
+    pub fn skew_slot(&self) -> Option<usize> {
+        self.skew
+            .as_ref()
+            .map(|_| self.surface_offset + self.pillars.len())
+    }
+
+    /// Number of surface-row slots of this underlying (pillars, then skew).
+    pub fn surface_slots(&self) -> usize {
+        self.pillars.len() + usize::from(self.skew.is_some())
+    }
+}
+
+/// The log-vol move read from a surface row at interpolation `weights`.
+#[inline]
+pub fn interpolated(weights: &[(usize, f64); 2], surface: &[f64]) -> f64 {
+    weights[0].1 * surface[weights[0].0] + weights[1].1 * surface[weights[1].0]
 }
 
 /// The validated model, ready for the scenario generator.
@@ -49,6 +129,8 @@ pub struct FactorModel {
     pub correlation: Mat<f64>,
     /// Lower Cholesky factor of `correlation`.
     pub cholesky: Mat<f64>,
+    /// Numbers per path of pillar and skew moves (0 without pillars or skew factors).
+    pub surface_width: usize,
     /// Shock distribution: normal, or Student-t with its degrees of freedom.
     pub distribution: Distribution,
     /// How Student-t paths of several steps share their chi-square.
@@ -68,6 +150,7 @@ impl FactorModel {
     /// `repair_correlation` is set, in which case the nearest correlation matrix is used.
     pub fn build(spec: &ModelSpec, file: &Path, repair_correlation: bool) -> Result<FactorModel> {
         let (underlyings, factor_names) = list_factors(spec);
+        let surface_width = underlyings.iter().map(|u| u.surface_slots()).sum();
         let mut correlation = Mat::<f64>::identity(factor_names.len(), factor_names.len());
         if let Some(given) = &spec.correlation {
             fill_correlation(given, spec, &factor_names, file, &mut correlation)?;
@@ -103,6 +186,7 @@ impl FactorModel {
             factor_names,
             correlation,
             cholesky,
+            surface_width,
             distribution: spec.distribution,
             chi_square: spec.chi_square,
             smile: spec.smile,
@@ -125,22 +209,43 @@ impl FactorModel {
 fn list_factors(spec: &ModelSpec) -> (Vec<UnderlyingFactors>, Vec<String>) {
     let mut names = Vec::new();
     let mut underlyings = Vec::new();
+    let mut surface_offset = 0;
     for (name, f) in &spec.factors {
-        let spot_factor = names.len();
-        names.push(format!("{name}.spot"));
-        let vol_factor = (f.vol_of_vol > 0.0).then(|| {
-            names.push(format!("{name}.vol"));
+        let mut add = |factor: String| {
+            names.push(factor);
             names.len() - 1
+        };
+        let spot_factor = add(format!("{name}.spot"));
+        let vol_of_vol = f.vol_of_vol.scalar();
+        let vol_factor = (vol_of_vol > 0.0).then(|| add(format!("{name}.vol")));
+        let pillars: Vec<VolPillar> = f
+            .vol_pillars
+            .iter()
+            .zip(f.vol_of_vol.values())
+            .map(|(&days, &vol_of_vol)| VolPillar {
+                days: f64::from(days),
+                vol_of_vol,
+                factor: add(format!("{name}.vol.{days}d")),
+            })
+            .collect();
+        let skew = (f.skew_vol > 0.0).then(|| SkewFactor {
+            vol: f.skew_vol,
+            factor: add(format!("{name}.skew")),
         });
-        underlyings.push(UnderlyingFactors {
+        let u = UnderlyingFactors {
             name: name.clone(),
             spot_vol: f.spot_vol,
-            vol_of_vol: f.vol_of_vol,
+            vol_of_vol,
             drift: f.drift,
             term_power: f.term_power,
             spot_factor,
             vol_factor,
-        });
+            pillars,
+            skew,
+            surface_offset,
+        };
+        surface_offset += u.surface_slots();
+        underlyings.push(u);
     }
     (underlyings, names)
 }
@@ -195,11 +300,18 @@ fn fill_correlation(
     Ok(())
 }
 
-/// `U.vol` for a modelled underlying whose vol_of_vol is 0: a factor with no randomness.
+/// `U.vol` for a modelled underlying without vol pillars whose vol_of_vol is 0, or `U.skew`
+/// whose skew_vol is 0: a factor with no randomness.
 fn is_fixed_vol_factor(name: &str, spec: &ModelSpec) -> bool {
-    name.strip_suffix(".vol")
+    let fixed_vol = name
+        .strip_suffix(".vol")
         .and_then(|u| spec.factors.get(u))
-        .is_some_and(|f| f.vol_of_vol == 0.0)
+        .is_some_and(|f| f.vol_pillars.is_empty() && f.vol_of_vol.scalar() == 0.0);
+    let fixed_skew = name
+        .strip_suffix(".skew")
+        .and_then(|u| spec.factors.get(u))
+        .is_some_and(|f| f.skew_vol == 0.0);
+    fixed_vol || fixed_skew
 }
 
 /// A number readable at any magnitude: fixed-point unless it is tiny.
@@ -214,7 +326,7 @@ fn readable(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::scenario::FactorSpec;
+    use crate::input::scenario::{FactorSpec, VolOfVol};
     use std::collections::BTreeMap;
 
     fn spec(matrix: Vec<Vec<f64>>, factors: &[&str]) -> ModelSpec {
@@ -223,10 +335,8 @@ mod tests {
             f.insert(
                 name.to_owned(),
                 FactorSpec {
-                    spot_vol: 0.6,
-                    vol_of_vol: vov,
-                    drift: 0.0,
-                    term_power: 0.0,
+                    vol_of_vol: VolOfVol::Scalar(vov),
+                    ..FactorSpec::spot_only(0.6)
                 },
             );
         }

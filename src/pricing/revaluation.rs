@@ -16,8 +16,8 @@ use crate::book::aggregate::{AggregatedBook, Holding};
 use crate::book::instrument::OptionType;
 use crate::input::scenario::SmileDynamics;
 use crate::market::vol_surface::VolSurface;
-use crate::mc::paths::HorizonMoves;
-use crate::model::factors::FactorModel;
+use crate::mc::paths::{HorizonMoves, PathMove};
+use crate::model::factors::{interpolated, FactorModel, SKEW_REFERENCE_DAYS};
 use crate::pricing::black_scholes::{intrinsic, price_from_parts};
 use crate::pricing::surface::{Axis, Surface, SPOT_POINTS, VOL_POINTS};
 use crate::time::DAYS_PER_YEAR;
@@ -46,13 +46,29 @@ struct OptionAtHorizon {
     discounted_strike: f64,
     /// τ_h ≤ 0: the option expires inside the horizon.
     expires: bool,
-    /// m = (30/max(days left, 1))^p: the option's implied vol moves by ratio^m (1 without a
-    /// term structure).
-    vol_exponent: f64,
+    /// How the option's implied vol follows the path's vol factors.
+    vol_move: VolMove,
+    /// With a skew factor: (surface slot, loading) with loading = ln(K/F_0)·√(30/max(T, 1)),
+    /// T the days left at the horizon; the option's log vol moves by loading × skew move.
+    skew: Option<(usize, f64)>,
     /// Years from the valuation time to expiry.
     tau_at_valuation: f64,
     /// Under sticky-moneyness dynamics, the smile the option's vol moves along.
     moving_smile: Option<MovingSmile>,
+}
+
+/// How an option's implied vol moves on a path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum VolMove {
+    /// The underlying's one vol factor: the vol is scaled by ratio^m, m = (30/max(T, 1))^p
+    /// with a term structure of power p, 1 without.
+    Factor {
+        /// m.
+        exponent: f64,
+    },
+    /// The underlying's pillars: ln of the vol move interpolated at the option's tenor (surface
+    /// slots and weights).
+    Pillars([(usize, f64); 2]),
 }
 
 /// An option's smile under sticky-moneyness dynamics: on a path its vol is scaled by
@@ -111,7 +127,8 @@ impl Revaluer {
                             vol_sqrt_tau: o.vol * tau.sqrt(),
                             discounted_strike: o.strike * (-rate * tau).exp(),
                             expires,
-                            vol_exponent: 1.0,
+                            vol_move: VolMove::Factor { exponent: 1.0 },
+                            skew: None,
                             tau_at_valuation: o.tau,
                             moving_smile: None,
                         }
@@ -139,6 +156,10 @@ impl Revaluer {
     ///   `term_power` of its underlying (T floored at one day, and the option's vol move
     ///   capped at a factor [`MAX_LOG_VOL_MOVE`] in logs, so that an option expiring just
     ///   after the horizon cannot overflow); p = 0 keeps m = 1 exactly;
+    /// - with vol pillars, the option's log-vol move is the pillars' moves interpolated
+    ///   linearly at T (flat outside the pillars), and with a skew factor its log vol also
+    ///   moves by ln(K/F_0)·√(30/max(T, 1)) times the skew move (F_0 today's forward to the
+    ///   option's expiry), the sum capped like the term structure's;
     /// - under sticky-moneyness smile dynamics, the options of an underlying with a surface
     ///   move along its smile as spot moves ([`MovingSmile`]).
     pub fn with_vol_dynamics(
@@ -164,14 +185,41 @@ impl Revaluer {
                 }
             }
         }
-        for u in &mut self.underlyings {
-            let power = model.underlyings[u.model_index].term_power;
-            if power == 0.0 {
-                continue;
-            }
+        for (u, net) in self.underlyings.iter_mut().zip(&book.underlyings) {
+            let factors = &model.underlyings[u.model_index];
+            let rate = net.quote.rate;
             for o in &mut u.options {
-                let days_left = (o.tau_at_valuation * DAYS_PER_YEAR - horizon_days).max(1.0);
-                o.vol_exponent = (TERM_STRUCTURE_DAYS / days_left).powf(power);
+                let days = o.tau_at_valuation * DAYS_PER_YEAR - horizon_days;
+                if let Some(weights) = factors.pillar_weights(days) {
+                    o.vol_move = VolMove::Pillars(weights);
+                } else if factors.term_power != 0.0 {
+                    o.vol_move = VolMove::Factor {
+                        exponent: (TERM_STRUCTURE_DAYS / days.max(1.0)).powf(factors.term_power),
+                    };
+                }
+                o.skew = factors.skew_slot().map(|slot| {
+                    let forward = u.spot * (rate * o.tau_at_valuation).exp();
+                    let loading =
+                        (o.strike / forward).ln() * (SKEW_REFERENCE_DAYS / days.max(1.0)).sqrt();
+                    (slot, loading)
+                });
+            }
+        }
+        self
+    }
+
+    /// The same book under a Deribit-style term-structure shock instead of the model's vol
+    /// dynamics: every option's vol moves by ratio^m, m = (30/max(T, 1))^p (T its days left at
+    /// the horizon), `ratio` being its underlying's vol ratio, whatever pillars or skew the
+    /// model has. For the term-structure stress grid.
+    pub fn with_term_structure_shocks(mut self, power: f64, horizon_days: f64) -> Revaluer {
+        for u in &mut self.underlyings {
+            for o in &mut u.options {
+                let days = (o.tau_at_valuation * DAYS_PER_YEAR - horizon_days).max(1.0);
+                o.vol_move = VolMove::Factor {
+                    exponent: (TERM_STRUCTURE_DAYS / days).powf(power),
+                };
+                o.skew = None;
             }
         }
         self
@@ -179,14 +227,16 @@ impl Revaluer {
 
     /// Switches to grid revaluation: tabulates, per underlying with options that outlive the
     /// horizon, their summed P&L over ±`half_widths[model_index]` = (ln spot, ln vol ratio)
-    /// half-widths. Expiring options and points off the grid stay fully revalued.
+    /// half-widths. Expiring options and points off the grid stay fully revalued, and so do
+    /// the options of underlyings with vol pillars or a skew factor (their value depends on
+    /// more than spot and one vol ratio).
     pub fn with_surfaces(mut self, half_widths: &[(f64, f64)]) -> Revaluer {
         self.surfaces = self
             .underlyings
             .iter()
             .map(|u| {
                 let live: Vec<&OptionAtHorizon> = u.options.iter().filter(|o| !o.expires).collect();
-                if live.is_empty() {
+                if live.is_empty() || live.iter().any(|o| o.moves_by_surface_factors()) {
                     return None;
                 }
                 let (spot_half, vol_half) = half_widths[u.model_index];
@@ -196,7 +246,7 @@ impl Revaluer {
                     let spot = u.spot * x.exp();
                     let ratio = log_ratio.exp();
                     live.iter()
-                        .map(|o| o.units * o.unit_pnl(spot, x, ratio))
+                        .map(|o| o.units * o.unit_pnl(spot, x, ratio, &[]))
                         .sum()
                 }))
             })
@@ -217,28 +267,23 @@ impl Revaluer {
 
     /// Writes the book's P&L (positive = gain) for every path of `moves` into `pnl`.
     pub fn revalue(&self, moves: &HorizonMoves, pnl: &mut [f64]) {
-        let u = moves.underlyings;
-        let rows = moves
-            .log_spot
-            .chunks_exact(u)
-            .zip(moves.vol_ratio.chunks_exact(u));
-        for (out, (log_spot, vol_ratio)) in pnl.iter_mut().zip(rows) {
+        for (out, m) in pnl.iter_mut().zip(moves.rows()) {
             *out = if self.surfaces.is_empty() {
-                self.path_pnl(log_spot, vol_ratio)
+                self.path_pnl(m)
             } else {
-                self.path_pnl_on_surfaces(log_spot, vol_ratio)
+                self.path_pnl_on_surfaces(m)
             };
         }
     }
 
-    /// P&L of one path given its per-underlying ln(S_h/S_0) and iv_h/iv_0.
-    pub fn path_pnl(&self, log_spot: &[f64], vol_ratio: &[f64]) -> f64 {
+    /// P&L of one path given its moves.
+    pub fn path_pnl(&self, m: PathMove) -> f64 {
         let mut total = 0.0;
         for u in &self.underlyings {
-            let (spot, x, ratio) = u.state(log_spot, vol_ratio);
+            let (spot, x, ratio) = u.state(m);
             total += u.linear_units * (spot - u.spot);
             for o in &u.options {
-                total += o.units * o.unit_pnl(spot, x, ratio);
+                total += o.units * o.unit_pnl(spot, x, ratio, m.surface);
             }
         }
         total
@@ -246,22 +291,22 @@ impl Revaluer {
 
     /// P&L of one path with each underlying's live options read off its surface (revalued in
     /// full when the point is off the grid).
-    pub fn path_pnl_on_surfaces(&self, log_spot: &[f64], vol_ratio: &[f64]) -> f64 {
+    pub fn path_pnl_on_surfaces(&self, m: PathMove) -> f64 {
         let mut total = 0.0;
         for (u, surface) in self.underlyings.iter().zip(&self.surfaces) {
-            let (spot, x, ratio) = u.state(log_spot, vol_ratio);
+            let (spot, x, ratio) = u.state(m);
             total += u.linear_units * (spot - u.spot);
             match surface.as_ref().and_then(|s| s.value(x, ratio.ln())) {
                 Some(live) => {
                     total += live;
                     for &i in &u.expiring {
                         let o = &u.options[i];
-                        total += o.units * o.unit_pnl(spot, x, ratio);
+                        total += o.units * o.unit_pnl(spot, x, ratio, m.surface);
                     }
                 }
                 None => {
                     for o in &u.options {
-                        total += o.units * o.unit_pnl(spot, x, ratio);
+                        total += o.units * o.unit_pnl(spot, x, ratio, m.surface);
                     }
                 }
             }
@@ -291,15 +336,15 @@ impl Revaluer {
     /// P&L per unit (one coin of underlying) of every netted instrument on one path, in
     /// [`Revaluer::instrument_index`] order: S_h − S_0 for linear exposure, V_h − V_0 for
     /// an option. The path's P&L is the units-weighted sum.
-    pub fn unit_pnl(&self, log_spot: &[f64], vol_ratio: &[f64], out: &mut [f64]) {
+    pub fn unit_pnl(&self, m: PathMove, out: &mut [f64]) {
         let mut slots = out.iter_mut();
         for u in &self.underlyings {
-            let (spot, x, ratio) = u.state(log_spot, vol_ratio);
+            let (spot, x, ratio) = u.state(m);
             if let Some(slot) = slots.next() {
                 *slot = spot - u.spot;
             }
             for (o, slot) in u.options.iter().zip(slots.by_ref()) {
-                *slot = o.unit_pnl(spot, x, ratio);
+                *slot = o.unit_pnl(spot, x, ratio, m.surface);
             }
         }
     }
@@ -308,9 +353,9 @@ impl Revaluer {
 impl UnderlyingAtHorizon {
     /// Simulated spot, its log move and the implied-vol ratio of this underlying on a path.
     #[inline]
-    fn state(&self, log_spot: &[f64], vol_ratio: &[f64]) -> (f64, f64, f64) {
-        let x = log_spot[self.model_index];
-        (self.spot * x.exp(), x, vol_ratio[self.model_index])
+    fn state(&self, m: PathMove) -> (f64, f64, f64) {
+        let x = m.log_spot[self.model_index];
+        (self.spot * x.exp(), x, m.vol_ratio[self.model_index])
     }
 }
 
@@ -325,22 +370,31 @@ impl OptionAtHorizon {
         }
     }
 
-    /// The option's implied-vol ratio for the underlying's ratio: ratio^m.
+    /// Whether the option's vol depends on the path's surface row (pillars or skew).
+    fn moves_by_surface_factors(&self) -> bool {
+        matches!(self.vol_move, VolMove::Pillars(_)) || self.skew.is_some()
+    }
+
+    /// The factor by which the path moves the option's implied vol, given its underlying's
+    /// vol ratio and the path's surface row: `ratio` itself for the plain one-factor model.
     #[inline]
-    fn scaled_ratio(&self, ratio: f64) -> f64 {
-        if self.vol_exponent == 1.0 {
-            ratio
-        } else {
-            (self.vol_exponent * ratio.ln())
-                .clamp(-MAX_LOG_VOL_MOVE, MAX_LOG_VOL_MOVE)
-                .exp()
+    fn scaled_ratio(&self, ratio: f64, surface: &[f64]) -> f64 {
+        let mut log_move = match self.vol_move {
+            VolMove::Factor { exponent } if exponent == 1.0 && self.skew.is_none() => return ratio,
+            VolMove::Factor { exponent } => exponent * ratio.ln(),
+            VolMove::Pillars(weights) => interpolated(&weights, surface),
+        };
+        if let Some((slot, loading)) = self.skew {
+            log_move += loading * surface[slot];
         }
+        log_move.clamp(-MAX_LOG_VOL_MOVE, MAX_LOG_VOL_MOVE).exp()
     }
 
     /// Value change of one unit at the horizon: intrinsic if it expired inside it, else
-    /// Black–Scholes at the simulated spot (log move `x`) and scaled vol (`ratio`).
+    /// Black–Scholes at the simulated spot (log move `x`) and moved vol (the underlying's vol
+    /// `ratio` and the path's `surface` row).
     #[inline]
-    fn unit_pnl(&self, spot: f64, x: f64, ratio: f64) -> f64 {
+    fn unit_pnl(&self, spot: f64, x: f64, ratio: f64, surface: &[f64]) -> f64 {
         let value = if self.expires {
             intrinsic(self.option_type, spot, self.strike)
         } else {
@@ -349,7 +403,7 @@ impl OptionAtHorizon {
                 spot,
                 self.discounted_strike,
                 self.base_log_moneyness + x,
-                self.vol_sqrt_tau * self.scaled_ratio(ratio) * self.smile_move(spot),
+                self.vol_sqrt_tau * self.scaled_ratio(ratio, surface) * self.smile_move(spot),
             )
         };
         value - self.base_price

@@ -438,12 +438,25 @@ pub struct StressReport {
     pub stress: Vec<StressResult>,
     /// Spot × implied-vol P&L grids: one per underlying held, then all underlyings together.
     pub grid: Vec<StressGrid>,
+    /// With `--term-power`: the same grids with Deribit-style term-structure vol shocks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub term_structure_grid: Option<TermStructureGrids>,
     /// With `--history`: the worst historical windows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Replay>,
     /// With `--reverse`: the most plausible move losing the amount.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reverse: Option<ReverseStress>,
+}
+
+/// Spot × implied-vol grids whose vol move v is that of a 30-day option: an option with T
+/// days left at the horizon has its vol multiplied by (1 + v)^((30/max(T, 1))^p).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TermStructureGrids {
+    /// The power p.
+    pub power: f64,
+    /// One grid per underlying held, then all together.
+    pub grids: Vec<StressGrid>,
 }
 
 /// The readable stress report: named scenarios with their breakdown by underlying, then the
@@ -495,26 +508,37 @@ pub fn render_stress(report: &StressReport) -> String {
         render_reverse(&mut out, r);
     }
     for g in &report.grid {
-        let _ = writeln!(
-            out,
-            "\nP&L grid, {}: spot move (rows) × implied-vol move (columns)",
-            g.underlying
-        );
-        let header: String = g
-            .vol_moves
-            .iter()
-            .map(|v| format!("{:>12}", format!("{:+.0}%", v * 100.0)))
-            .collect();
-        let _ = writeln!(out, "{:>8}{header}", "");
-        for (s, row) in g.spot_moves.iter().zip(&g.pnl) {
-            let cells: String = row
-                .iter()
-                .map(|p| format!("{:>12}", money(*p, 0)))
-                .collect();
-            let _ = writeln!(out, "{:>8}{cells}", format!("{:+.0}%", s * 100.0));
+        render_grid(&mut out, g, "implied-vol move");
+    }
+    if let Some(t) = &report.term_structure_grid {
+        let columns = format!("30-day vol move, other tenors × (30/T)^{}", t.power);
+        for g in &t.grids {
+            render_grid(&mut out, g, &columns);
         }
     }
     out
+}
+
+/// One grid: spot moves down the rows, vol moves (described by `columns`) across.
+fn render_grid(out: &mut String, g: &StressGrid, columns: &str) {
+    let _ = writeln!(
+        out,
+        "\nP&L grid, {}: spot move (rows) × {columns} (columns)",
+        g.underlying
+    );
+    let header: String = g
+        .vol_moves
+        .iter()
+        .map(|v| format!("{:>12}", format!("{:+.0}%", v * 100.0)))
+        .collect();
+    let _ = writeln!(out, "{:>8}{header}", "");
+    for (s, row) in g.spot_moves.iter().zip(&g.pnl) {
+        let cells: String = row
+            .iter()
+            .map(|p| format!("{:>12}", money(*p, 0)))
+            .collect();
+        let _ = writeln!(out, "{:>8}{cells}", format!("{:+.0}%", s * 100.0));
+    }
 }
 
 fn render_replay(out: &mut String, h: &Replay) {
@@ -800,7 +824,7 @@ pub fn render_exposures(rows: &[ExposureRow], valuation_time: &str) -> String {
     out
 }
 
-/// Vega by tenor bucket per underlying (rows with options only).
+/// Vega by tenor bucket and the skew sensitivity per underlying (rows with options only).
 fn write_vega_by_tenor(out: &mut String, rows: &[ExposureRow]) {
     let by_underlying: Vec<&ExposureRow> = rows
         .iter()
@@ -811,19 +835,20 @@ fn write_vega_by_tenor(out: &mut String, rows: &[ExposureRow]) {
     };
     let _ = write!(
         out,
-        "\nvega by days to expiry (currency per vol point)\n{:<10}",
+        "\nvega by days to expiry (currency per vol point); skew: per +0.01 of the 30-day \
+         slope d ln(vol)/d ln(K/F)\n{:<10}",
         "underlying"
     );
     for bucket in &first.vega_by_tenor {
         let _ = write!(out, " {:>12}", bucket.tenor);
     }
-    let _ = writeln!(out);
+    let _ = writeln!(out, " {:>12}", "skew");
     for r in by_underlying {
         let _ = write!(out, "{:<10}", r.underlying);
         for bucket in &r.vega_by_tenor {
             let _ = write!(out, " {:>12}", money(bucket.vega, 0));
         }
-        let _ = writeln!(out);
+        let _ = writeln!(out, " {:>12}", money(r.skew, 0));
     }
 }
 

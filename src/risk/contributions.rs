@@ -145,17 +145,16 @@ impl EntityLosses for SimulatedLosses<'_> {
         let revaluer = self.simulator.revaluer();
         let mut instrument_pnl = vec![0.0; revaluer.instrument_count()];
         let mut losses = vec![0.0; self.entities.len()];
-        self.simulator
-            .visit_block(block, |path, log_spot, vol_ratio| {
-                if !wanted(path) {
-                    return;
-                }
-                revaluer.unit_pnl(log_spot, vol_ratio, &mut instrument_pnl);
-                for (loss, e) in losses.iter_mut().zip(self.entities) {
-                    *loss = e.unit_loss(&instrument_pnl);
-                }
-                visit(path, &losses);
-            });
+        self.simulator.visit_block(block, |path, moves| {
+            if !wanted(path) {
+                return;
+            }
+            revaluer.unit_pnl(moves, &mut instrument_pnl);
+            for (loss, e) in losses.iter_mut().zip(self.entities) {
+                *loss = e.unit_loss(&instrument_pnl);
+            }
+            visit(path, &losses);
+        });
     }
 }
 

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Location, Result};
 use crate::input::table::Table;
-use crate::stress::scenarios::{FactorMove, StressBook};
+use crate::stress::scenarios::StressBook;
 
 /// Daily closes per underlying, sorted by date.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,7 +226,7 @@ pub fn replay(book: &StressBook, history: &PriceHistory, window_days: u64, worst
     let mut replayed: Vec<Replayed> = windows
         .iter()
         .map(|w| {
-            let mut m = FactorMove::none(book.underlyings());
+            let mut m = book.no_move();
             for (i, name) in names.iter().enumerate() {
                 if let Some(&moved) = w.moves.get(*name) {
                     m.spot[i] = moved;

@@ -1,13 +1,13 @@
 //! Everything `tailrisk stress` reports for a scenario, assembled in one call: its named
-//! scenarios and those of extra stress files, the spot × vol grids, and on request a
-//! historical replay and a reverse stress.
+//! scenarios and those of extra stress files, the spot × vol grids, and on request
+//! term-structure grids, a historical replay and a reverse stress.
 
 use std::path::PathBuf;
 
 use crate::error::Result;
 use crate::input::job::Job;
 use crate::input::scenario::load_stress_file;
-use crate::report::text::StressReport;
+use crate::report::text::{StressReport, TermStructureGrids};
 use crate::stress::replay::{replay, PriceHistory};
 use crate::stress::reverse::reverse_stress;
 use crate::stress::scenarios::{stress_grids, StressBook, GRID_SPOT_MOVES, GRID_VOL_MOVES};
@@ -22,6 +22,8 @@ pub struct StressRequest {
     pub history: Option<(PathBuf, u64, usize)>,
     /// A loss (reporting currency, positive) whose most plausible move is wanted.
     pub reverse: Option<f64>,
+    /// The power p of term-structure grids (vol shocks ∝ (30/T)^p), when wanted.
+    pub term_power: Option<f64>,
 }
 
 /// Named scenarios (the scenario file's, then each stress file's), the grids, and the
@@ -50,6 +52,14 @@ pub fn stress_report(job: &Job, request: &StressRequest) -> Result<StressReport>
         valuation_time: job.valuation_time.to_rfc3339(),
         stress: scenarios,
         grid: stress_grids(&book, &GRID_SPOT_MOVES, &GRID_VOL_MOVES),
+        term_structure_grid: request.term_power.map(|power| TermStructureGrids {
+            power,
+            grids: stress_grids(
+                &StressBook::with_term_structure(job, power),
+                &GRID_SPOT_MOVES,
+                &GRID_VOL_MOVES,
+            ),
+        }),
         history,
         reverse: request.reverse.map(|loss| reverse_stress(job, &book, loss)),
     })

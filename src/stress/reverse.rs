@@ -8,7 +8,8 @@
 //! g(w) = loss(w) − LOSS and its gradient ∇g (central differences),
 //! w_{k+1} = ((∇g·w_k − g(w_k))/|∇g|²)·∇g, halving the step while it does not bring g closer
 //! to 0. A shock e moves one step of the run's horizon h: ln S moves by
-//! spot_vol·√(h/365)·e_spot (plus drift), ln iv by vol_of_vol·√(h/365)·e_vol.
+//! spot_vol·√(h/365)·e_spot (plus drift), ln iv by vol_of_vol·√(h/365)·e_vol (each pillar's
+//! ln ATM vol by its own vol of vol and shock, a skew by skew_vol·√(h/365)·e_skew).
 //!
 //! The move's plausibility is reported as β and as the probability that the shock's
 //! projection on the move's direction exceeds β: Φ(−β) under normal shocks, the
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 use crate::input::job::Job;
 use crate::input::scenario::Distribution;
+use crate::model::factors::{interpolated, REFERENCE_TENOR_DAYS};
 use crate::pricing::black_scholes::norm_cdf;
 use crate::stress::scenarios::{FactorMove, StressBook, StressResult};
 use crate::time::DAYS_PER_YEAR;
@@ -69,11 +71,20 @@ impl ShockMap<'_> {
         let model = &self.job.model;
         let e = self.shocks(w);
         let years = self.job.scenario.run.horizon_days / DAYS_PER_YEAR;
-        let mut m = FactorMove::none(model.underlyings.len());
+        let mut m = FactorMove::none(model);
         for (i, u) in model.underlyings.iter().enumerate() {
             m.spot[i] = (u.drift * years + u.spot_vol * self.scale * e[u.spot_factor]).exp_m1();
             if let Some(v) = u.vol_factor {
                 m.vol[i] = (u.vol_of_vol * self.scale * e[v]).exp_m1();
+            }
+            for (j, p) in u.pillars.iter().enumerate() {
+                m.surface[u.surface_offset + j] = p.vol_of_vol * self.scale * e[p.factor];
+            }
+            if let (Some(k), Some(slot)) = (&u.skew, u.skew_slot()) {
+                m.surface[slot] = k.vol * self.scale * e[k.factor];
+            }
+            if let Some(weights) = u.pillar_weights(REFERENCE_TENOR_DAYS) {
+                m.vol[i] = interpolated(&weights, &m.surface).exp_m1();
             }
         }
         m

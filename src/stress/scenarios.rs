@@ -23,24 +23,43 @@ use crate::book::grouping::Grouping;
 use crate::error::{Error, Location, Result};
 use crate::input::job::Job;
 use crate::input::scenario::StressSpec;
+use crate::mc::paths::PathMove;
+use crate::model::factors::FactorModel;
 use crate::pricing::revaluation::Revaluer;
 
 /// Relative moves of every model underlying's spot and implied vol (0 = unchanged,
-/// −0.3 = × 0.7), in the model's underlying order.
+/// −0.3 = × 0.7), in the model's underlying order, and the moves of the model's vol pillars
+/// and skews.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactorMove {
     /// Relative spot move per model underlying, as a fraction (−0.3 = spot × 0.7).
     pub spot: Vec<f64>,
-    /// Relative implied-vol move per model underlying, as a fraction (0.5 = vol × 1.5).
+    /// Relative implied-vol move per model underlying, as a fraction (0.5 = vol × 1.5); for an
+    /// underlying with vol pillars, its 30-day vol's move (the pillars in `surface` price).
     pub vol: Vec<f64>,
+    /// The surface row ([`crate::model::factors`]): per pillar ln(1 + relative ATM vol
+    /// move), per skew the change of the 30-day slope d ln σ / d ln(K/F).
+    pub surface: Vec<f64>,
 }
 
 impl FactorMove {
-    /// No move for `underlyings` underlyings.
-    pub fn none(underlyings: usize) -> FactorMove {
+    /// No move of any factor of `model`.
+    pub fn none(model: &FactorModel) -> FactorMove {
+        let n = model.underlyings.len();
         FactorMove {
-            spot: vec![0.0; underlyings],
-            vol: vec![0.0; underlyings],
+            spot: vec![0.0; n],
+            vol: vec![0.0; n],
+            surface: vec![0.0; model.surface_width],
+        }
+    }
+
+    /// Moves every implied vol of underlying `i` of `model` by the relative `moved` (0.5 =
+    /// × 1.5): its vol factor and each of its pillars alike.
+    pub fn set_vol(&mut self, model: &FactorModel, i: usize, moved: f64) {
+        self.vol[i] = moved;
+        let u = &model.underlyings[i];
+        for slot in u.surface_offset..u.surface_offset + u.pillars.len() {
+            self.surface[slot] = moved.ln_1p();
         }
     }
 }
@@ -98,6 +117,21 @@ impl<'a> StressBook<'a> {
             &job.model,
             horizon,
         );
+        StressBook::with_revaluer(job, revaluer)
+    }
+
+    /// The same book under Deribit-style term-structure vol shocks: a vol move v of an
+    /// underlying moves an option with T days left at the horizon by (1 + v)^((30/T)^p)
+    /// ([`Revaluer::with_term_structure_shocks`]), whatever pillars or skew the model has.
+    pub fn with_term_structure(job: &'a Job, power: f64) -> StressBook<'a> {
+        let horizon = job.scenario.run.horizon_days;
+        let revaluer = Revaluer::new(&job.aggregated, horizon)
+            .with_vol_dynamics(&job.aggregated, &job.model, horizon)
+            .with_term_structure_shocks(power, horizon);
+        StressBook::with_revaluer(job, revaluer)
+    }
+
+    fn with_revaluer(job: &'a Job, revaluer: Revaluer) -> StressBook<'a> {
         let instrument_of = job
             .aggregated
             .holdings
@@ -136,6 +170,11 @@ impl<'a> StressBook<'a> {
         self.job.model.underlyings.len()
     }
 
+    /// A move of nothing, to be filled in.
+    pub fn no_move(&self) -> FactorMove {
+        FactorMove::none(&self.job.model)
+    }
+
     /// The model's underlying names, in [`FactorMove`] order.
     pub fn underlying_names(&self) -> Vec<&str> {
         self.job
@@ -161,7 +200,12 @@ impl<'a> StressBook<'a> {
         let log_spot: Vec<f64> = m.spot.iter().map(|s| s.ln_1p()).collect();
         let vol_ratio: Vec<f64> = m.vol.iter().map(|v| 1.0 + v).collect();
         let mut unit = vec![0.0; self.revaluer.instrument_count()];
-        self.revaluer.unit_pnl(&log_spot, &vol_ratio, &mut unit);
+        let moves = PathMove {
+            log_spot: &log_spot,
+            vol_ratio: &vol_ratio,
+            surface: &m.surface,
+        };
+        self.revaluer.unit_pnl(moves, &mut unit);
         self.job
             .book
             .positions
@@ -225,14 +269,33 @@ impl<'a> StressBook<'a> {
         }
     }
 
+    /// The move by factor name: relative moves of spots, vols and pillars, the skew's change.
     fn named_moves(&self, m: &FactorMove) -> BTreeMap<String, f64> {
         let mut moves = BTreeMap::new();
-        for (i, name) in self.underlying_names().into_iter().enumerate() {
+        for (i, u) in self.job.model.underlyings.iter().enumerate() {
+            let name = &u.name;
             if m.spot[i] != 0.0 {
                 moves.insert(format!("{name}.spot"), m.spot[i]);
             }
-            if m.vol[i] != 0.0 {
+            if m.vol[i] != 0.0 && u.pillars.is_empty() {
                 moves.insert(format!("{name}.vol"), m.vol[i]);
+            }
+            for (j, p) in u.pillars.iter().enumerate() {
+                let log_move = m.surface[u.surface_offset + j];
+                if log_move != 0.0 {
+                    moves.insert(
+                        self.job.model.factor_names[p.factor].clone(),
+                        log_move.exp_m1(),
+                    );
+                }
+            }
+            if let (Some(k), Some(slot)) = (&u.skew, u.skew_slot()) {
+                if m.surface[slot] != 0.0 {
+                    moves.insert(
+                        self.job.model.factor_names[k.factor].clone(),
+                        m.surface[slot],
+                    );
+                }
             }
         }
         moves
@@ -255,26 +318,50 @@ impl<'a> StressBook<'a> {
         file: &Path,
     ) -> Result<(FactorMove, Option<DefaultEvent>)> {
         let field = |what: &str| format!("stress '{}' {what}", spec.name);
-        let mut m = FactorMove::none(self.underlyings());
+        let model = &self.job.model;
+        let mut m = FactorMove::none(model);
         for (factor, &moved) in &spec.shocks {
             let bad =
                 |message: String| Error::input(file, Location::File, Some(&field(factor)), message);
-            let (underlying, kind) = factor
-                .rsplit_once('.')
-                .ok_or_else(|| bad("expected a factor like BTC.spot or BTC.vol".to_owned()))?;
-            let index =
-                self.job.model.underlying_index(underlying).ok_or_else(|| {
-                    bad(format!("'{underlying}' is not an underlying of the model"))
-                })?;
-            if !(moved.is_finite() && moved > -1.0) {
+            let (underlying, kind) = split_factor(factor).ok_or_else(|| {
+                bad("expected a factor like BTC.spot, BTC.vol, BTC.vol.30d or BTC.skew".to_owned())
+            })?;
+            let index = model
+                .underlying_index(underlying)
+                .ok_or_else(|| bad(format!("'{underlying}' is not an underlying of the model")))?;
+            let u = &model.underlyings[index];
+            let relative = kind != "skew";
+            if !(moved.is_finite() && (!relative || moved > -1.0)) {
                 return Err(bad(format!(
                     "a relative move must be above -1 (-0.3 means x 0.7), found {moved}"
                 )));
             }
             match kind {
                 "spot" => m.spot[index] = moved,
-                "vol" => m.vol[index] = moved,
-                _ => return Err(bad(format!("unknown factor kind '{kind}': spot or vol"))),
+                "vol" => m.set_vol(model, index, moved),
+                "skew" => {
+                    let slot = u.skew_slot().ok_or_else(|| {
+                        bad(format!(
+                            "the model has no skew factor for {underlying}: give \
+                             [model.factors.{underlying}] a skew_vol"
+                        ))
+                    })?;
+                    m.surface[slot] = moved;
+                }
+                pillar => {
+                    let j = u
+                        .pillars
+                        .iter()
+                        .position(|p| model.factor_names[p.factor] == *factor)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "'{pillar}' is not a vol pillar of {underlying}: its pillars \
+                                 are {:?} days",
+                                u.pillars.iter().map(|p| p.days).collect::<Vec<_>>()
+                            ))
+                        })?;
+                    m.surface[u.surface_offset + j] = moved.ln_1p();
+                }
             }
         }
         let default = match (&spec.default_venue, &spec.default_counterparty) {
@@ -315,6 +402,20 @@ impl<'a> StressBook<'a> {
             .transpose()?;
         Ok((m, default))
     }
+}
+
+/// Splits a stress factor name into its underlying and kind: `spot`, `vol`, `skew` or a
+/// pillar `vol.{days}d`.
+fn split_factor(factor: &str) -> Option<(&str, &str)> {
+    for kind in [".spot", ".vol", ".skew"] {
+        if let Some(underlying) = factor.strip_suffix(kind) {
+            return Some((underlying, &kind[1..]));
+        }
+    }
+    let (underlying, days) = factor.rsplit_once(".vol.")?;
+    let days = days.strip_suffix('d')?;
+    (!days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| (underlying, &factor[underlying.len() + 1..]))
 }
 
 /// Spot moves of the default grid: −50 % to +50 % in steps of 10 %.
@@ -360,10 +461,10 @@ pub fn stress_grids(book: &StressBook, spot_moves: &[f64], vol_moves: &[f64]) ->
                     vol_moves
                         .iter()
                         .map(|&v| {
-                            let mut m = FactorMove::none(book.underlyings());
+                            let mut m = book.no_move();
                             for &i in &indices {
                                 m.spot[i] = s;
-                                m.vol[i] = v;
+                                m.set_vol(&book.job.model, i, v);
                             }
                             book.pnl(&m)
                         })
