@@ -332,15 +332,26 @@ fn model(html: &mut String, r: &CommitteeInputs) {
     let m = &r.job.model;
     html.push_str(
         "<h2>Model and data</h2><table><tr><th>underlying</th><th>spot vol</th>\
-         <th>vol of vol</th><th>drift</th></tr>",
+         <th>vol of vol</th><th>skew vol</th><th>drift</th></tr>",
     );
     for u in &m.underlyings {
+        let vol_of_vol = if u.pillars.is_empty() {
+            format!("{:.2}", u.vol_of_vol)
+        } else {
+            let pillars: Vec<String> = u
+                .pillars
+                .iter()
+                .map(|p| format!("{}d {:.2}", p.days, p.vol_of_vol))
+                .collect();
+            pillars.join(" · ")
+        };
         let _ = write!(
             html,
-            "<tr><td>{}</td><td class='n'>{:.1}%</td><td class='n'>{:.2}</td><td class='n'>{:.2}</td></tr>",
+            "<tr><td>{}</td><td class='n'>{:.1}%</td><td class='n'>{vol_of_vol}</td>\
+             <td class='n'>{:.2}</td><td class='n'>{:.2}</td></tr>",
             escape(&u.name),
             u.spot_vol * 100.0,
-            u.vol_of_vol,
+            u.skew.as_ref().map_or(0.0, |k| k.vol),
             u.drift
         );
     }
