@@ -1,7 +1,9 @@
 //! Reading an implied-vol history for calibration. Two layouts, told apart by their columns:
 //!
 //! - **wide** (levels): a date column, then one implied-vol level column per underlying,
-//!   named `U` or `U:vol` (read by [`PriceHistory::from_table`]); one factor `U.vol`;
+//!   named `U` or `U:vol` (read by
+//!   [`PriceHistory::from_table`](crate::stress::replay::PriceHistory::from_table)); one
+//!   factor `U.vol`;
 //! - **long** (pillars): columns `date, underlying, tenor_days, vol`, one row per date,
 //!   underlying and tenor pillar; one factor `U.vol.{N}d` per distinct tenor of U. A file with
 //!   an `underlying` or a `tenor_days` column is read as long and must have all four.
