@@ -14,7 +14,11 @@ use rand_distr::{ChiSquared, Distribution, StandardNormal};
 use tailrisk::backtest::statistics::{
     backtest, binomial_cdf, christoffersen, kupiec, traffic_light, Observation, MIN_OBSERVATIONS,
 };
-use tailrisk::model::calibration::{calibrate, fit_dof, ReturnSeries, Weighting};
+use tailrisk::model::calibration::{
+    calibrate, calibrate_with_vols, fit_dof, ReturnSeries, VolHistory, Weighting,
+    DEFAULT_PILLAR_CORRELATION, DEFAULT_SPOT_VOL_CORRELATION, DEFAULT_VOL_OF_VOL,
+    DEFAULT_VOL_VOL_CORRELATION,
+};
 use tailrisk::DAYS_PER_YEAR;
 
 /// Kupiec LR for T = 250, p = 1 %, as tabulated (e.g. Jorion, Value at Risk, ch. 6).
@@ -466,4 +470,186 @@ fn indefinite_pairwise_correlation_is_repaired_and_reported() {
     assert!(repair.min_eigenvalue_before < -0.5, "{repair:?}");
     assert!(repair.min_eigenvalue_after > 0.0);
     assert!(c.to_toml("test").contains("repaired by Higham"));
+}
+
+/// Lower Cholesky factor of a positive definite matrix.
+fn cholesky(a: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let n = a.len();
+    let mut l = vec![vec![0.0; n]; n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s = a[i][j] - (0..j).map(|k| l[i][k] * l[j][k]).sum::<f64>();
+            l[i][j] = if i == j { s.sqrt() } else { s / l[j][j] };
+        }
+    }
+    l
+}
+
+/// Pillar calibration recovers known vols of vol and the full correlation matrix (spot–spot,
+/// spot–pillar, pillar–pillar within and across underlyings) of simulated normal log moves,
+/// within 4 standard errors; an underlying without vol history keeps the defaults.
+#[test]
+fn pillar_calibration_recovers_known_vols_of_vol_and_correlations() {
+    let days = 4_000;
+    // simulated factors: BTC.spot, ETH.spot, BTC 7/30/90 d, ETH 7/30 d
+    let vols = [0.6, 0.8, 1.8, 1.3, 0.9, 2.0, 1.4];
+    let rho = vec![
+        vec![1.0, 0.7, -0.4, -0.35, -0.3, -0.25, -0.2],
+        vec![0.7, 1.0, -0.25, -0.2, -0.2, -0.45, -0.4],
+        vec![-0.4, -0.25, 1.0, 0.9, 0.75, 0.5, 0.45],
+        vec![-0.35, -0.2, 0.9, 1.0, 0.9, 0.45, 0.5],
+        vec![-0.3, -0.2, 0.75, 0.9, 1.0, 0.4, 0.45],
+        vec![-0.25, -0.45, 0.5, 0.45, 0.4, 1.0, 0.85],
+        vec![-0.2, -0.4, 0.45, 0.5, 0.45, 0.85, 1.0],
+    ];
+    let l = cholesky(&rho);
+    let mut rng = ChaCha8Rng::seed_from_u64(2024);
+    let start = NaiveDate::from_ymd_opt(2010, 1, 1).unwrap();
+    // levels of the 7 factors and of SOL spot (independent), starting at 1
+    let mut levels: Vec<Vec<(NaiveDate, f64)>> = vec![vec![(start, 1.0)]; 8];
+    for day in 1..=days {
+        let z: Vec<f64> = (0..8).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let date = start.checked_add_days(Days::new(day)).unwrap();
+        for (k, series) in levels.iter_mut().enumerate() {
+            let (e, vol) = if k < 7 {
+                ((0..=k).map(|m| l[k][m] * z[m]).sum::<f64>(), vols[k])
+            } else {
+                (z[7], 0.9)
+            };
+            let last = series.last().unwrap().1;
+            series.push((date, last * (vol / DAYS_PER_YEAR.sqrt() * e).exp()));
+        }
+    }
+    let returns: Vec<ReturnSeries> = levels
+        .iter()
+        .map(|l| ReturnSeries::from_levels(l))
+        .collect();
+    let spots: BTreeMap<String, ReturnSeries> = [("BTC", 0), ("ETH", 1), ("SOL", 7)]
+        .iter()
+        .map(|&(u, k)| (u.to_owned(), returns[k].clone()))
+        .collect();
+    let pillars = VolHistory::Pillars(
+        [
+            ("BTC", vec![(7, 2), (30, 3), (90, 4)]),
+            ("ETH", vec![(7, 5), (30, 6)]),
+        ]
+        .into_iter()
+        .map(|(u, p)| {
+            let by_tenor = p
+                .into_iter()
+                .map(|(t, k)| (t, returns[k].clone()))
+                .collect();
+            (u.to_owned(), by_tenor)
+        })
+        .collect(),
+    );
+    let c = calibrate_with_vols(&spots, &pillars, Weighting::Sample, None, None);
+    assert_eq!(
+        c.factors,
+        [
+            "BTC.spot",
+            "ETH.spot",
+            "SOL.spot",
+            "BTC.vol.7d",
+            "BTC.vol.30d",
+            "BTC.vol.90d",
+            "ETH.vol.7d",
+            "ETH.vol.30d",
+            "SOL.vol"
+        ]
+    );
+    let n = days as f64;
+    let [btc, eth, sol] = &c.underlyings[..] else {
+        panic!("three underlyings")
+    };
+    assert_eq!(btc.vol_pillars, [7, 30, 90]);
+    assert_eq!(eth.vol_pillars, [7, 30]);
+    assert!(sol.vol_pillars.is_empty() && sol.pillar_vol_of_vol.is_empty());
+    assert!(btc.vol_from_history && eth.vol_from_history && !sol.vol_from_history);
+    assert_eq!(sol.vol_of_vol, DEFAULT_VOL_OF_VOL);
+    let estimated = [
+        btc.spot_vol,
+        eth.spot_vol,
+        btc.pillar_vol_of_vol[0],
+        btc.pillar_vol_of_vol[1],
+        btc.pillar_vol_of_vol[2],
+        eth.pillar_vol_of_vol[0],
+        eth.pillar_vol_of_vol[1],
+    ];
+    for (k, (&hat, &vol)) in estimated.iter().zip(&vols).enumerate() {
+        let stderr = vol / (2.0 * n).sqrt();
+        assert!(
+            (hat - vol).abs() < 4.0 * stderr,
+            "factor {k}: {hat} vs {vol} ± {stderr}"
+        );
+    }
+    // the summary vol of vol is the 30-day pillar's
+    assert_eq!(btc.vol_of_vol, btc.pillar_vol_of_vol[1]);
+    assert_eq!(eth.vol_of_vol, eth.pillar_vol_of_vol[1]);
+    // simulated factor k sits at calibration index at[k]
+    let at = [0, 1, 3, 4, 5, 6, 7];
+    for i in 0..7 {
+        for j in 0..i {
+            let (hat, r) = (c.correlation[at[i]][at[j]], rho[i][j]);
+            let stderr = (1.0 - r * r) / n.sqrt();
+            assert!(
+                (hat - r).abs() < 4.0 * stderr,
+                "corr({}, {}): {hat} vs {r} ± {stderr}",
+                c.factors[at[i]],
+                c.factors[at[j]]
+            );
+        }
+        // SOL spot is independent of everything
+        let hat = c.correlation[2][at[i]];
+        assert!(
+            hat.abs() < 4.0 / n.sqrt(),
+            "corr(SOL.spot, {}): {hat}",
+            c.factors[at[i]]
+        );
+    }
+    // SOL.vol (index 8) keeps the defaults of a factor without history
+    assert_eq!(c.correlation[8][2], DEFAULT_SPOT_VOL_CORRELATION);
+    for pillar in 3..8 {
+        assert_eq!(c.correlation[8][pillar], DEFAULT_VOL_VOL_CORRELATION);
+    }
+    let measured = c.correlation[2][0];
+    assert_eq!(c.correlation[8][0], DEFAULT_SPOT_VOL_CORRELATION * measured);
+    assert!(c.repair.is_none() && c.sparse_pairs.is_empty());
+}
+
+/// A pillar with too few returns in common with the others takes the defaults: of its
+/// underlying's `U.vol` against spots, [`DEFAULT_PILLAR_CORRELATION`] against its own
+/// underlying's other pillars; the pairs are listed as sparse.
+#[test]
+fn sparse_pillar_takes_the_default_correlations() {
+    let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut levels = |days: u64, vol: f64| -> ReturnSeries {
+        let mut level = 1.0;
+        let points: Vec<(NaiveDate, f64)> = (0..days)
+            .map(|d| {
+                let z: f64 = StandardNormal.sample(&mut rng);
+                level *= (vol * z).exp();
+                (start.checked_add_days(Days::new(d)).unwrap(), level)
+            })
+            .collect();
+        ReturnSeries::from_levels(&points)
+    };
+    let spots = BTreeMap::from([("BTC".to_owned(), levels(100, 0.03))]);
+    let (front, back) = (levels(100, 0.1), levels(10, 0.05));
+    let pillars = VolHistory::Pillars(BTreeMap::from([(
+        "BTC".to_owned(),
+        BTreeMap::from([(7, front), (30, back)]),
+    )]));
+    let c = calibrate_with_vols(&spots, &pillars, Weighting::Sample, None, None);
+    assert_eq!(c.factors, ["BTC.spot", "BTC.vol.7d", "BTC.vol.30d"]);
+    assert_eq!(c.correlation[2][0], DEFAULT_SPOT_VOL_CORRELATION);
+    assert_eq!(c.correlation[2][1], DEFAULT_PILLAR_CORRELATION);
+    assert_eq!(c.sparse_pairs.len(), 2);
+    assert!(c.repair.is_none());
+    assert!(
+        c.correlation[1][0].abs() < 0.5,
+        "measured: {}",
+        c.correlation[1][0]
+    );
 }

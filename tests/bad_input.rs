@@ -488,3 +488,251 @@ fn bad_command_lines_exit_with_usage_code() {
 pub fn write_positions_parquet(scenario: &Scenario, name: &str, keep: &[&str]) {
     common::write_parquet_from_csv(POSITIONS, &scenario.path(name), keep);
 }
+
+// ---- `calibrate --vol-history` in the long (pillar) layout ----
+
+/// Daily prices of BTC and ETH on 2024-01-01 .. 2024-01-10.
+fn pillar_prices() -> String {
+    let mut text = String::from("date,BTC,ETH\n");
+    for day in 1..=10 {
+        let wiggle = if day % 2 == 0 { 1.0 } else { -1.0 };
+        text.push_str(&format!(
+            "2024-01-{day:02},{},{}\n",
+            60_000.0 + 500.0 * wiggle + 10.0 * f64::from(day),
+            3_000.0 - 40.0 * wiggle + f64::from(day)
+        ));
+    }
+    text
+}
+
+/// A valid pillar vol history: per date 2024-01-01 .. 10, BTC then ETH, tenors 7 then 30.
+/// Data row of (day d, BTC/ETH u = 0/1, tenor 7/30 t = 0/1): 4(d − 1) + 2u + t + 1, e.g.
+/// 2024-01-03 BTC 30 is row 10 (line 11).
+fn pillar_vols() -> String {
+    let mut text = String::from("date,underlying,tenor_days,vol\n");
+    for day in 1..=10 {
+        for u in ["BTC", "ETH"] {
+            for tenor in [7, 30] {
+                let wiggle = if (day + tenor) % 3 == 0 { 0.05 } else { -0.02 };
+                let vol = 0.5 + 0.01 * f64::from(day) + f64::from(tenor) / 1000.0 + wiggle;
+                text.push_str(&format!("2024-01-{day:02},{u},{tenor},{vol:.4}\n"));
+            }
+        }
+    }
+    text
+}
+
+/// Runs `tailrisk calibrate` on [`pillar_prices`] and a vol history `vols_name` with
+/// `vols` (CSV text, or for a `.parquet` name the columns `keep` of it as Parquet).
+fn calibrate_pillars(vols_name: &str, vols: &str, keep: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let prices = dir.path().join("prices.csv");
+    std::fs::write(&prices, pillar_prices()).unwrap();
+    let path = dir.path().join(vols_name);
+    if vols_name.ends_with(".parquet") {
+        common::write_parquet_from_csv(vols, &path, keep);
+    } else {
+        std::fs::write(&path, vols).unwrap();
+    }
+    tailrisk(&[
+        "calibrate",
+        "--history",
+        prices.to_str().unwrap(),
+        "--vol-history",
+        path.to_str().unwrap(),
+        "--method",
+        "sample",
+    ])
+}
+
+/// Asserts that [`pillar_vols`] with its `from` text replaced by `to` is refused as bad
+/// input, the error naming vols.csv and every fragment.
+fn assert_pillar_edit_refused(from: &str, to: &str, fragments: &[&str]) {
+    let vols = pillar_vols();
+    assert!(vols.contains(from), "test setup: '{from}' not in the vols");
+    let output = calibrate_pillars("vols.csv", &vols.replacen(from, to, 1), &[]);
+    assert_error(&output, EXIT_INPUT, &[&["vols.csv"], fragments].concat());
+}
+
+#[test]
+fn valid_pillar_history_calibrates() {
+    let output = calibrate_pillars("vols.csv", &pillar_vols(), &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("vol_pillars = [7, 30]") && stdout.contains("\"ETH.vol.30d\""),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn pillar_history_missing_a_column_is_named() {
+    let vols: String = pillar_vols()
+        .lines()
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            format!("{},{},{}\n", cells[0], cells[1], cells[3])
+        })
+        .collect();
+    assert_error(
+        &calibrate_pillars("vols.csv", &vols, &[]),
+        EXIT_INPUT,
+        &["vols.csv", "field 'tenor_days'", "missing"],
+    );
+    assert_error(
+        &calibrate_pillars(
+            "vols.parquet",
+            &pillar_vols(),
+            &["date", "underlying", "tenor_days"],
+        ),
+        EXIT_INPUT,
+        &["vols.parquet", "field 'vol'", "missing"],
+    );
+}
+
+#[test]
+fn pillar_vol_must_be_a_positive_finite_number() {
+    let row = "2024-01-03,BTC,30,";
+    let fragments = ["row 10 (line 11)", "field 'vol'"];
+    for (bad, message) in [
+        ("abc", "expected a number, found 'abc'"),
+        ("NaN", "finite"),
+        ("inf", "finite"),
+        ("0", "must be positive"),
+        ("-0.5", "must be positive"),
+        ("", "is empty"),
+    ] {
+        let line = pillar_vols()
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap()
+            .to_owned();
+        assert_pillar_edit_refused(
+            &line,
+            &format!("{row}{bad}"),
+            &[&fragments[..], &[message]].concat(),
+        );
+    }
+}
+
+#[test]
+fn pillar_tenor_must_be_a_whole_positive_number_of_days() {
+    for (bad, message) in [
+        ("7.5", "whole number of days"),
+        ("0", "whole number of days"),
+        ("-30", "whole number of days"),
+        ("1e12", "whole number of days"),
+        ("week", "expected a number, found 'week'"),
+        ("", "is empty"),
+    ] {
+        assert_pillar_edit_refused(
+            "2024-01-03,BTC,30,",
+            &format!("2024-01-03,BTC,{bad},"),
+            &["row 10 (line 11)", "field 'tenor_days'", message],
+        );
+    }
+}
+
+#[test]
+fn duplicated_pillar_row_is_refused_naming_both_rows() {
+    let vols = pillar_vols();
+    let line = vols
+        .lines()
+        .find(|l| l.starts_with("2024-01-03,BTC,30,"))
+        .unwrap();
+    let output = calibrate_pillars("vols.csv", &format!("{vols}{line}\n"), &[]);
+    assert_error(
+        &output,
+        EXIT_INPUT,
+        &[
+            "vols.csv",
+            "row 41 (line 42)",
+            "field 'date'",
+            "BTC at 30 days on 2024-01-03 is already given in row 10",
+        ],
+    );
+}
+
+#[test]
+fn unparseable_pillar_date_and_empty_underlying_are_named() {
+    assert_pillar_edit_refused(
+        "2024-01-03,BTC,30,",
+        "2024-13-03,BTC,30,",
+        &["row 10 (line 11)", "field 'date'", "expected a date"],
+    );
+    assert_pillar_edit_refused(
+        "2024-01-03,BTC,30,",
+        "03/01/2024,BTC,30,",
+        &["row 10 (line 11)", "field 'date'", "'03/01/2024'"],
+    );
+    assert_pillar_edit_refused(
+        "2024-01-03,BTC,30,",
+        "2024-01-03,,30,",
+        &["row 10 (line 11)", "field 'underlying'", "is empty"],
+    );
+}
+
+#[test]
+fn pillar_with_too_few_dates_is_refused() {
+    let vols = format!(
+        "{}2024-01-01,BTC,90,0.6\n2024-01-02,BTC,90,0.61\n",
+        pillar_vols()
+    );
+    assert_error(
+        &calibrate_pillars("vols.csv", &vols, &[]),
+        EXIT_INPUT,
+        &[
+            "vols.csv",
+            "row 41 (line 42)",
+            "field 'tenor_days'",
+            "BTC at 90 days has 2 date(s)",
+        ],
+    );
+}
+
+/// A risk manager's vol file often covers more coins than the book's history: those rows are
+/// checked, then ignored with a note (stderr and a TOML comment); a file with none of the
+/// history's underlyings is an error.
+#[test]
+fn pillar_underlyings_outside_the_price_history_are_ignored_with_a_note() {
+    let extra: String = (1..=5)
+        .map(|day| format!("2024-01-{day:02},SOL,30,0.9{day}\n"))
+        .collect();
+    let output = calibrate_pillars("vols.csv", &format!("{}{extra}", pillar_vols()), &[]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("note:") && stderr.contains("SOL ignored"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("# note:") && stdout.contains("SOL ignored"));
+    assert!(!stdout.contains("SOL.vol"), "{stdout}");
+    // ignored rows are still checked
+    let bad = format!("{}2024-01-01,SOL,30,zero\n", pillar_vols());
+    assert_error(
+        &calibrate_pillars("vols.csv", &bad, &[]),
+        EXIT_INPUT,
+        &["vols.csv", "row 41", "field 'vol'"],
+    );
+    assert_error(
+        &calibrate_pillars(
+            "vols.csv",
+            &format!("date,underlying,tenor_days,vol\n{extra}"),
+            &[],
+        ),
+        EXIT_INPUT,
+        &[
+            "vols.csv",
+            "field 'underlying'",
+            "no rows for any underlying",
+            "SOL",
+        ],
+    );
+}

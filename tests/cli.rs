@@ -297,3 +297,149 @@ fn help_explains_the_commands_and_exit_codes() {
         assert!(run_help.contains(flag), "run --help lacks {flag}");
     }
 }
+
+/// `tailrisk calibrate` on the shipped Bitstamp prices with `extra` flags.
+fn calibrate_shipped(extra: &[&str]) -> std::process::Output {
+    let history = sample("data/bitstamp_btc_eth_ltc_usd_daily.csv");
+    let mut args = vec!["calibrate", "--history", history.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    tailrisk(&args)
+}
+
+/// The shipped (synthetic) pillar vol history gives BTC and ETH the pillars 7/30/90/180 days
+/// with vols of vol falling along the term structure and pillar correlations high but below
+/// 1; LTC, without vol history, keeps the single default `LTC.vol`. The TOML is a valid
+/// `[model]` section in the scenario file's pillar format.
+#[test]
+fn calibrate_reads_the_shipped_pillar_vol_history() {
+    let vols = sample("data/vol_history.csv");
+    let vols = vols.to_str().unwrap();
+    let doc = json(&calibrate_shipped(&[
+        "--vol-history",
+        vols,
+        "--method",
+        "sample",
+        "--format",
+        "json",
+    ]));
+    let underlyings = doc["underlyings"].as_array().unwrap();
+    let get = |name: &str| underlyings.iter().find(|u| u["name"] == name).unwrap();
+    let factors: Vec<&str> = doc["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let index = |f: &str| factors.iter().position(|g| *g == f).unwrap();
+    let corr = |a: &str, b: &str| doc["correlation"][index(a)][index(b)].as_f64().unwrap();
+    for (name, front) in [("BTC", (1.6, 2.0)), ("ETH", (1.7, 2.2))] {
+        let u = get(name);
+        assert_eq!(u["vol_pillars"], serde_json::json!([7, 30, 90, 180]));
+        assert_eq!(u["vol_from_history"], true);
+        let v: Vec<f64> = u["pillar_vol_of_vol"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert!(v.windows(2).all(|w| w[0] > w[1]), "{name}: {v:?}");
+        assert!(v[0] > front.0 && v[0] < front.1, "{name} 7d: {}", v[0]);
+        assert!(v[3] > 0.5 && v[3] < 0.95, "{name} 180d: {}", v[3]);
+        assert_eq!(u["vol_of_vol"].as_f64().unwrap(), v[1], "summary = 30 d");
+        for (a, b) in [(7, 30), (30, 90), (90, 180), (7, 180)] {
+            let rho = corr(&format!("{name}.vol.{a}d"), &format!("{name}.vol.{b}d"));
+            assert!(rho > 0.55 && rho < 0.98, "{name} {a}d–{b}d: {rho}");
+        }
+        let spot_vol = corr(&format!("{name}.spot"), &format!("{name}.vol.30d"));
+        assert!(
+            spot_vol > -0.6 && spot_vol < -0.2,
+            "{name} spot–30d: {spot_vol}"
+        );
+    }
+    let ltc = get("LTC");
+    assert_eq!(ltc["vol_pillars"], serde_json::json!([]));
+    assert_eq!(ltc["vol_from_history"], false);
+    assert_eq!(
+        &factors[3..],
+        [
+            "BTC.vol.7d",
+            "BTC.vol.30d",
+            "BTC.vol.90d",
+            "BTC.vol.180d",
+            "ETH.vol.7d",
+            "ETH.vol.30d",
+            "ETH.vol.90d",
+            "ETH.vol.180d",
+            "LTC.vol"
+        ]
+    );
+    assert_eq!(corr("LTC.spot", "LTC.vol"), -0.3);
+
+    let output = calibrate_shipped(&["--vol-history", vols]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("vol_pillars = [7, 30, 90, 180]"), "{text}");
+    let model: toml::Table = text.parse().expect("valid TOML");
+    let btc = &model["model"]["factors"]["BTC"];
+    assert_eq!(
+        btc["vol_pillars"].as_array().unwrap().len(),
+        btc["vol_of_vol"].as_array().unwrap().len()
+    );
+    assert!(model["model"]["factors"]["LTC"]["vol_of_vol"].is_float());
+    let listed = model["model"]["correlation"]["factors"].as_array().unwrap();
+    assert!(listed.iter().any(|f| f.as_str() == Some("BTC.vol.7d")));
+    assert_eq!(
+        model["model"]["correlation"]["matrix"]
+            .as_array()
+            .unwrap()
+            .len(),
+        listed.len()
+    );
+}
+
+/// The same history as Parquet (tenors then read as 7.0, …) gives the same calibration, and
+/// the wide layout still gives one `U.vol`: fed the 30-day pillar, exactly that pillar's
+/// numbers.
+#[test]
+fn pillar_vol_history_reads_from_parquet_and_the_wide_layout_is_unchanged() {
+    let csv = std::fs::read_to_string(sample("data/vol_history.csv")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("vols.parquet");
+    common::write_parquet_from_csv(&csv, &parquet, &[]);
+    let run = |vols: &Path| {
+        json(&calibrate_shipped(&[
+            "--vol-history",
+            vols.to_str().unwrap(),
+            "--underlyings",
+            "BTC,ETH",
+            "--format",
+            "json",
+        ]))
+    };
+    let from_csv = run(&sample("data/vol_history.csv"));
+    assert_eq!(run(&parquet), from_csv);
+
+    let wide: String = std::iter::once("date,BTC:vol\n".to_owned())
+        .chain(csv.lines().filter_map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            (cells[1] == "BTC" && cells[2] == "30").then(|| format!("{},{}\n", cells[0], cells[3]))
+        }))
+        .collect();
+    let wide_path = dir.path().join("wide.csv");
+    std::fs::write(&wide_path, wide).unwrap();
+    let from_wide = run(&wide_path);
+    let btc = |doc: &serde_json::Value| doc["underlyings"][0].clone();
+    assert_eq!(btc(&from_wide)["vol_pillars"], serde_json::json!([]));
+    assert_eq!(
+        btc(&from_wide)["vol_of_vol"],
+        btc(&from_csv)["pillar_vol_of_vol"][1]
+    );
+    assert_eq!(
+        from_wide["factors"],
+        serde_json::json!(["BTC.spot", "ETH.spot", "BTC.vol", "ETH.vol"])
+    );
+    // BTC.spot–BTC.vol of the wide run = BTC.spot–BTC.vol.30d of the pillar run (index 3)
+    assert_eq!(
+        from_wide["correlation"][0][2],
+        from_csv["correlation"][0][3]
+    );
+}

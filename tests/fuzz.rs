@@ -24,7 +24,9 @@ use tailrisk::input::job::Job;
 use tailrisk::input::scenario::load_stress_file;
 use tailrisk::mc::simulation::{RevaluationMode, SimulationSettings, Simulator};
 use tailrisk::mc::threads::Threads;
-use tailrisk::model::calibration::{calibrate, ReturnSeries, Weighting};
+use tailrisk::model::calibration::{
+    calibrate, calibrate_with_vols, load_returns, ReturnSeries, Weighting,
+};
 use tailrisk::risk::contributions::contributions_of;
 use tailrisk::risk::measures::var_es;
 use tailrisk::stress::replay::{replay, PriceHistory};
@@ -744,4 +746,50 @@ fn mutated_inputs_give_exit_codes_0_3_or_4_from_the_binary() {
             ),
         }
     }
+}
+
+/// Mutated pillar vol histories (the first 400 rows of the shipped synthetic file) through
+/// the loader and the calibration: always a result or an input error, never a panic or hang.
+#[test]
+fn mutated_pillar_vol_histories_never_panic() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = common::sample("data");
+    let prices = data.join("bitstamp_btc_eth_ltc_usd_daily.csv");
+    let text = std::fs::read_to_string(data.join("vol_history.csv")).expect("shipped vols");
+    let vols: String = text.lines().take(401).map(|l| format!("{l}\n")).collect();
+    let (seed, cases) = (
+        seed(),
+        setting("TAILRISK_FUZZ_CASES", IN_PROCESS_CASES) / 10,
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7011);
+    let mut outcomes = [0usize; 2]; // ok, input error
+    for number in 0..cases {
+        let path = dir.path().join(format!("vols-{number}.csv"));
+        let bytes = mutate_csv(&mut rng, &vols);
+        std::fs::write(&path, &bytes).expect("write case");
+        let (prices, file) = (prices.clone(), path.clone());
+        let result = guarded(move || {
+            let returns = load_returns(&prices, Some(&file), &[])?;
+            let c = calibrate_with_vols(
+                &returns.spots,
+                &returns.vols,
+                Weighting::Ewma { lambda: 0.94 },
+                Some(250),
+                None,
+            );
+            let _ = c.to_toml("fuzz");
+            Ok::<_, tailrisk::Error>(())
+        });
+        match result {
+            Ok(Ok(())) => outcomes[0] += 1,
+            Ok(Err(e)) if e.exit_code() == 3 => outcomes[1] += 1,
+            Ok(Err(e)) => panic!("seed {seed}, case {number}: {e}"),
+            Err(failure) => panic!(
+                "seed {seed}, case {number}: {failure} for\n{}",
+                String::from_utf8_lossy(&bytes)
+            ),
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
 }

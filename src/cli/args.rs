@@ -314,7 +314,13 @@ pub(crate) struct CalibrationArgs {
     /// Daily prices: a date column, then `U` or `U:close` per underlying (CSV or Parquet).
     #[arg(long, value_name = "PRICES")]
     pub(crate) history: PathBuf,
-    /// Daily implied-vol levels (`U` or `U:vol` columns); without it, vol factors get the
+    /// Daily implied-vol history, CSV or Parquet, in one of two layouts told apart by the
+    /// columns. Wide: a date column, then one implied-vol level per underlying in columns `U`
+    /// or `U:vol` (one factor `U.vol`). Long (pillars): columns `date,underlying,tenor_days,vol`,
+    /// one row per date, underlying and tenor (whole days ≥ 1), `vol` the ATM implied vol as a
+    /// fraction (0.55); each underlying gets one factor `U.vol.{N}d` per distinct tenor and
+    /// the output has `vol_pillars` and a `vol_of_vol` per pillar. Rows of underlyings not in
+    /// the price history are ignored with a note. Without this file, vol factors get the
     /// documented defaults.
     #[arg(long, value_name = "VOLS")]
     pub(crate) vol_history: Option<PathBuf>,

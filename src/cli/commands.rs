@@ -11,7 +11,7 @@ use tailrisk::error::{Error, Result};
 use tailrisk::input::job::Job;
 use tailrisk::input::synthetic::{write_synthetic_scenario, SyntheticSpec};
 use tailrisk::mc::shard::merge;
-use tailrisk::model::calibration::{calibrate, load_returns};
+use tailrisk::model::calibration::{calibrate_with_vols, load_returns};
 use tailrisk::report::files::{write_backtest_series, write_run_outputs, write_summary};
 use tailrisk::report::html::committee_report_of;
 use tailrisk::report::text::{
@@ -166,19 +166,23 @@ pub(crate) fn write_report(args: &ReportArgs) -> Result<()> {
 /// `tailrisk calibrate`: the model from daily history, as a `[model]` section or JSON.
 pub(crate) fn run_calibrate(args: &CalibrateArgs) -> Result<()> {
     let history = &args.calibration.history;
-    let (spots, vols) = load_returns(
+    let returns = load_returns(
         history,
         args.calibration.vol_history.as_deref(),
         &args.underlyings,
     )?;
     let weighting = &args.calibration.weighting;
-    let calibration = calibrate(
-        &spots,
-        &vols,
+    let mut calibration = calibrate_with_vols(
+        &returns.spots,
+        &returns.vols,
         weighting.weighting(),
         weighting.window(),
         None,
     );
+    for note in &returns.notes {
+        eprintln!("note: {note}");
+    }
+    calibration.notes = returns.notes;
     let text = calibration.to_toml(&history.display().to_string());
     if let Some(out) = &args.out {
         std::fs::write(out, &text).map_err(|e| Error::output(out, e))?;

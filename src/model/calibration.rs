@@ -6,10 +6,16 @@
 //! Returns are log returns between consecutive observations of a series, divided by √(gap
 //! in days), so a return over a weekend or a missing day counts as that many daily
 //! variances. Spot factors come from price columns (`U` or `U:close`); implied-vol factors
-//! from an optional vol history (columns `U` or `U:vol`, implied vol levels). Without a vol
-//! history, `U.vol` gets documented defaults: vol of vol [`DEFAULT_VOL_OF_VOL`],
-//! corr(U.spot, U.vol) = [`DEFAULT_SPOT_VOL_CORRELATION`] (and −0.3·ρ(U, V) across
-//! underlyings), corr(U.vol, V.vol) = [`DEFAULT_VOL_VOL_CORRELATION`].
+//! from an optional vol history (see [`crate::model::vol_history`]): either one level per
+//! underlying (wide: columns `U` or `U:vol`, factor `U.vol`) or ATM vols at tenor pillars
+//! (long: `date, underlying, tenor_days, vol`, one factor `U.vol.{N}d` per tenor, the
+//! scenario file's `vol_pillars`). Each vol factor is the log of its implied-vol level, with
+//! the same returns and estimators as spot. Without a vol history for U, `U.vol` gets
+//! documented defaults: vol of vol [`DEFAULT_VOL_OF_VOL`], corr(U.spot, U.vol) =
+//! [`DEFAULT_SPOT_VOL_CORRELATION`] (and −0.3·ρ(U, V) across underlyings), corr(U.vol, V.vol)
+//! = [`DEFAULT_VOL_VOL_CORRELATION`]. A pillar factor whose correlation cannot be measured
+//! (too few common returns) takes the default of its underlying's `U.vol`, and two pillars
+//! of one underlying [`DEFAULT_PILLAR_CORRELATION`].
 //!
 //! - EWMA (RiskMetrics): weights λ^k on the k-th most recent return (zero mean), over the
 //!   last `window` returns when given.
@@ -30,9 +36,11 @@ use faer::Mat;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::input::table::Table;
 use crate::model::correlation::{
     nearest_correlation, smallest_eigenvalue, RepairReport, MIN_EIGENVALUE,
 };
+use crate::model::vol_history::{is_pillar_table, read_pillars};
 use crate::stress::replay::PriceHistory;
 use crate::time::DAYS_PER_YEAR;
 
@@ -42,6 +50,12 @@ pub const DEFAULT_VOL_OF_VOL: f64 = 1.0;
 pub const DEFAULT_SPOT_VOL_CORRELATION: f64 = -0.3;
 /// corr(U.vol, V.vol) without a vol history.
 pub const DEFAULT_VOL_VOL_CORRELATION: f64 = 0.5;
+/// corr(U.vol.{N}d, U.vol.{M}d) of two pillars of one underlying whose returns have too few
+/// dates in common (1, their `U.vol` default, would make the matrix singular).
+pub const DEFAULT_PILLAR_CORRELATION: f64 = 0.8;
+/// The tenor (calendar days) whose pillar, or the nearest one, gives an underlying's summary
+/// `vol_of_vol` when it has pillars.
+pub const SUMMARY_TENOR_DAYS: u32 = 30;
 /// Largest degrees of freedom reported; a fit at this bound means "as thin as normal".
 pub const MAX_DOF: f64 = 200.0;
 /// Fewest common returns for a pairwise correlation; fewer give 0.
@@ -92,6 +106,24 @@ impl ReturnSeries {
         ReturnSeries {
             returns: self.returns[start..end].to_vec(),
         }
+    }
+}
+
+/// Implied-vol return series by underlying, from one of the two vol-history layouts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VolHistory {
+    /// One implied-vol level per underlying (wide file): underlying → returns of ln implied
+    /// vol, for the single factor `U.vol`.
+    Levels(BTreeMap<String, ReturnSeries>),
+    /// ATM implied vols at tenor pillars (long file): underlying → tenor in calendar days →
+    /// returns of ln ATM implied vol, for the factors `U.vol.{N}d`.
+    Pillars(BTreeMap<String, BTreeMap<u32, ReturnSeries>>),
+}
+
+impl Default for VolHistory {
+    /// No vol history: every underlying gets the default `U.vol`.
+    fn default() -> Self {
+        VolHistory::Levels(BTreeMap::new())
     }
 }
 
@@ -238,10 +270,11 @@ pub struct Calibration {
     /// above 2, at most [`MAX_DOF`], and [`MAX_DOF`] itself when there are 10 standardised
     /// returns or fewer.
     pub dof: f64,
-    /// Per underlying: (name, spot vol, vol of vol, vol of vol from history?).
+    /// Per underlying, sorted by name: spot vol, vol of vol (per pillar with a pillar
+    /// history), whether the vol parameters come from history.
     pub underlyings: Vec<CalibratedUnderlying>,
-    /// Factor names in matrix order: every `U.spot`, then every `U.vol`, underlyings sorted by
-    /// name.
+    /// Factor names in matrix order: every `U.spot`, then per underlying (sorted by name) its
+    /// vol factors: `U.vol`, or with a pillar history `U.vol.{N}d` by ascending tenor N.
     pub factors: Vec<String>,
     /// Correlation matrix of `factors` (same order), repaired by Higham's method when the pairwise
     /// estimate was indefinite.
@@ -250,6 +283,9 @@ pub struct Calibration {
     pub sparse_pairs: Vec<(String, String)>,
     /// What Higham's repair changed; `None` when no repair was needed (or it did not converge).
     pub repair: Option<RepairReport>,
+    /// Remarks on the inputs, printed as comments (e.g. vol-history underlyings that were not
+    /// calibrated); empty from [`calibrate`] itself.
+    pub notes: Vec<String>,
 }
 
 /// One underlying's calibrated parameters.
@@ -259,17 +295,27 @@ pub struct CalibratedUnderlying {
     pub name: String,
     /// Annualised volatility of ln(spot) as a fraction (0.55 = 55 %), 365-day year.
     pub spot_vol: f64,
-    /// Annualised volatility of ln(implied vol) as a fraction; [`DEFAULT_VOL_OF_VOL`] without a vol
-    /// history.
+    /// Annualised volatility of ln(implied vol) as a fraction (1.0 = 100 %), 365-day year;
+    /// [`DEFAULT_VOL_OF_VOL`] without a vol history. With pillars, a summary: the value of the
+    /// pillar nearest [`SUMMARY_TENOR_DAYS`] (the shorter on a tie); the model takes
+    /// `pillar_vol_of_vol`.
     pub vol_of_vol: f64,
-    /// True when `vol_of_vol` and its correlations come from a vol history.
+    /// True when `vol_of_vol` (or `pillar_vol_of_vol`) and its correlations come from a vol
+    /// history.
     pub vol_from_history: bool,
     /// Returns used for the spot vol.
     pub returns: usize,
+    /// Tenor pillars in calendar days, ascending (factors `U.vol.{N}d`); empty without a pillar
+    /// history for this underlying (single factor `U.vol`).
+    pub vol_pillars: Vec<u32>,
+    /// Annualised volatility of ln(ATM implied vol) at each of `vol_pillars`, same order, as a
+    /// fraction, 365-day year; empty without pillars.
+    pub pillar_vol_of_vol: Vec<f64>,
 }
 
-/// Calibrates from spot return series (and optional implied-vol return series), by name.
-/// `before` restricts to returns ending strictly before a date (rolling backtests).
+/// Calibrates from spot return series (and optional implied-vol level return series), by
+/// name. `before` restricts to returns ending strictly before a date (rolling backtests).
+/// The same as [`calibrate_with_vols`] with [`VolHistory::Levels`].
 pub fn calibrate(
     spots: &BTreeMap<String, ReturnSeries>,
     vols: &BTreeMap<String, ReturnSeries>,
@@ -277,35 +323,115 @@ pub fn calibrate(
     window: Option<usize>,
     before: Option<NaiveDate>,
 ) -> Calibration {
+    calibrate_with_vols(
+        spots,
+        &VolHistory::Levels(vols.clone()),
+        weighting,
+        window,
+        before,
+    )
+}
+
+/// One implied-vol factor of the calibration.
+struct VolFactor {
+    /// Index of its underlying among the spot names.
+    owner: usize,
+    /// Tenor pillar in days; `None` for the single factor `U.vol`.
+    tenor: Option<u32>,
+    /// Its returns (cut to the window); `None` without history (defaults).
+    series: Option<ReturnSeries>,
+}
+
+/// Calibrates from spot return series and an implied-vol history (levels or pillars), by
+/// underlying name; vol series of underlyings without spot series are ignored. `before`
+/// restricts to returns ending strictly before a date, `window` to the last N of each series.
+pub fn calibrate_with_vols(
+    spots: &BTreeMap<String, ReturnSeries>,
+    vols: &VolHistory,
+    weighting: Weighting,
+    window: Option<usize>,
+    before: Option<NaiveDate>,
+) -> Calibration {
     let cut = |s: &ReturnSeries| s.before(before, window);
     let spots: BTreeMap<&String, ReturnSeries> = spots.iter().map(|(k, v)| (k, cut(v))).collect();
-    let vols: BTreeMap<&String, ReturnSeries> = vols.iter().map(|(k, v)| (k, cut(v))).collect();
-    let underlyings: Vec<CalibratedUnderlying> = spots
+    let names: Vec<&String> = spots.keys().copied().collect();
+    let vol_factors: Vec<VolFactor> = names
         .iter()
-        .map(|(name, s)| {
-            let vol = vols.get(name);
-            CalibratedUnderlying {
-                name: (*name).clone(),
-                spot_vol: annualised_vol(s, weighting),
-                vol_of_vol: vol.map_or(DEFAULT_VOL_OF_VOL, |v| annualised_vol(v, weighting)),
-                vol_from_history: vol.is_some(),
-                returns: s.returns.len(),
+        .enumerate()
+        .flat_map(|(owner, name)| {
+            let single = |series: Option<ReturnSeries>| {
+                vec![VolFactor {
+                    owner,
+                    tenor: None,
+                    series,
+                }]
+            };
+            match vols {
+                VolHistory::Levels(levels) => single(levels.get(*name).map(cut)),
+                VolHistory::Pillars(pillars) => match pillars.get(*name) {
+                    Some(p) if !p.is_empty() => p
+                        .iter()
+                        .map(|(&tenor, s)| VolFactor {
+                            owner,
+                            tenor: Some(tenor),
+                            series: Some(cut(s)),
+                        })
+                        .collect(),
+                    _ => single(None),
+                },
             }
         })
         .collect();
-    let names: Vec<&String> = spots.keys().copied().collect();
+    let underlyings: Vec<CalibratedUnderlying> = spots
+        .iter()
+        .enumerate()
+        .map(|(owner, (name, s))| {
+            let own: Vec<&VolFactor> = vol_factors.iter().filter(|f| f.owner == owner).collect();
+            let vols_of_vol: Vec<f64> = own
+                .iter()
+                .map(|f| {
+                    f.series
+                        .as_ref()
+                        .map_or(DEFAULT_VOL_OF_VOL, |v| annualised_vol(v, weighting))
+                })
+                .collect();
+            let pillars: Vec<u32> = own.iter().filter_map(|f| f.tenor).collect();
+            let summary = pillars
+                .iter()
+                .enumerate()
+                .min_by_key(|&(_, &t)| (t.abs_diff(SUMMARY_TENOR_DAYS), t))
+                .map_or(0, |(i, _)| i);
+            CalibratedUnderlying {
+                name: (*name).clone(),
+                spot_vol: annualised_vol(s, weighting),
+                vol_of_vol: vols_of_vol[summary],
+                vol_from_history: own.iter().any(|f| f.series.is_some()),
+                returns: s.returns.len(),
+                pillar_vol_of_vol: if pillars.is_empty() {
+                    Vec::new()
+                } else {
+                    vols_of_vol
+                },
+                vol_pillars: pillars,
+            }
+        })
+        .collect();
+    let n = names.len();
     let mut factors: Vec<String> = names.iter().map(|n| format!("{n}.spot")).collect();
-    factors.extend(names.iter().map(|n| format!("{n}.vol")));
+    factors.extend(vol_factors.iter().map(|f| match f.tenor {
+        None => format!("{}.vol", names[f.owner]),
+        Some(t) => format!("{}.vol.{t}d", names[f.owner]),
+    }));
     let series = |f: usize| -> Option<&ReturnSeries> {
-        let n = names.len();
         if f < n {
             spots.get(names[f])
         } else {
-            vols.get(names[f - n])
+            vol_factors[f - n].series.as_ref()
         }
     };
+    // the underlying a vol factor belongs to, by factor index
+    let owners: Vec<usize> = vol_factors.iter().map(|f| f.owner).collect();
     let k = factors.len();
-    let n = names.len();
     let mut matrix = vec![vec![0.0; k]; k];
     let mut sparse_pairs = Vec::new();
     for i in 0..k {
@@ -322,7 +448,7 @@ pub fn calibrate(
                 _ => None,
             };
             let rho = measured.unwrap_or_else(|| {
-                default_correlation(i, j, n, |a, b| {
+                default_correlation(i, j, n, &owners, |a, b| {
                     series(a)
                         .zip(series(b))
                         .and_then(|(x, y)| pairwise_correlation(x, y, weighting))
@@ -352,22 +478,35 @@ pub fn calibrate(
         correlation,
         sparse_pairs,
         repair,
+        notes: Vec::new(),
     }
 }
 
-/// The default correlation of factors i > j (spots first, then vols) when no history
-/// measures it; `spot_rho(a, b)` is the measured spot correlation.
+/// The default correlation of factors i > j (the `n` spots first, then the vol factors, the
+/// vol factor `n + v` belonging to underlying `owners[v]`) when no history measures it;
+/// `spot_rho(a, b)` is the measured correlation of spots a and b.
 fn default_correlation(
     i: usize,
     j: usize,
     n: usize,
+    owners: &[usize],
     spot_rho: impl Fn(usize, usize) -> f64,
 ) -> f64 {
     match (i >= n, j >= n) {
         (false, false) => 0.0,
-        (true, true) => DEFAULT_VOL_VOL_CORRELATION,
+        (true, true) => {
+            if owners[i - n] == owners[j - n] {
+                DEFAULT_PILLAR_CORRELATION
+            } else {
+                DEFAULT_VOL_VOL_CORRELATION
+            }
+        }
         (true, false) | (false, true) => {
-            let (spot, vol) = if i < n { (i, j - n) } else { (j, i - n) };
+            let (spot, vol) = if i < n {
+                (i, owners[j - n])
+            } else {
+                (j, owners[i - n])
+            };
             if spot == vol {
                 DEFAULT_SPOT_VOL_CORRELATION
             } else {
@@ -417,6 +556,9 @@ impl Calibration {
                 r.min_eigenvalue_before, r.frobenius_distance
             );
         }
+        for note in &self.notes {
+            let _ = writeln!(out, "# note: {note}");
+        }
         for (a, b) in &self.sparse_pairs {
             let _ = writeln!(
                 out,
@@ -434,11 +576,30 @@ impl Calibration {
             } else {
                 "default: no implied-vol history"
             };
-            let _ = writeln!(
-                out,
-                "\n[model.factors.{}]\nspot_vol = {:.6}   # {} returns\nvol_of_vol = {:.6}   # {origin}",
-                u.name, u.spot_vol, u.returns, u.vol_of_vol
-            );
+            if u.vol_pillars.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\n[model.factors.{}]\nspot_vol = {:.6}   # {} returns\nvol_of_vol = {:.6}   # {origin}",
+                    u.name, u.spot_vol, u.returns, u.vol_of_vol
+                );
+            } else {
+                let pillars: Vec<String> = u.vol_pillars.iter().map(u32::to_string).collect();
+                let vols: Vec<String> = u
+                    .pillar_vol_of_vol
+                    .iter()
+                    .map(|v| format!("{v:.6}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "\n[model.factors.{}]\nspot_vol = {:.6}   # {} returns\n\
+                     vol_pillars = [{}]   # tenor days\nvol_of_vol = [{}]   # per pillar, {origin}",
+                    u.name,
+                    u.spot_vol,
+                    u.returns,
+                    pillars.join(", "),
+                    vols.join(", ")
+                );
+            }
         }
         let quoted: Vec<String> = self.factors.iter().map(|f| format!("\"{f}\"")).collect();
         let _ = writeln!(
@@ -454,17 +615,28 @@ impl Calibration {
         out
     }
 }
+/// The return series a calibration starts from, as read by [`load_returns`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistoryReturns {
+    /// underlying → returns of ln spot.
+    pub spots: BTreeMap<String, ReturnSeries>,
+    /// The implied-vol returns of the same underlyings (levels or pillars; empty levels
+    /// without a vol history).
+    pub vols: VolHistory,
+    /// Remarks for the calibration's `notes` (e.g. vol-history underlyings ignored).
+    pub notes: Vec<String>,
+}
+
 /// The spot return series of `underlyings` (all price columns when empty) from the daily
 /// price history `history`, and the implied-vol return series of the same underlyings from
-/// `vol_history` (`U:vol` columns; empty without one).
+/// `vol_history`: wide (`U` or `U:vol` columns) or long (`date, underlying, tenor_days, vol`,
+/// see [`crate::model::vol_history`]); no vol series without one. Underlyings of a long vol
+/// history that are not calibrated are ignored with a note.
 pub fn load_returns(
     history: &Path,
     vol_history: Option<&Path>,
     underlyings: &[String],
-) -> Result<(
-    BTreeMap<String, ReturnSeries>,
-    BTreeMap<String, ReturnSeries>,
-)> {
+) -> Result<HistoryReturns> {
     let names: Vec<&str> = underlyings.iter().map(String::as_str).collect();
     let chosen = (!names.is_empty()).then_some(names.as_slice());
     let to_returns = |h: PriceHistory| -> BTreeMap<String, ReturnSeries> {
@@ -474,12 +646,43 @@ pub fn load_returns(
             .collect()
     };
     let spots = to_returns(PriceHistory::load_levels(history, chosen, ":close")?);
+    let mut notes = Vec::new();
     let vols = match vol_history {
         Some(path) => {
             let spot_names: Vec<&str> = spots.keys().map(String::as_str).collect();
-            to_returns(PriceHistory::load_levels(path, Some(&spot_names), ":vol")?)
+            let table = Table::read(path)?;
+            if is_pillar_table(&table) {
+                let pillars = read_pillars(&table, &spot_names)?;
+                if !pillars.ignored.is_empty() {
+                    notes.push(format!(
+                        "{}: rows of {} ignored (not in the price history, or not among \
+                         --underlyings)",
+                        path.display(),
+                        pillars.ignored.join(", ")
+                    ));
+                }
+                VolHistory::Pillars(
+                    pillars
+                        .series
+                        .into_iter()
+                        .map(|(u, by_tenor)| {
+                            let returns = by_tenor
+                                .into_iter()
+                                .map(|(t, levels)| (t, ReturnSeries::from_levels(&levels)))
+                                .collect();
+                            (u, returns)
+                        })
+                        .collect(),
+                )
+            } else {
+                VolHistory::Levels(to_returns(PriceHistory::from_table(
+                    &table,
+                    Some(&spot_names),
+                    ":vol",
+                )?))
+            }
         }
-        None => BTreeMap::new(),
+        None => VolHistory::default(),
     };
-    Ok((spots, vols))
+    Ok(HistoryReturns { spots, vols, notes })
 }

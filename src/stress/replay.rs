@@ -40,7 +40,16 @@ impl PriceHistory {
         underlyings: Option<&[&str]>,
         suffix: &str,
     ) -> Result<PriceHistory> {
-        let table = Table::read(path)?;
+        Self::from_table(&Table::read(path)?, underlyings, suffix)
+    }
+
+    /// [`PriceHistory::load_levels`] on a table already read (errors name its file).
+    pub fn from_table(
+        table: &Table,
+        underlyings: Option<&[&str]>,
+        suffix: &str,
+    ) -> Result<PriceHistory> {
+        let path = table.file();
         let date_column = table
             .column("date")
             .or_else(|| (!table.names().is_empty()).then_some(0))
