@@ -136,9 +136,24 @@ const TOML_VALUES: &[&str] = &[
 
 /// Correlation factor names: the sample's, unknown, duplicated, empty and unicode.
 const FACTORS: &[&str] = &[
-    "BTC.spot", "ETH.spot", "SOL.spot", "BTC.vol", "ETH.vol", "SOL.vol", "XRP.spot", "BTC", "",
+    "BTC.spot",
+    "ETH.spot",
+    "SOL.spot",
+    "BTC.vol.7d",
+    "ETH.vol.30d",
+    "SOL.vol",
+    "BTC.skew",
+    "BTC.vol.90d",
+    "XRP.spot",
+    "BTC",
+    "",
     "ü.vol",
+    "BTC.vol",
+    "BTC.vol.45d",
 ];
+
+/// How many of [`FACTORS`], from the first, are factors of the sample model.
+const MODEL_FACTORS: usize = 8;
 
 /// The sample files and derived inputs every case starts from.
 struct Inputs {
@@ -148,6 +163,8 @@ struct Inputs {
     series: String,
     history: String,
     stress: String,
+    /// The sample implied-vol surface.
+    surface: String,
     /// The sample positions as a Parquet file.
     parquet: Vec<u8>,
 }
@@ -183,6 +200,7 @@ impl Inputs {
             series,
             history: format!("{header}\n{history}\n"),
             stress: read("stress/crypto_history.toml"),
+            surface: read("surface.csv"),
         }
     }
 }
@@ -199,10 +217,13 @@ enum Target {
     Stress,
     /// The positions as Parquet, its bytes truncated or flipped.
     Parquet,
+    /// The implied-vol surface.
+    Surface,
 }
 
-const TARGETS: [Target; 8] = [
+const TARGETS: [Target; 9] = [
     Target::Scenario,
+    Target::Surface,
     Target::Correlation,
     Target::Market,
     Target::Positions,
@@ -388,10 +409,10 @@ fn entry(rng: &mut ChaCha8Rng) -> String {
 /// A random `[model.correlation]`: any size, ragged rows, asymmetric, beyond ±1, NaN or not
 /// positive definite; unknown and repeated factor names.
 fn random_correlation(rng: &mut ChaCha8Rng) -> String {
-    let k = rng.random_range(0..=7);
+    let k = rng.random_range(0..=MODEL_FACTORS + 1);
     let names: Vec<String> = if rng.random_bool(0.8) {
-        FACTORS[..6]
-            .choose_multiple(rng, k.min(6))
+        FACTORS[..MODEL_FACTORS]
+            .choose_multiple(rng, k.min(MODEL_FACTORS))
             .map(|s| format!("\"{s}\""))
             .collect()
     } else {
@@ -459,6 +480,7 @@ impl Case {
             ("history.csv", inputs.history.clone().into_bytes()),
             ("stress.toml", inputs.stress.clone().into_bytes()),
             ("positions.parquet", inputs.parquet.clone()),
+            ("surface.csv", inputs.surface.clone().into_bytes()),
         ];
         let mutated = match target {
             Target::Scenario => (0, mutate_toml(rng, &inputs.scenario)),
@@ -471,6 +493,7 @@ impl Case {
             Target::Series => (3, mutate_csv(rng, &inputs.series)),
             Target::History => (4, mutate_csv(rng, &inputs.history)),
             Target::Stress => (5, mutate_toml(rng, &inputs.stress)),
+            Target::Surface => (7, mutate_csv(rng, &inputs.surface)),
             Target::Parquet => {
                 files[0].1 = inputs
                     .scenario
@@ -503,6 +526,7 @@ impl Case {
             Target::History => "history.csv",
             Target::Stress => "stress.toml",
             Target::Parquet => "positions.parquet",
+            Target::Surface => "surface.csv",
         };
         let bytes = std::fs::read(self.path(target)).unwrap_or_default();
         let text = match std::str::from_utf8(&bytes) {

@@ -450,3 +450,62 @@ fn bad_pillar_and_skew_stresses_are_refused_naming_the_scenario() {
         );
     }
 }
+
+#[test]
+fn a_calibrated_pillar_model_runs_as_calibrated() {
+    // calibrate --vol-history (the pillar format) prints a [model] section that a scenario
+    // can use as it is: its pillar factors are the model's, and a calendar spread runs on it.
+    let out = tempfile::tempdir().unwrap();
+    let model_file = out.path().join("model.toml");
+    let calibrated = common::tailrisk(&[
+        "calibrate",
+        "--history",
+        common::sample("data/bitstamp_btc_eth_ltc_usd_daily.csv")
+            .to_str()
+            .unwrap(),
+        "--vol-history",
+        common::sample("data/vol_history.csv").to_str().unwrap(),
+        "--underlyings",
+        "BTC",
+        "--method",
+        "sample",
+        "--out",
+        model_file.to_str().unwrap(),
+    ]);
+    assert!(
+        calibrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&calibrated.stderr)
+    );
+    let model = std::fs::read_to_string(&model_file).unwrap();
+    let s = scenario("[run]\npaths = 20000\n", &model, &calendar(1.7));
+    let job = Job::load(&s.scenario(), false).unwrap();
+    let names = &job.model.factor_names;
+    assert_eq!(
+        names,
+        &[
+            "BTC.spot",
+            "BTC.vol.7d",
+            "BTC.vol.30d",
+            "BTC.vol.90d",
+            "BTC.vol.180d"
+        ]
+    );
+    let vols: Vec<f64> = job.model.underlyings[0]
+        .pillars
+        .iter()
+        .map(|p| p.vol_of_vol)
+        .collect();
+    assert!(
+        vols.windows(2).all(|w| w[0] > w[1]),
+        "front moves most: {vols:?}"
+    );
+    let run = s.tailrisk("run", &["--format", "json"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (var, _, _, _) = common::measure(&common::json(&run), 0.99);
+    assert!(var > 0.0);
+}

@@ -48,6 +48,10 @@ fn var_is_the_exact_order_statistic_of_the_written_pnl() {
         .replace(
             "file = \"positions.csv\"",
             &format!("file = {:?}", folder.join("positions.csv")),
+        )
+        .replace(
+            "surface = \"surface.csv\"",
+            &format!("surface = {:?}", folder.join("surface.csv")),
         );
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("levels.toml");
