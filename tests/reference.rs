@@ -251,41 +251,50 @@ fn multi_step_without_vol_of_vol_matches_one_step_normal() {
 /// With vol of vol ν, normal shocks and n steps of dt years, the step-j price volatility is
 /// σ·iv_j/iv_0 with ln(iv_j/iv_0) ~ N(0, ν²·j·dt) independent of the step's own shock, so
 /// Var(ln S_h/S_0) = σ² dt Σ_j E[(iv_j/iv_0)²] = σ² dt Σ_{j<n} exp(2ν² j dt).
+///
+/// With vol pillars the 30-day pillar plays iv_j/iv_0, so pillars [7, 30, 90] whose 30-day
+/// vol of vol is ν give the same variance whatever the other pillars do.
 #[test]
 fn vol_spikes_widen_later_price_moves_as_the_model_says() {
     let (sigma, nu, steps, horizon_days) = (0.6, 1.5, 4_u32, 365.0);
-    let text = format!(
-        "{}\n[market]\nfile = \"m.csv\"\n[portfolio]\nfile = \"p.csv\"\n",
-        one_underlying_model("distribution = \"normal\"", sigma, nu)
-    );
-    let scenario = ScenarioFile::parse(&text, Path::new("model.toml")).expect("scenario");
-    let model = FactorModel::build(&scenario.model, Path::new("model.toml"), false).expect("model");
-    let builder = PathBuilder::new(&model, horizon_days, steps);
-    let generator = ShockGenerator::new(model.cholesky.as_ref(), model.distribution).unwrap();
-    let k = generator.dimension();
-    let (mut normals, mut shocks) = (vec![0.0; BLOCK_PATHS * k], vec![0.0; BLOCK_PATHS * k]);
-    let mut log_spots = Vec::new();
-    let mut moves = HorizonMoves::default();
-    for block in 0..100 {
-        let mut rng = block_rng(17, block);
-        moves.reset(BLOCK_PATHS, 1, 0);
-        for _ in 0..steps {
-            generator.fill(&mut rng, &mut normals, &mut shocks);
-            builder.advance(&shocks, k, &mut moves);
+    for vols in [
+        format!("vol_of_vol = {nu}"),
+        format!("vol_pillars = [7, 30, 90]\nvol_of_vol = [2.5, {nu}, 0.4]"),
+    ] {
+        let text = format!(
+            "[model]\ndistribution = \"normal\"\n\n[model.factors.BTC]\nspot_vol = {sigma}\n{vols}\n\
+             [market]\nfile = \"m.csv\"\n[portfolio]\nfile = \"p.csv\"\n"
+        );
+        let scenario = ScenarioFile::parse(&text, Path::new("model.toml")).expect("scenario");
+        let model =
+            FactorModel::build(&scenario.model, Path::new("model.toml"), false).expect("model");
+        let builder = PathBuilder::new(&model, horizon_days, steps);
+        let generator = ShockGenerator::new(model.cholesky.as_ref(), model.distribution).unwrap();
+        let k = generator.dimension();
+        let (mut normals, mut shocks) = (vec![0.0; BLOCK_PATHS * k], vec![0.0; BLOCK_PATHS * k]);
+        let mut log_spots = Vec::new();
+        let mut moves = HorizonMoves::default();
+        for block in 0..100 {
+            let mut rng = block_rng(17, block);
+            moves.reset(BLOCK_PATHS, 1, model.surface_width);
+            for _ in 0..steps {
+                generator.fill(&mut rng, &mut normals, &mut shocks);
+                builder.advance(&shocks, k, &mut moves);
+            }
+            log_spots.extend_from_slice(&moves.log_spot);
         }
-        log_spots.extend_from_slice(&moves.log_spot);
+        let dt = horizon_days / f64::from(steps) / DAYS_PER_YEAR;
+        let exact: f64 = (0..steps)
+            .map(|j| sigma * sigma * dt * (2.0 * nu * nu * f64::from(j) * dt).exp())
+            .sum();
+        let n = log_spots.len() as f64;
+        let squares: Vec<f64> = log_spots.iter().map(|x| x * x).collect();
+        let mean = squares.iter().sum::<f64>() / n;
+        let sd = (squares.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n).sqrt();
+        assert_close(&format!("Var ln S_h ({vols})"), mean, exact, sd / n.sqrt());
+        // and it is far from the constant-vol variance σ²h, so the test can tell them apart
+        assert!((mean - sigma * sigma).abs() > 10.0 * sd / n.sqrt());
     }
-    let dt = horizon_days / f64::from(steps) / DAYS_PER_YEAR;
-    let exact: f64 = (0..steps)
-        .map(|j| sigma * sigma * dt * (2.0 * nu * nu * f64::from(j) * dt).exp())
-        .sum();
-    let n = log_spots.len() as f64;
-    let squares: Vec<f64> = log_spots.iter().map(|x| x * x).collect();
-    let mean = squares.iter().sum::<f64>() / n;
-    let sd = (squares.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n).sqrt();
-    assert_close("Var ln S_h", mean, exact, sd / n.sqrt());
-    // and it is far from the constant-vol variance σ²h, so the test can tell them apart
-    assert!((mean - sigma * sigma).abs() > 10.0 * sd / n.sqrt());
 }
 
 /// A short-option book (two-sided: short calls and puts) for the Student-t step tests.

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::input::job::Job;
 use crate::mc::simulation::{SimulationSettings, Simulator};
 use crate::report::svg::{bars_with_errors, escape, heatmap, pnl_histogram};
-use crate::report::text::{money, run_report, RunReport, StressReport};
+use crate::report::text::{money, named_move, run_report, RunReport, StressReport};
 use crate::risk::contributions::contributions_of;
 use crate::risk::contributions::{Additivity, Contribution};
 use crate::stress::report::{stress_report, StressRequest};
@@ -291,7 +291,7 @@ fn stress(html: &mut String, r: &CommitteeInputs) {
             .scenario
             .moves
             .iter()
-            .map(|(f, m)| format!("{} {:+.1}%", escape(f), m * 100.0))
+            .map(|(f, m)| escape(&named_move(f, *m)))
             .collect();
         let _ = write!(
             html,

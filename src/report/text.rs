@@ -607,9 +607,19 @@ fn render_reverse(out: &mut String, r: &ReverseStress) {
         .scenario
         .moves
         .iter()
-        .map(|(f, m)| format!("{f} {:+.1}%", m * 100.0))
+        .map(|(f, m)| named_move(f, *m))
         .collect();
     let _ = writeln!(out, "moves: {}", moves.join(", "));
+}
+
+/// A stress move by factor name: relative moves as percentages, a skew factor's absolute
+/// change of the smile slope as a number.
+pub fn named_move(factor: &str, moved: f64) -> String {
+    if factor.ends_with(".skew") {
+        format!("{factor} {moved:+.3}")
+    } else {
+        format!("{factor} {:+.1}%", moved * 100.0)
+    }
 }
 
 /// One alternative model's backtest (limit calibration compares them).
