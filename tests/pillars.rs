@@ -202,6 +202,14 @@ fn vega_neutral_calendar_var_matches_the_pillar_covariance_closed_form() {
     );
 }
 
+/// `got` within `tolerance` of `want`, relative.
+fn assert_relative(got: f64, want: f64, tolerance: f64) {
+    assert!(
+        (got - want).abs() <= tolerance * want.abs(),
+        "{got} against {want} (relative tolerance {tolerance})"
+    );
+}
+
 /// The stress P&L of `shocks` (a TOML inline table's body) on `positions`.
 fn stress_pnl(factors: &str, positions: &str, shocks: &str) -> f64 {
     let s = scenario("[run]\n", &model(factors, ""), positions);
@@ -244,10 +252,7 @@ fn a_pillar_stress_moves_each_option_by_its_interpolated_tenor() {
     let by_hand = call_change(1e5, 31.0, 1.4)
         + call_change(1e5, 61.0, 1.4f64.sqrt())
         + call_change(1e5, 91.0, 1.0);
-    assert!(
-        (pnl - by_hand).abs() < 1e-6 * by_hand.abs(),
-        "{pnl} against {by_hand}"
-    );
+    assert_relative(pnl, by_hand, 1e-6);
 }
 
 #[test]
@@ -272,10 +277,7 @@ fn a_skew_stress_tilts_a_risk_reversal_by_hand() {
         by_hand < 0.0,
         "a long risk reversal loses when the put skew steepens"
     );
-    assert!(
-        (pnl - by_hand).abs() < 1e-6 * by_hand.abs(),
-        "{pnl} against {by_hand}"
-    );
+    assert_relative(pnl, by_hand, 1e-6);
 }
 
 #[test]
@@ -311,10 +313,7 @@ fn the_exposures_skew_sensitivity_is_the_stress_central_difference() {
     };
     let central = (stressed(0.01) - stressed(-0.01)) / 2.0;
     assert!(skew > 0.0, "long call wing, short put wing: {skew}");
-    assert!(
-        (skew - central).abs() < 2e-3 * skew,
-        "{skew} against {central}"
-    );
+    assert_relative(skew, central, 2e-3);
 }
 
 #[test]
@@ -346,15 +345,12 @@ fn the_term_structure_grid_scales_vol_moves_by_tenor() {
         .unwrap();
     let pnl = btc["pnl"][row][col].as_f64().unwrap();
     let by_hand = call_change(1e5, 8.0, 1.5f64.powf((30.0f64 / 7.0).powf(0.3)));
-    assert!(
-        (pnl - by_hand).abs() < 1e-6 * by_hand,
-        "{pnl} against {by_hand}"
-    );
+    assert_relative(pnl, by_hand, 1e-6);
     // without --term-power the key is absent and the plain grid moves the vol by 1.5
     let plain = common::json(&s.tailrisk("stress", &["--format", "json"]));
     assert!(plain.get("term_structure_grid").is_none());
     let flat = plain["grid"][0]["pnl"][row][col].as_f64().unwrap();
-    assert!((flat - call_change(1e5, 8.0, 1.5)).abs() < 1e-6 * flat);
+    assert_relative(flat, call_change(1e5, 8.0, 1.5), 1e-6);
 }
 
 #[test]
