@@ -180,15 +180,20 @@ fn check_finite(pnl: &[f64], first_path: u64, file: &Path) -> Result<()> {
 }
 
 /// Half-widths of the surfaces per model underlying: ±14 horizon standard deviations of
-/// ln S (widened for vol moves over several steps, plus the drift) and ±12 of ln iv; the
-/// rare path beyond them is revalued in full.
+/// ln S (widened for vol moves over several steps, plus the drift) and ±12 of ln iv (of its
+/// most volatile pillar under vol pillars); the rare path beyond them is revalued in full.
 fn grid_half_widths(model: &FactorModel, settings: &SimulationSettings) -> Vec<(f64, f64)> {
     let years = settings.horizon_days / DAYS_PER_YEAR;
     model
         .underlyings
         .iter()
         .map(|u| {
-            let vol_sd = u.vol_of_vol * years.sqrt();
+            let vol_of_vol = u
+                .pillars
+                .iter()
+                .map(|p| p.vol_of_vol)
+                .fold(u.vol_of_vol, f64::max);
+            let vol_sd = vol_of_vol * years.sqrt();
             let spot =
                 14.0 * u.spot_vol * years.sqrt() * (3.0 * vol_sd).exp() + u.drift.abs() * years;
             (spot, 12.0 * vol_sd)

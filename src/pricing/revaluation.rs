@@ -1,14 +1,16 @@
 //! Full revaluation of the netted book at the horizon on every path.
 //!
 //! Linear exposure: units × S_0 × (e^{x} − 1) with x = ln(S_h/S_0). Options: Black–Scholes
-//! at the simulated spot, at their mark vol scaled by the path's iv_h/iv_0, with the time to
-//! expiry reduced by the horizon; an option expiring inside the horizon is worth its
-//! intrinsic value at the simulated price. Everything that does not depend on the path is
-//! computed once here.
+//! at the simulated spot, at their mark vol (the surface's at their strike and expiry) moved
+//! by the path's vol factors — iv_h/iv_0, or the pillars interpolated at the option's tenor
+//! left and the skew tilt, see [`Revaluer::with_vol_dynamics`] — with the time to expiry
+//! reduced by the horizon; an option expiring inside the horizon is worth its intrinsic value
+//! at the simulated price. Everything that does not depend on the path is computed once here.
 //!
-//! Grid mode ([`Revaluer::with_surfaces`]) reads each underlying's live options off a
-//! revaluation surface instead ([`crate::pricing::surface`]), so a path's cost depends on the number
-//! of underlyings, not of options; full revaluation stays the reference.
+//! Grid mode ([`Revaluer::with_surfaces`]) reads each underlying's live options off
+//! revaluation surfaces instead ([`crate::pricing::surface`]; one per expiry under vol
+//! pillars), so a path's cost depends on the number of underlyings and expiries, not of
+//! options; full revaluation stays the reference.
 
 use std::sync::Arc;
 
@@ -93,13 +95,31 @@ struct UnderlyingAtHorizon {
     expiring: Vec<usize>,
 }
 
+/// Some of one underlying's live options tabulated on a revaluation surface over (ln spot
+/// move, ln vol move), the vol move read off the path the way these options read it.
+#[derive(Debug, Clone)]
+struct TabulatedOptions {
+    surface: Surface,
+    /// How the path's vol coordinate is read.
+    vol: VolCoordinate,
+}
+
+/// Where a revaluation surface's vol coordinate comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum VolCoordinate {
+    /// ln of the underlying's vol ratio (one surface for all its live options).
+    Ratio,
+    /// The pillars' log moves interpolated at one expiry's tenor (one surface per expiry).
+    Pillars([(usize, f64); 2]),
+}
+
 /// Revalues the netted book on simulated horizon moves.
 #[derive(Debug, Clone)]
 pub struct Revaluer {
     underlyings: Vec<UnderlyingAtHorizon>,
-    /// Per underlying (same order), the surface of its non-expiring options, when the grid
-    /// mode is on.
-    surfaces: Vec<Option<Surface>>,
+    /// Per underlying (same order), the surfaces of its non-expiring options when the grid
+    /// mode is on (none for an underlying revalued in full).
+    surfaces: Vec<Vec<TabulatedOptions>>,
 }
 
 impl Revaluer {
@@ -226,29 +246,46 @@ impl Revaluer {
     }
 
     /// Switches to grid revaluation: tabulates, per underlying with options that outlive the
-    /// horizon, their summed P&L over ±`half_widths[model_index]` = (ln spot, ln vol ratio)
-    /// half-widths. Expiring options and points off the grid stay fully revalued, and so do
-    /// the options of underlyings with vol pillars or a skew factor (their value depends on
-    /// more than spot and one vol ratio).
+    /// horizon, their summed P&L over ±`half_widths[model_index]` = (ln spot, ln vol move)
+    /// half-widths: one surface for all of them under one vol factor, one per expiry under
+    /// vol pillars (the options of one expiry share its interpolated vol move). Expiring
+    /// options and points off the grid stay fully revalued, and so do the options of
+    /// underlyings with a skew factor (their vol moves differ by strike).
     pub fn with_surfaces(mut self, half_widths: &[(f64, f64)]) -> Revaluer {
         self.surfaces = self
             .underlyings
             .iter()
             .map(|u| {
                 let live: Vec<&OptionAtHorizon> = u.options.iter().filter(|o| !o.expires).collect();
-                if live.is_empty() || live.iter().any(|o| o.moves_by_surface_factors()) {
-                    return None;
+                if live.iter().any(|o| o.skew.is_some()) {
+                    return Vec::new();
                 }
                 let (spot_half, vol_half) = half_widths[u.model_index];
                 let spot_axis = Axis::centred(spot_half, SPOT_POINTS);
                 let vol_axis = Axis::centred(vol_half, VOL_POINTS);
-                Some(Surface::tabulate(spot_axis, vol_axis, |x, log_ratio| {
-                    let spot = u.spot * x.exp();
-                    let ratio = log_ratio.exp();
-                    live.iter()
-                        .map(|o| o.units * o.unit_pnl(spot, x, ratio, &[]))
-                        .sum()
-                }))
+                let mut coordinates: Vec<VolCoordinate> = Vec::new();
+                for o in &live {
+                    let c = o.vol_coordinate();
+                    if !coordinates.contains(&c) {
+                        coordinates.push(c);
+                    }
+                }
+                coordinates
+                    .into_iter()
+                    .map(|vol| {
+                        let group: Vec<&&OptionAtHorizon> =
+                            live.iter().filter(|o| o.vol_coordinate() == vol).collect();
+                        let surface = Surface::tabulate(spot_axis, vol_axis, |x, log_move| {
+                            let spot = u.spot * x.exp();
+                            let (ratio, row) = vol.path_with_move(log_move);
+                            group
+                                .iter()
+                                .map(|o| o.units * o.unit_pnl(spot, x, ratio, &row))
+                                .sum()
+                        });
+                        TabulatedOptions { surface, vol }
+                    })
+                    .collect()
             })
             .collect();
         self
@@ -256,7 +293,7 @@ impl Revaluer {
 
     /// Whether grid revaluation is on.
     pub fn uses_surfaces(&self) -> bool {
-        self.surfaces.iter().any(Option::is_some)
+        self.surfaces.iter().any(|s| !s.is_empty())
     }
 
     /// Full revaluation only (drops the surfaces).
@@ -289,14 +326,22 @@ impl Revaluer {
         total
     }
 
-    /// P&L of one path with each underlying's live options read off its surface (revalued in
-    /// full when the point is off the grid).
+    /// P&L of one path with each underlying's live options read off its surfaces (all its
+    /// options revalued in full when a point is off a grid).
     pub fn path_pnl_on_surfaces(&self, m: PathMove) -> f64 {
         let mut total = 0.0;
-        for (u, surface) in self.underlyings.iter().zip(&self.surfaces) {
+        for (u, tables) in self.underlyings.iter().zip(&self.surfaces) {
             let (spot, x, ratio) = u.state(m);
             total += u.linear_units * (spot - u.spot);
-            match surface.as_ref().and_then(|s| s.value(x, ratio.ln())) {
+            let on_grid = if tables.is_empty() {
+                None
+            } else {
+                tables
+                    .iter()
+                    .map(|t| t.surface.value(x, t.vol.log_move(ratio, m.surface)))
+                    .sum::<Option<f64>>()
+            };
+            match on_grid {
                 Some(live) => {
                     total += live;
                     for &i in &u.expiring {
@@ -359,6 +404,30 @@ impl UnderlyingAtHorizon {
     }
 }
 
+impl VolCoordinate {
+    /// The coordinate on a path with vol ratio `ratio` and surface row `surface`.
+    #[inline]
+    fn log_move(self, ratio: f64, surface: &[f64]) -> f64 {
+        match self {
+            VolCoordinate::Ratio => ratio.ln(),
+            VolCoordinate::Pillars(weights) => interpolated(&weights, surface),
+        }
+    }
+
+    /// A vol ratio and surface row whose coordinate is `log_move`, for tabulation.
+    fn path_with_move(self, log_move: f64) -> (f64, Vec<f64>) {
+        match self {
+            VolCoordinate::Ratio => (log_move.exp(), Vec::new()),
+            VolCoordinate::Pillars(weights) => {
+                let mut row = vec![0.0; weights[0].0.max(weights[1].0) + 1];
+                row[weights[0].0] = log_move;
+                row[weights[1].0] = log_move;
+                (1.0, row)
+            }
+        }
+    }
+}
+
 impl OptionAtHorizon {
     /// The factor by which the smile moves the option's vol at simulated spot `spot` (1
     /// under sticky-strike dynamics).
@@ -370,9 +439,12 @@ impl OptionAtHorizon {
         }
     }
 
-    /// Whether the option's vol depends on the path's surface row (pillars or skew).
-    fn moves_by_surface_factors(&self) -> bool {
-        matches!(self.vol_move, VolMove::Pillars(_)) || self.skew.is_some()
+    /// Where a revaluation surface of this option reads its vol move (ignoring skew).
+    fn vol_coordinate(&self) -> VolCoordinate {
+        match self.vol_move {
+            VolMove::Factor { .. } => VolCoordinate::Ratio,
+            VolMove::Pillars(weights) => VolCoordinate::Pillars(weights),
+        }
     }
 
     /// The factor by which the path moves the option's implied vol, given its underlying's

@@ -199,7 +199,7 @@ pub fn render_run(
         (UsedRevaluation::Grid, Some(e)) => {
             let _ = writeln!(
                 out,
-                "revaluation      grid (surfaces for underlyings without vol pillars or skew; largest error seen on {} pilot paths {:.4}% of VaR)",
+                "revaluation      grid (surfaces for underlyings without a skew factor; largest error seen on {} pilot paths {:.4}% of VaR)",
                 r.pilot_paths,
                 e * 100.0
             );
