@@ -418,7 +418,7 @@ impl Simulator {
     /// P&L into `pnl`; `None` when the run revalues in full anyway.
     ///
     /// The paths whose grid loss is within a margin of the `keep`-th largest are revalued;
-    /// the margin is [`TAIL_SAFETY`] times the largest |grid − full| seen on them and on the
+    /// the margin is `TAIL_SAFETY` times the largest |grid − full| seen on them and on the
     /// pilot (plus a small floor). The band widens until the `keep`-th largest loss, now a
     /// full-revaluation figure, exceeds every other path's grid loss by that margin. Then
     /// the `keep` largest losses are the full-revaluation run's, to the last bit, unless a

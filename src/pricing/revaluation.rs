@@ -181,7 +181,7 @@ impl Revaluer {
     ///   moves by ln(K/F_0)·√(30/max(T, 1)) times the skew move (F_0 today's forward to the
     ///   option's expiry), the sum capped like the term structure's;
     /// - under sticky-moneyness smile dynamics, the options of an underlying with a surface
-    ///   move along its smile as spot moves ([`MovingSmile`]).
+    ///   move along its smile as spot moves (`MovingSmile`).
     pub fn with_vol_dynamics(
         mut self,
         book: &AggregatedBook,
