@@ -9,7 +9,7 @@ cargo build --release --quiet
 normal="target/fund_tail_normal.toml"
 student="target/fund_tail_student.toml"
 straddle="target/straddle_tail.toml"
-sed -e 's/^confidence = .*/confidence = [0.999]/' -e 's#^file = "#file = "../scenarios/#' \
+sed -e 's/^confidence = .*/confidence = [0.999]/' -e 's#^file = "#file = "../scenarios/#' -e 's#^surface = "#surface = "../scenarios/#' \
     scenarios/fund.toml > "$student"
 sed -e 's/^distribution = "student-t"/distribution = "normal"/' -e '/^dof = /d' \
     "$student" > "$normal"
