@@ -181,7 +181,10 @@ impl FactorSpec {
 
 /// `vol_of_vol`: one annualised vol of ln(implied vol), or one per vol pillar.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a number, or a list with one vol of vol per pillar of vol_pillars"
+)]
 pub enum VolOfVol {
     /// One vol factor `U.vol` for every tenor.
     Scalar(f64),

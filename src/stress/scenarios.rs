@@ -357,7 +357,7 @@ impl<'a> StressBook<'a> {
                             bad(format!(
                                 "'{pillar}' is not a vol pillar of {underlying}: its pillars \
                                  are {:?} days",
-                                u.pillars.iter().map(|p| p.days).collect::<Vec<_>>()
+                                u.pillars.iter().map(|p| p.days as u32).collect::<Vec<_>>()
                             ))
                         })?;
                     m.surface[u.surface_offset + j] = moved.ln_1p();
