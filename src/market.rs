@@ -13,6 +13,23 @@ use crate::input::table::Table;
 use crate::time::parse_instant;
 use vol_surface::VolSurfaces;
 
+/// USD stablecoins a cash balance may be held in without a risk factor: each is worth 1 USD
+/// unless the market file quotes it (a de-peg is not modelled yet).
+pub const USD_STABLECOINS: [&str; 8] = [
+    "USDT", "USDC", "DAI", "FDUSD", "TUSD", "USDP", "PYUSD", "BUSD",
+];
+
+/// The fixed USD price of a balance in `currency` held without a risk factor: 1 for USD, the
+/// market file's spot (else 1) for a USD stablecoin, `None` for anything else.
+pub fn pegged_price(market: &MarketData, currency: &str) -> Option<f64> {
+    if currency == "USD" {
+        return Some(1.0);
+    }
+    USD_STABLECOINS
+        .contains(&currency)
+        .then(|| market.quote(currency).map_or(1.0, |q| q.spot))
+}
+
 /// Today's market for one underlying.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Quote {

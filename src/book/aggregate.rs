@@ -6,6 +6,8 @@
 //! - Options net per contract: same underlying, type, strike, expiry and mark vol (the same
 //!   BTC option held on two venues is revalued once). Two marks of one contract stay apart,
 //!   since they are valued differently.
+//! - Cash balances in a modelled coin are linear exposure like spot; balances in USD or a USD
+//!   stablecoin without a risk factor net per currency at their peg and never move.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +18,7 @@ use crate::book::instrument::{Instrument, OptionType};
 use crate::book::positions::Book;
 use crate::error::{Error, Result};
 use crate::market::vol_surface::VolSurface;
-use crate::market::{MarketData, Quote};
+use crate::market::{pegged_price, MarketData, Quote};
 use crate::model::factors::FactorModel;
 use crate::pricing::black_scholes::bs_price;
 use crate::time::years_between;
@@ -51,7 +53,8 @@ pub struct NetUnderlying {
     pub quote: Quote,
     /// Net delta-one units (spot + perpetuals + futures), in coins.
     pub linear_units: f64,
-    /// Net spot units only: the part of the linear exposure that carries value today.
+    /// Net spot and coin-balance units only: the part of the linear exposure that carries
+    /// value today.
     pub spot_units: f64,
     /// Distinct option contracts held on the underlying, in order of first appearance in the book;
     /// [`Holding::Option`] indexes into it.
@@ -59,6 +62,18 @@ pub struct NetUnderlying {
     /// The underlying's implied-vol surface, when the market has one: the smile the options
     /// move along under sticky-moneyness dynamics.
     pub surface: Option<VolSurface>,
+}
+
+/// A balance in USD or a USD stablecoin without a risk factor, netted per currency: worth its
+/// peg, no P&L.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CashBalance {
+    /// The currency (`USD`, `USDT`, …).
+    pub currency: String,
+    /// Net units of the currency.
+    pub units: f64,
+    /// USD per unit ([`crate::market::pegged_price`]).
+    pub price: f64,
 }
 
 /// Which netted instrument a position landed in.
@@ -76,6 +91,19 @@ pub enum Holding {
         /// Index into that underlying's [`NetUnderlying::options`].
         option: usize,
     },
+    /// Pegged balance `balance`.
+    Cash {
+        /// Index into [`AggregatedBook::cash`].
+        balance: usize,
+    },
+}
+
+/// Where a position goes while the book is netted (underlyings are ordered at the end).
+enum Pending {
+    /// Linear exposure (no option) or an option of the model's underlying.
+    Net(usize, Option<usize>),
+    /// A pegged balance.
+    Cash(usize),
 }
 
 /// The book netted per distinct instrument.
@@ -85,6 +113,9 @@ pub struct AggregatedBook {
     pub underlyings: Vec<NetUnderlying>,
     /// For each position of the book (same order), where it was netted.
     pub holdings: Vec<Holding>,
+    /// Balances in USD and USD stablecoins without a risk factor, per currency in order of
+    /// first appearance.
+    pub cash: Vec<CashBalance>,
     /// Valuation time (UTC): option prices and times to expiry are as of this instant.
     pub valuation_time: DateTime<Utc>,
 }
@@ -104,7 +135,28 @@ impl AggregatedBook {
         let mut by_model_index: BTreeMap<usize, (NetUnderlying, BTreeMap<ContractKey, usize>)> =
             BTreeMap::new();
         let mut pending = Vec::with_capacity(book.positions.len());
+        let mut cash: Vec<CashBalance> = Vec::new();
         for p in &book.positions {
+            let pegged = (p.instrument == Instrument::Cash
+                && model.underlying_index(&p.underlying).is_none())
+            .then(|| pegged_price(market, &p.underlying))
+            .flatten();
+            if let Some(price) = pegged {
+                let balance = cash
+                    .iter()
+                    .position(|c| c.currency == p.underlying)
+                    .unwrap_or_else(|| {
+                        cash.push(CashBalance {
+                            currency: p.underlying.clone(),
+                            units: 0.0,
+                            price,
+                        });
+                        cash.len() - 1
+                    });
+                cash[balance].units += p.units();
+                pending.push(Pending::Cash(balance));
+                continue;
+            }
             let model_index = model.underlying_index(&p.underlying).ok_or_else(|| {
                 Error::in_row(
                     &book.file,
@@ -169,7 +221,7 @@ impl AggregatedBook {
                     net.options[index].units += p.units();
                     Some(index)
                 }
-                Instrument::Spot => {
+                Instrument::Spot | Instrument::Cash => {
                     net.spot_units += p.units();
                     net.linear_units += p.units();
                     None
@@ -179,36 +231,46 @@ impl AggregatedBook {
                     None
                 }
             };
-            pending.push((model_index, option));
+            pending.push(Pending::Net(model_index, option));
         }
         let order: Vec<usize> = by_model_index.keys().copied().collect();
         let holdings = pending
             .into_iter()
-            .map(|(model_index, option)| {
-                let underlying = order.binary_search(&model_index).unwrap_or_default();
-                match option {
-                    Some(option) => Holding::Option { underlying, option },
-                    None => Holding::Linear { underlying },
+            .map(|pending| match pending {
+                Pending::Cash(balance) => Holding::Cash { balance },
+                Pending::Net(model_index, option) => {
+                    let underlying = order.binary_search(&model_index).unwrap_or_default();
+                    match option {
+                        Some(option) => Holding::Option { underlying, option },
+                        None => Holding::Linear { underlying },
+                    }
                 }
             })
             .collect();
         Ok(AggregatedBook {
             underlyings: by_model_index.into_values().map(|(net, _)| net).collect(),
             holdings,
+            cash,
             valuation_time,
         })
     }
 
-    /// Today's mark-to-market value (SPEC `base_value`): spot units × S plus option units ×
-    /// price; perpetuals and futures are margined and count 0.
+    /// Today's mark-to-market value (SPEC `base_value`): spot and coin-balance units × S plus
+    /// option units × price plus pegged balances; perpetuals and futures are margined and
+    /// count 0.
     pub fn base_value(&self) -> f64 {
-        self.underlyings
+        let held: f64 = self
+            .underlyings
             .iter()
             .map(|u| {
                 u.spot_units * u.quote.spot
                     + u.options.iter().map(|o| o.units * o.price).sum::<f64>()
             })
-            .sum()
+            .sum();
+        if self.cash.is_empty() {
+            return held;
+        }
+        held + self.cash.iter().map(|c| c.units * c.price).sum::<f64>()
     }
 
     /// Number of distinct option contracts revalued on each path.

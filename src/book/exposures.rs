@@ -94,12 +94,24 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
     let mut rows: BTreeMap<(usize, String, String), ExposureRow> = BTreeMap::new();
     for (position, holding) in book.positions.iter().zip(&aggregated.holdings) {
         let units = position.units();
-        let (underlying, greeks) = match *holding {
-            Holding::Linear { underlying } => (underlying, LINEAR_GREEKS),
-            Holding::Option { underlying, option } => (underlying, unit_greeks[underlying][option]),
+        let (spot, greeks) = match *holding {
+            Holding::Linear { underlying } => {
+                (aggregated.underlyings[underlying].quote.spot, LINEAR_GREEKS)
+            }
+            Holding::Option { underlying, option } => (
+                aggregated.underlyings[underlying].quote.spot,
+                unit_greeks[underlying][option],
+            ),
+            Holding::Cash { balance } => (aggregated.cash[balance].price, PEGGED_GREEKS),
         };
-        let spot = aggregated.underlyings[underlying].quote.spot;
         let holds = match holding {
+            Holding::Cash { .. } => Holdings {
+                bucket: None,
+                skew_loading: 0.0,
+                linear: units,
+                option: 0.0,
+                value: units * spot,
+            },
             Holding::Linear { .. } => Holdings {
                 bucket: None,
                 skew_loading: 0.0,
@@ -152,6 +164,15 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
     }
     rows.into_values().collect()
 }
+
+/// Greeks of one unit of a pegged balance (USD, a stablecoin): no sensitivity to any factor.
+const PEGGED_GREEKS: Greeks = Greeks {
+    price: 0.0,
+    delta: 0.0,
+    gamma: 0.0,
+    vega: 0.0,
+    theta: 0.0,
+};
 
 /// Greeks of one unit of a delta-one instrument.
 const LINEAR_GREEKS: Greeks = Greeks {

@@ -48,22 +48,31 @@ pub enum Instrument {
     Future,
     /// A European option.
     Option(OptionContract),
+    /// A balance held in a currency (`underlying`): a coin moves with its spot factor like
+    /// spot; USD and USD stablecoins without a risk factor are worth their peg
+    /// ([`crate::market::pegged_price`]) and carry no market risk.
+    Cash,
 }
 
 impl Instrument {
-    /// The positions-file spelling of the kind (`spot`, `perpetual`, `future`, `option`).
+    /// The positions-file spelling of the kind (`spot`, `perpetual`, `future`, `option`,
+    /// `cash`).
     pub fn kind_name(&self) -> &'static str {
         match self {
             Instrument::Spot => "spot",
             Instrument::Perpetual => "perpetual",
             Instrument::Future => "future",
             Instrument::Option(_) => "option",
+            Instrument::Cash => "cash",
         }
     }
 
-    /// True when the instrument's value counts in today's book value (spot and options);
-    /// perpetuals and futures are margined, so only their P&L counts.
+    /// True when the instrument's value counts in today's book value (spot, balances and
+    /// options); perpetuals and futures are margined, so only their P&L counts.
     pub fn carries_value(&self) -> bool {
-        matches!(self, Instrument::Spot | Instrument::Option(_))
+        matches!(
+            self,
+            Instrument::Spot | Instrument::Cash | Instrument::Option(_)
+        )
     }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::book::instrument::{Instrument, OptionContract, OptionType};
 use crate::error::{Error, Location, Result};
 use crate::input::table::{Row, Table};
-use crate::market::MarketData;
+use crate::market::{pegged_price, MarketData};
 
 /// Venue and book of a position whose file leaves them empty.
 pub const UNASSIGNED: &str = "unassigned";
@@ -89,7 +89,9 @@ fn parse_position(
 ) -> Result<Position> {
     let id = row.required_text("id")?.to_owned();
     let underlying = row.required_text("underlying")?;
-    if market.quote(underlying).is_none() {
+    let instrument = parse_instrument(row, valuation_time)?;
+    let pegged = instrument == Instrument::Cash && pegged_price(market, underlying).is_some();
+    if market.quote(underlying).is_none() && !pegged {
         let known: Vec<&str> = market.underlyings().collect();
         return Err(row.error(
             "underlying",
@@ -107,10 +109,16 @@ fn parse_position(
             format!("must be positive, found {multiplier}"),
         ));
     }
+    if instrument == Instrument::Cash && multiplier != 1.0 {
+        return Err(row.error(
+            "multiplier",
+            format!("a cash balance is a quantity of its currency: leave the multiplier empty, found {multiplier}"),
+        ));
+    }
     let venue = row.text("venue").unwrap_or(UNASSIGNED).to_owned();
     Ok(Position {
         id,
-        instrument: parse_instrument(row, valuation_time)?,
+        instrument,
         underlying: underlying.to_owned(),
         quantity: row.number("quantity")?,
         multiplier,
@@ -128,9 +136,10 @@ fn parse_instrument(row: &Row, valuation_time: DateTime<Utc>) -> Result<Instrume
         "perpetual" | "perp" => Ok(Instrument::Perpetual),
         "future" | "futures" => Ok(Instrument::Future),
         "option" => parse_option(row, valuation_time).map(Instrument::Option),
+        "cash" | "balance" => Ok(Instrument::Cash),
         _ => Err(row.error(
             "kind",
-            format!("expected spot, perpetual, future or option, found '{kind}'"),
+            format!("expected spot, perpetual, future, option or cash, found '{kind}'"),
         )),
     }
 }

@@ -120,6 +120,8 @@ pub struct Revaluer {
     /// Per underlying (same order), the surfaces of its non-expiring options when the grid
     /// mode is on (none for an underlying revalued in full).
     surfaces: Vec<Vec<TabulatedOptions>>,
+    /// Number of pegged balances: instruments with no P&L, after every underlying's.
+    pegged_balances: usize,
 }
 
 impl Revaluer {
@@ -167,6 +169,7 @@ impl Revaluer {
         Revaluer {
             underlyings,
             surfaces: Vec::new(),
+            pegged_balances: book.cash.len(),
         }
     }
 
@@ -359,17 +362,26 @@ impl Revaluer {
         total
     }
 
-    /// Number of netted instruments: one linear exposure per underlying plus every option.
+    /// Number of netted instruments: one linear exposure per underlying, every option, and
+    /// every pegged balance.
     pub fn instrument_count(&self) -> usize {
-        self.underlyings.iter().map(|u| 1 + u.options.len()).sum()
+        self.underlyings
+            .iter()
+            .map(|u| 1 + u.options.len())
+            .sum::<usize>()
+            + self.pegged_balances
     }
 
     /// Where a position's netted instrument sits in [`Revaluer::unit_pnl`]'s output:
-    /// underlying by underlying, its linear exposure first, then its options.
+    /// underlying by underlying, its linear exposure first, then its options; the pegged
+    /// balances last.
     pub fn instrument_index(&self, holding: Holding) -> usize {
         let (underlying, option) = match holding {
             Holding::Linear { underlying } => (underlying, None),
             Holding::Option { underlying, option } => (underlying, Some(option)),
+            Holding::Cash { balance } => {
+                return self.instrument_count() - self.pegged_balances + balance
+            }
         };
         let offset: usize = self.underlyings[..underlying]
             .iter()
@@ -380,7 +392,7 @@ impl Revaluer {
 
     /// P&L per unit (one coin of underlying) of every netted instrument on one path, in
     /// [`Revaluer::instrument_index`] order: S_h − S_0 for linear exposure, V_h − V_0 for
-    /// an option. The path's P&L is the units-weighted sum.
+    /// an option, 0 for a pegged balance. The path's P&L is the units-weighted sum.
     pub fn unit_pnl(&self, m: PathMove, out: &mut [f64]) {
         let mut slots = out.iter_mut();
         for u in &self.underlyings {
@@ -392,6 +404,7 @@ impl Revaluer {
                 *slot = o.unit_pnl(spot, x, ratio, m.surface);
             }
         }
+        slots.for_each(|slot| *slot = 0.0);
     }
 }
 

@@ -154,6 +154,7 @@ impl<'a> StressBook<'a> {
                     Holding::Option { underlying, option } => {
                         p.units() * job.aggregated.underlyings[underlying].options[option].price
                     }
+                    Holding::Cash { balance } => p.units() * job.aggregated.cash[balance].price,
                 }
             })
             .collect();
