@@ -1,6 +1,7 @@
 //! Market data: what the book is valued on. One row per underlying:
 //! `underlying,spot,atm_vol,rate` and optionally `as_of` (the valuation time).
 
+pub mod currency;
 pub mod vol_surface;
 
 use std::collections::BTreeMap;

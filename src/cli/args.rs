@@ -90,6 +90,16 @@ pub(crate) struct ScenarioArgs {
     pub(crate) quiet: bool,
 }
 
+/// `--currency`, for the commands that report values, VaR and ES.
+#[derive(Debug, Args)]
+pub(crate) struct CurrencyArg {
+    /// Report values, P&L, VaR and ES in this currency: USD or a coin of the model (BTC,
+    /// ETH, …; overrides `[run] currency`). Each path's P&L is converted at that path's
+    /// simulated price of the coin, never at today's.
+    #[arg(long, value_name = "CURRENCY")]
+    pub(crate) currency: Option<String>,
+}
+
 /// Flags of every command that simulates.
 #[derive(Debug, Args)]
 pub(crate) struct SimulationArgs {
@@ -128,6 +138,8 @@ pub(crate) fn threads(flag: Option<u16>) -> Threads {
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) common: ScenarioArgs,
+    #[command(flatten)]
+    pub(crate) currency: CurrencyArg,
     #[command(flatten)]
     pub(crate) simulation: SimulationArgs,
     /// Write pnl.parquet (per-path P&L), summary.json and measures.csv into this folder.
@@ -216,6 +228,8 @@ pub(crate) struct WhatifArgs {
     #[command(flatten)]
     pub(crate) common: ScenarioArgs,
     #[command(flatten)]
+    pub(crate) currency: CurrencyArg,
+    #[command(flatten)]
     pub(crate) simulation: SimulationArgs,
     /// Proposed trades: a CSV or Parquet file with the positions file's columns (a negative
     /// quantity reduces a position). Ids must differ from the book's.
@@ -230,6 +244,8 @@ pub(crate) struct WhatifArgs {
 pub(crate) struct StressArgs {
     #[command(flatten)]
     pub(crate) common: ScenarioArgs,
+    #[command(flatten)]
+    pub(crate) currency: CurrencyArg,
     #[command(flatten)]
     pub(crate) options: StressOptions,
 }
@@ -293,6 +309,8 @@ pub(crate) struct ReportArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub(crate) quiet: bool,
+    #[command(flatten)]
+    pub(crate) currency: CurrencyArg,
     #[command(flatten)]
     pub(crate) simulation: SimulationArgs,
     #[command(flatten)]

@@ -23,14 +23,27 @@ use tailrisk::risk::whatif::what_if;
 use tailrisk::stress::report::{stress_report, StressRequest};
 
 use crate::cli::args::{
-    threads, BacktestArgs, CalibrateArgs, ExposuresArgs, Format, MergeArgs, ReportArgs, RunArgs,
-    StressArgs, StressOptions, SyntheticArgs, WhatifArgs,
+    threads, BacktestArgs, CalibrateArgs, CurrencyArg, ExposuresArgs, Format, MergeArgs,
+    ReportArgs, RunArgs, StressArgs, StressOptions, SyntheticArgs, WhatifArgs,
 };
 use crate::cli::present::{print_json, progress_bar};
 
+/// Loads a scenario, reporting in `--currency` when given.
+fn load_job(scenario: &Path, repair_correlation: bool, currency: &CurrencyArg) -> Result<Job> {
+    let job = Job::load(scenario, repair_correlation)?;
+    match &currency.currency {
+        Some(name) => job.in_currency(name),
+        None => Ok(job),
+    }
+}
+
 /// `tailrisk run`: the run (or one shard of it), then its table or JSON and `--out` files.
 pub(crate) fn run(args: &RunArgs) -> Result<()> {
-    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let job = load_job(
+        &args.common.scenario,
+        args.common.repair_correlation,
+        &args.currency,
+    )?;
     let highest = job.scenario.run.highest_level();
     let request = RunRequest {
         settings: args.simulation.settings(&job),
@@ -109,7 +122,11 @@ pub(crate) fn show_exposures(args: &ExposuresArgs) -> Result<()> {
 
 /// `tailrisk whatif`: the book before and after trades, on common random numbers.
 pub(crate) fn run_what_if(args: &WhatifArgs) -> Result<()> {
-    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let job = load_job(
+        &args.common.scenario,
+        args.common.repair_correlation,
+        &args.currency,
+    )?;
     let settings = args.simulation.settings(&job);
     let result = what_if(&job, args.trades.as_deref(), &args.remove, settings)?;
     match args.common.format {
@@ -136,7 +153,11 @@ fn stress_request(options: &StressOptions) -> StressRequest {
 
 /// `tailrisk stress`: named scenarios, grids, replay and reverse stress.
 pub(crate) fn run_stress(args: &StressArgs) -> Result<()> {
-    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let job = load_job(
+        &args.common.scenario,
+        args.common.repair_correlation,
+        &args.currency,
+    )?;
     let report = stress_report(&job, &stress_request(&args.options))?;
     match args.common.format {
         Format::Json => print_json(&report, &args.common.scenario),
@@ -149,7 +170,7 @@ pub(crate) fn run_stress(args: &StressArgs) -> Result<()> {
 
 /// `tailrisk report`: the committee report as one HTML file.
 pub(crate) fn write_report(args: &ReportArgs) -> Result<()> {
-    let job = Job::load(&args.scenario, args.repair_correlation)?;
+    let job = load_job(&args.scenario, args.repair_correlation, &args.currency)?;
     let settings = args.simulation.settings(&job);
     let bar = progress_bar(settings.paths, "paths", args.quiet);
     let html = committee_report_of(&job, settings, &stress_request(&args.stress), &|done| {

@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 
 use crate::book::aggregate::AggregatedBook;
 use crate::book::positions::Book;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::input::scenario::ScenarioFile;
+use crate::market::currency::ReportingCurrency;
 use crate::market::vol_surface::VolSurfaces;
 use crate::market::MarketData;
 use crate::model::factors::FactorModel;
@@ -29,6 +30,8 @@ pub struct Job {
     pub model: FactorModel,
     /// The book netted per distinct instrument, valued at `valuation_time`.
     pub aggregated: AggregatedBook,
+    /// The currency figures are reported in (`[run] currency`, or `--currency`).
+    pub currency: ReportingCurrency,
 }
 
 impl Job {
@@ -49,6 +52,13 @@ impl Job {
         let model = FactorModel::build(&scenario.model, &scenario.path, repair_correlation)?;
         let aggregated =
             AggregatedBook::build(&book, &market, &model, valuation_time, &scenario.path)?;
+        let currency = ReportingCurrency::resolve(
+            &scenario.run.currency,
+            &model,
+            &market,
+            &scenario.path,
+            "run.currency",
+        )?;
         Ok(Job {
             scenario,
             market,
@@ -56,6 +66,28 @@ impl Job {
             book,
             model,
             aggregated,
+            currency,
         })
+    }
+
+    /// The same job reporting in `currency` (the `--currency` flag).
+    pub fn in_currency(mut self, currency: &str) -> Result<Job> {
+        self.currency = ReportingCurrency::resolve(
+            currency,
+            &self.model,
+            &self.market,
+            &self.scenario.path,
+            "--currency",
+        )
+        .map_err(|e| Error::Usage {
+            message: e.to_string(),
+        })?;
+        self.scenario.run.currency = currency.to_owned();
+        Ok(self)
+    }
+
+    /// Today's value of the book in the reporting currency.
+    pub fn base_value(&self) -> f64 {
+        self.currency.value_today(self.aggregated.base_value())
     }
 }

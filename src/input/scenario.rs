@@ -56,6 +56,8 @@ pub struct RunSettings {
     pub confidence: Vec<f64>,
     /// Explicit valuation time, overriding the market file's `as_of`.
     pub valuation_time: Option<DateTime<Utc>>,
+    /// Reporting currency: `USD` (the default) or a coin of the model.
+    pub currency: String,
 }
 
 impl RunSettings {
@@ -288,6 +290,7 @@ struct RawRun {
     steps: Option<u32>,
     confidence: Option<Vec<f64>>,
     valuation_time: Option<String>,
+    currency: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -514,6 +517,7 @@ fn validate_run(raw: RawRun, path: &Path) -> Result<RunSettings> {
         steps,
         confidence,
         valuation_time,
+        currency: raw.currency.unwrap_or_else(|| "USD".to_owned()),
     })
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::book::aggregate::AggregatedBook;
 use crate::error::{Error, Result};
+use crate::market::currency::ReportingCurrency;
 use crate::mc::paths::{HorizonMoves, PathBuilder, PathMove};
 use crate::mc::proposal::Proposal;
 use crate::mc::shocks::{block_rng, BlockDraws, ShockGenerator, BLOCK_PATHS};
@@ -345,6 +346,13 @@ impl Simulator {
     pub fn block_len(&self, block: u64) -> usize {
         let start = block * BLOCK_PATHS as u64;
         (self.settings.paths.saturating_sub(start)).min(BLOCK_PATHS as u64) as usize
+    }
+
+    /// Reports path P&Ls in `currency`, the book being worth `base_value` USD today. Call it
+    /// before [`Simulator::with_revaluation`].
+    pub fn in_currency(mut self, currency: &ReportingCurrency, base_value: f64) -> Simulator {
+        self.revaluer = self.revaluer.in_currency(currency, base_value);
+        self
     }
 
     /// Chooses how paths are revalued. `Grid` and `Auto` tabulate revaluation surfaces and

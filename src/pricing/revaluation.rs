@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::book::aggregate::{AggregatedBook, Holding};
 use crate::book::instrument::OptionType;
 use crate::input::scenario::SmileDynamics;
+use crate::market::currency::{CoinNumeraire, ReportingCurrency};
 use crate::market::vol_surface::VolSurface;
 use crate::mc::paths::{HorizonMoves, PathMove};
 use crate::model::factors::{interpolated, FactorModel, SKEW_REFERENCE_DAYS};
@@ -122,6 +123,9 @@ pub struct Revaluer {
     surfaces: Vec<Vec<TabulatedOptions>>,
     /// Number of pegged balances: instruments with no P&L, after every underlying's.
     pegged_balances: usize,
+    /// With a coin reporting currency: the coin and the book's value today in USD; path
+    /// P&Ls are converted at each path's price of the coin.
+    numeraire: Option<(CoinNumeraire, f64)>,
 }
 
 impl Revaluer {
@@ -170,6 +174,7 @@ impl Revaluer {
             underlyings,
             surfaces: Vec::new(),
             pegged_balances: book.cash.len(),
+            numeraire: None,
         }
     }
 
@@ -294,6 +299,23 @@ impl Revaluer {
         self
     }
 
+    /// Reports path P&Ls ([`Revaluer::revalue`], [`Revaluer::path_pnl`]) in `currency`, the
+    /// book being worth `base_value` USD today ([`crate::market::currency`]). Per-instrument
+    /// P&Ls ([`Revaluer::unit_pnl`]) stay in USD.
+    pub fn in_currency(mut self, currency: &ReportingCurrency, base_value: f64) -> Revaluer {
+        self.numeraire = currency.coin.map(|coin| (coin, base_value));
+        self
+    }
+
+    /// A USD path P&L in the reporting currency.
+    #[inline]
+    fn reported(&self, pnl: f64, m: PathMove) -> f64 {
+        match self.numeraire {
+            None => pnl,
+            Some((coin, value)) => coin.convert(value, pnl, m.log_spot[coin.model_index]),
+        }
+    }
+
     /// Whether grid revaluation is on.
     pub fn uses_surfaces(&self) -> bool {
         self.surfaces.iter().any(|s| !s.is_empty())
@@ -316,7 +338,7 @@ impl Revaluer {
         }
     }
 
-    /// P&L of one path given its moves.
+    /// P&L of one path given its moves, in the reporting currency.
     pub fn path_pnl(&self, m: PathMove) -> f64 {
         let mut total = 0.0;
         for u in &self.underlyings {
@@ -326,11 +348,11 @@ impl Revaluer {
                 total += o.units * o.unit_pnl(spot, x, ratio, m.surface);
             }
         }
-        total
+        self.reported(total, m)
     }
 
     /// P&L of one path with each underlying's live options read off its surfaces (all its
-    /// options revalued in full when a point is off a grid).
+    /// options revalued in full when a point is off a grid), in the reporting currency.
     pub fn path_pnl_on_surfaces(&self, m: PathMove) -> f64 {
         let mut total = 0.0;
         for (u, tables) in self.underlyings.iter().zip(&self.surfaces) {
@@ -359,7 +381,7 @@ impl Revaluer {
                 }
             }
         }
-        total
+        self.reported(total, m)
     }
 
     /// Number of netted instruments: one linear exposure per underlying, every option, and

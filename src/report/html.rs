@@ -53,7 +53,8 @@ pub fn committee_report_of(
     stress: &StressRequest,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<String> {
-    let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
+    let simulator = Simulator::new(&job.model, &job.aggregated, settings)?
+        .in_currency(&job.currency, job.aggregated.base_value());
     let pnl = simulator.pnl(progress)?;
     let run = run_report(job, &settings, &pnl);
     let level = job.scenario.run.highest_level();

@@ -100,7 +100,7 @@ pub fn report_context(job: &Job, settings: &SimulationSettings) -> RunReport {
         ),
     };
     RunReport {
-        base_value: job.aggregated.base_value(),
+        base_value: job.base_value(),
         paths: settings.paths,
         horizon_days: settings.horizon_days,
         seed: settings.seed,
@@ -110,7 +110,7 @@ pub fn report_context(job: &Job, settings: &SimulationSettings) -> RunReport {
         dof,
         chi_square,
         valuation_time: job.valuation_time.to_rfc3339(),
-        currency: "USD".to_owned(),
+        currency: job.currency.name.clone(),
         positions: job.book.positions.len(),
         option_contracts: job.aggregated.option_count(),
         underlyings: job.aggregated.underlyings.len(),
@@ -375,9 +375,10 @@ pub fn render_what_if(w: &WhatIf) -> String {
     );
     let _ = writeln!(
         out,
-        "base value       {} → {} USD ({} → {} positions)",
+        "base value       {} → {} {} ({} → {} positions)",
         money(w.before.base_value, 2),
         money(w.after.base_value, 2),
+        w.currency,
         w.before.positions,
         w.after.positions
     );
@@ -427,8 +428,10 @@ pub fn render_what_if(w: &WhatIf) -> String {
 /// The result of `tailrisk stress` (JSON: `stress` array, `grid` array).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StressReport {
-    /// Today's mark-to-market value of the book, in reporting currency (USD).
+    /// Today's mark-to-market value of the book, in the reporting currency.
     pub base_value: f64,
+    /// Reporting currency of every value and P&L (`USD` or a coin).
+    pub currency: String,
     /// Horizon the scenarios are revalued at, in calendar days (times to expiry shortened by it).
     pub horizon_days: f64,
     /// Valuation time, RFC 3339 UTC.
@@ -465,10 +468,11 @@ pub fn render_stress(report: &StressReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "stress at {} over {} day(s); base value {} USD",
+        "stress at {} over {} day(s); base value {} {}",
         report.valuation_time,
         report.horizon_days,
-        money(report.base_value, 0)
+        money(report.base_value, 0),
+        report.currency
     );
     if !report.stress.is_empty() {
         let _ = writeln!(

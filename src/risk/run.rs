@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::book::grouping::Grouping;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::input::job::Job;
 use crate::mc::importance::importance_sampled_run;
 use crate::mc::shard::{write_shard, ShardPaths, ShardSlice, ShardSpec};
@@ -55,7 +55,8 @@ fn simulator(
     mode: RevaluationMode,
 ) -> Result<(Simulator, crate::mc::simulation::GridCheck)> {
     let lowest = job.scenario.run.lowest_level();
-    let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
+    let simulator = Simulator::new(&job.model, &job.aggregated, settings)?
+        .in_currency(&job.currency, job.aggregated.base_value());
     Ok(simulator.with_revaluation(&job.model, mode, lowest))
 }
 
@@ -63,6 +64,15 @@ fn simulator(
 /// finished block of a plain run.
 pub fn run(job: &Job, request: &RunRequest, progress: &(dyn Fn(u64) + Sync)) -> Result<RunOutcome> {
     let settings = request.settings;
+    if request.contributions.is_some() && job.currency.coin.is_some() {
+        return Err(Error::Usage {
+            message: format!(
+                "contributions are reported in USD only for now: drop --currency {} (or \
+                 [run] currency) to compute them",
+                job.currency.name
+            ),
+        });
+    }
     let (simulator, check) = simulator(job, settings, revaluation_of(request))?;
     if request.importance_sampling {
         let (report, pnl) = importance_sampled_run(job, simulator)?;

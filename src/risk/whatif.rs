@@ -34,6 +34,8 @@ pub struct WhatIf {
     pub seed: u64,
     /// Horizon in calendar days (365-day year).
     pub horizon_days: f64,
+    /// Reporting currency of every value, VaR and ES (`USD` or a coin).
+    pub currency: String,
     /// The scenario's book as loaded.
     pub before: BookRisk,
     /// The book with the trades added and the positions removed.
@@ -107,8 +109,13 @@ pub fn what_if(
         &job.scenario.path,
     )?;
     let levels = &job.scenario.run.confidence;
-    let pnl_before = Simulator::new(&job.model, &job.aggregated, settings)?.pnl(&|_| {})?;
-    let pnl_after = Simulator::new(&job.model, &after, settings)?.pnl(&|_| {})?;
+    let currency = &job.currency;
+    let pnl_before = Simulator::new(&job.model, &job.aggregated, settings)?
+        .in_currency(currency, job.aggregated.base_value())
+        .pnl(&|_| {})?;
+    let pnl_after = Simulator::new(&job.model, &after, settings)?
+        .in_currency(currency, after.base_value())
+        .pnl(&|_| {})?;
     let before_measures = var_es(&pnl_before, levels);
     let after_measures = var_es(&pnl_after, levels);
     let changes = before_measures
@@ -120,13 +127,14 @@ pub fn what_if(
         paths: settings.paths,
         seed: settings.seed,
         horizon_days: settings.horizon_days,
+        currency: currency.name.clone(),
         before: BookRisk {
-            base_value: job.aggregated.base_value(),
+            base_value: job.base_value(),
             positions: job.book.positions.len(),
             measures: before_measures,
         },
         after: BookRisk {
-            base_value: after.base_value(),
+            base_value: currency.value_today(after.base_value()),
             positions: after_book.positions.len(),
             measures: after_measures,
         },

@@ -47,7 +47,8 @@ pub fn stress_report(job: &Job, request: &StressRequest) -> Result<StressReport>
         None => None,
     };
     Ok(StressReport {
-        base_value: job.aggregated.base_value(),
+        base_value: job.base_value(),
+        currency: job.currency.name.clone(),
         horizon_days: job.scenario.run.horizon_days,
         valuation_time: job.valuation_time.to_rfc3339(),
         stress: scenarios,

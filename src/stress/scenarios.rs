@@ -196,8 +196,26 @@ impl<'a> StressBook<'a> {
             .collect()
     }
 
-    /// P&L of every position (book order) after the move, at the horizon.
+    /// P&L of every position (book order) after the move, at the horizon, in the reporting
+    /// currency.
     pub fn position_pnl(&self, m: &FactorMove) -> Vec<f64> {
+        self.reported(m, self.position_pnl_usd(m))
+    }
+
+    /// Per-position USD P&Ls `pnl` of move `m` in the reporting currency: each converted at
+    /// the move's price of the currency's coin, with the position's value today.
+    fn reported(&self, m: &FactorMove, mut pnl: Vec<f64>) -> Vec<f64> {
+        if let Some(coin) = self.job.currency.coin {
+            let log_move = m.spot[coin.model_index].ln_1p();
+            for (p, value) in pnl.iter_mut().zip(&self.values_today) {
+                *p = coin.convert(*value, *p, log_move);
+            }
+        }
+        pnl
+    }
+
+    /// P&L of every position (book order) after the move, at the horizon, in USD.
+    fn position_pnl_usd(&self, m: &FactorMove) -> Vec<f64> {
         let log_spot: Vec<f64> = m.spot.iter().map(|s| s.ln_1p()).collect();
         let vol_ratio: Vec<f64> = m.vol.iter().map(|v| 1.0 + v).collect();
         let mut unit = vec![0.0; self.revaluer.instrument_count()];
@@ -228,7 +246,7 @@ impl<'a> StressBook<'a> {
         m: &FactorMove,
         default: Option<&DefaultEvent>,
     ) -> StressResult {
-        let mut pnl = self.position_pnl(m);
+        let mut pnl = self.position_pnl_usd(m);
         let mut exposure_lost = None;
         if let Some(event) = default {
             let positions = &self.job.book.positions;
@@ -251,6 +269,8 @@ impl<'a> StressBook<'a> {
             }
             exposure_lost = Some(exposure);
         }
+        let pnl = self.reported(m, pnl);
+        let exposure_lost = exposure_lost.map(|usd| self.job.currency.value_today(usd));
         let mut breakdown: BTreeMap<&'static str, BTreeMap<String, f64>> = BTreeMap::new();
         for group in Grouping::AGGREGATES {
             let by_key = breakdown.entry(group.name()).or_default();
