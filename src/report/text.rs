@@ -124,6 +124,16 @@ pub fn report_context(job: &Job, settings: &SimulationSettings) -> RunReport {
     }
 }
 
+/// Decimals of a figure shown with `usd` decimals in USD: four more in a coin, whose units
+/// are worth thousands of dollars.
+pub fn places(currency: &str, usd: usize) -> usize {
+    if currency == "USD" {
+        usd
+    } else {
+        usd + 4
+    }
+}
+
 /// Formats a number with thousands separators and `decimals` decimals: 1234567.8 → 1,234,567.80.
 pub fn money(value: f64, decimals: usize) -> String {
     let text = format!("{:.*}", decimals, value.abs());
@@ -177,14 +187,14 @@ pub fn render_run(
     let _ = writeln!(
         out,
         "base value       {} {}",
-        money(report.base_value, 2),
+        money(report.base_value, places(&report.currency, 2)),
         report.currency
     );
     let _ = writeln!(
         out,
         "P&L mean / sd    {} / {}",
-        money(report.pnl_mean, 2),
-        money(report.pnl_stdev, 2)
+        money(report.pnl_mean, places(&report.currency, 2)),
+        money(report.pnl_stdev, places(&report.currency, 2))
     );
     if let Some(r) = &report.correlation_repair {
         let _ = writeln!(
@@ -209,7 +219,7 @@ pub fn render_run(
                     "exact tail       {} largest losses revalued in full: VaR, ES and s.e. as with full revaluation{}",
                     money(paths as f64, 0),
                     r.max_tail_error
-                        .map(|x| format!(" (grid off by ≤ {} there)", money(x, 2)))
+                        .map(|x| format!(" (grid off by ≤ {} there)", money(x, places(&report.currency, 2))))
                         .unwrap_or_default()
                 ),
                 _ => writeln!(out, "exact tail       no: VaR and ES are read off the grid"),
@@ -240,10 +250,10 @@ pub fn render_run(
             out,
             "{:>9.2}%  {:>18} {:>12}  {:>18} {:>12}",
             m.confidence * 100.0,
-            money(m.var, 2),
-            money(m.var_stderr, 2),
-            money(m.es, 2),
-            money(m.es_stderr, 2)
+            money(m.var, places(&report.currency, 2)),
+            money(m.var_stderr, places(&report.currency, 2)),
+            money(m.es, places(&report.currency, 2)),
+            money(m.es_stderr, places(&report.currency, 2))
         );
     }
     let _ = writeln!(out);
@@ -376,8 +386,8 @@ pub fn render_what_if(w: &WhatIf) -> String {
     let _ = writeln!(
         out,
         "base value       {} → {} {} ({} → {} positions)",
-        money(w.before.base_value, 2),
-        money(w.after.base_value, 2),
+        money(w.before.base_value, places(&w.currency, 2)),
+        money(w.after.base_value, places(&w.currency, 2)),
         w.currency,
         w.before.positions,
         w.after.positions
@@ -387,7 +397,8 @@ pub fn render_what_if(w: &WhatIf) -> String {
         "\n{:>10}  {:>6}  {:>24} {:>24} {:>24}",
         "confidence", "", "before ± s.e.", "after ± s.e.", "change ± s.e."
     );
-    let cell = |v: f64, se: f64| format!("{:>24}", format!("{} ±{}", money(v, 0), money(se, 0)));
+    let d = places(&w.currency, 0);
+    let cell = |v: f64, se: f64| format!("{:>24}", format!("{} ±{}", money(v, d), money(se, d)));
     for ((b, a), c) in w
         .before
         .measures
@@ -466,12 +477,13 @@ pub struct TermStructureGrids {
 /// spot × implied-vol grids.
 pub fn render_stress(report: &StressReport) -> String {
     let mut out = String::new();
+    let dp = places(&report.currency, 0);
     let _ = writeln!(
         out,
         "stress at {} over {} day(s); base value {} {}",
         report.valuation_time,
         report.horizon_days,
-        money(report.base_value, 0),
+        money(report.base_value, dp),
         report.currency
     );
     if !report.stress.is_empty() {
@@ -483,13 +495,13 @@ pub fn render_stress(report: &StressReport) -> String {
         for s in &report.stress {
             let by_underlying: Vec<String> = s.breakdown["underlying"]
                 .iter()
-                .map(|(k, v)| format!("{k} {}", money(*v, 0)))
+                .map(|(k, v)| format!("{k} {}", money(*v, dp)))
                 .collect();
             let _ = writeln!(
                 out,
                 "{:<40} {:>14} {:>7.2}%  {}",
                 s.name,
-                money(s.pnl, 0),
+                money(s.pnl, dp),
                 100.0 * s.pnl / report.base_value,
                 by_underlying.join(", ")
             );
@@ -500,7 +512,7 @@ pub fn render_stress(report: &StressReport) -> String {
                     "",
                     d.group,
                     d.key,
-                    money(lost, 0)
+                    money(lost, dp)
                 );
             }
         }
@@ -509,22 +521,22 @@ pub fn render_stress(report: &StressReport) -> String {
         render_replay(&mut out, h);
     }
     if let Some(r) = &report.reverse {
-        render_reverse(&mut out, r);
+        render_reverse(&mut out, r, dp);
     }
     for g in &report.grid {
-        render_grid(&mut out, g, "implied-vol move");
+        render_grid(&mut out, g, "implied-vol move", dp);
     }
     if let Some(t) = &report.term_structure_grid {
         let columns = format!("30-day vol move, other tenors × (30/T)^{}", t.power);
         for g in &t.grids {
-            render_grid(&mut out, g, &columns);
+            render_grid(&mut out, g, &columns, dp);
         }
     }
     out
 }
 
 /// One grid: spot moves down the rows, vol moves (described by `columns`) across.
-fn render_grid(out: &mut String, g: &StressGrid, columns: &str) {
+fn render_grid(out: &mut String, g: &StressGrid, columns: &str, decimals: usize) {
     let _ = writeln!(
         out,
         "\nP&L grid, {}: spot move (rows) × {columns} (columns)",
@@ -539,7 +551,7 @@ fn render_grid(out: &mut String, g: &StressGrid, columns: &str) {
     for (s, row) in g.spot_moves.iter().zip(&g.pnl) {
         let cells: String = row
             .iter()
-            .map(|p| format!("{:>12}", money(*p, 0)))
+            .map(|p| format!("{:>12}", money(*p, decimals)))
             .collect();
         let _ = writeln!(out, "{:>8}{cells}", format!("{:+.0}%", s * 100.0));
     }
@@ -583,18 +595,18 @@ fn render_replay(out: &mut String, h: &Replay) {
     }
 }
 
-fn render_reverse(out: &mut String, r: &ReverseStress) {
+fn render_reverse(out: &mut String, r: &ReverseStress, decimals: usize) {
     let _ = writeln!(
         out,
         "\nreverse stress: loss of at least {}",
-        money(r.target_loss, 0)
+        money(r.target_loss, decimals)
     );
     if !r.reached {
         let _ = writeln!(
             out,
             "not reached within {} standard deviations (best found loses {})",
             crate::stress::reverse::MAX_DISTANCE,
-            money(r.loss, 0)
+            money(r.loss, decimals)
         );
         return;
     }
@@ -605,7 +617,7 @@ fn render_reverse(out: &mut String, r: &ReverseStress) {
         r.mahalanobis_distance,
         r.probability_model,
         r.probability_normal,
-        money(r.loss, 0)
+        money(r.loss, decimals)
     );
     let moves: Vec<String> = r
         .scenario
