@@ -24,11 +24,6 @@ fn scenario(positions: &str) -> Scenario {
 
 fn run(s: &Scenario, extra: &[&str]) -> serde_json::Value {
     let out = s.tailrisk("run", &[&["--format", "json"], extra].concat());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     json(&out)
 }
 
