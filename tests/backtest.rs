@@ -15,9 +15,8 @@ use tailrisk::backtest::statistics::{
     backtest, binomial_cdf, christoffersen, kupiec, traffic_light, Observation, MIN_OBSERVATIONS,
 };
 use tailrisk::model::calibration::{
-    calibrate, calibrate_with_vols, fit_dof, ReturnSeries, VolHistory, Weighting,
-    DEFAULT_PILLAR_CORRELATION, DEFAULT_SPOT_VOL_CORRELATION, DEFAULT_VOL_OF_VOL,
-    DEFAULT_VOL_VOL_CORRELATION,
+    calibrate, fit_dof, ReturnSeries, VolHistory, Weighting, DEFAULT_PILLAR_CORRELATION,
+    DEFAULT_SPOT_VOL_CORRELATION, DEFAULT_VOL_OF_VOL, DEFAULT_VOL_VOL_CORRELATION,
 };
 use tailrisk::DAYS_PER_YEAR;
 
@@ -290,7 +289,13 @@ fn simulated_history(
 fn calibration_recovers_known_vols_correlation_and_dof() {
     let (vols, rho, dof, days) = ([0.6, 0.9], 0.7, 6.0, 40_000);
     let history = simulated_history(days, vols, rho, dof, 42);
-    let c = calibrate(&history, &BTreeMap::new(), Weighting::Sample, None, None);
+    let c = calibrate(
+        &history,
+        &VolHistory::default(),
+        Weighting::Sample,
+        None,
+        None,
+    );
     // s.e. of a sample vol: σ·√((κ − 1)/(4n)), κ = 3(v − 2)/(v − 4) the kurtosis
     let kurtosis = 3.0 * (dof - 2.0) / (dof - 4.0);
     for (u, vol) in c.underlyings.iter().zip(vols) {
@@ -465,7 +470,13 @@ fn indefinite_pairwise_correlation_is_repaired_and_reported() {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-    let c = calibrate(&history, &BTreeMap::new(), Weighting::Sample, None, None);
+    let c = calibrate(
+        &history,
+        &VolHistory::default(),
+        Weighting::Sample,
+        None,
+        None,
+    );
     let repair = c.repair.expect("the pairwise matrix is indefinite");
     assert!(repair.min_eigenvalue_before < -0.5, "{repair:?}");
     assert!(repair.min_eigenvalue_after > 0.0);
@@ -543,7 +554,7 @@ fn pillar_calibration_recovers_known_vols_of_vol_and_correlations() {
         })
         .collect(),
     );
-    let c = calibrate_with_vols(&spots, &pillars, Weighting::Sample, None, None);
+    let c = calibrate(&spots, &pillars, Weighting::Sample, None, None);
     assert_eq!(
         c.factors,
         [
@@ -641,7 +652,7 @@ fn sparse_pillar_takes_the_default_correlations() {
         "BTC".to_owned(),
         BTreeMap::from([(7, front), (30, back)]),
     )]));
-    let c = calibrate_with_vols(&spots, &pillars, Weighting::Sample, None, None);
+    let c = calibrate(&spots, &pillars, Weighting::Sample, None, None);
     assert_eq!(c.factors, ["BTC.spot", "BTC.vol.7d", "BTC.vol.30d"]);
     assert_eq!(c.correlation[2][0], DEFAULT_SPOT_VOL_CORRELATION);
     assert_eq!(c.correlation[2][1], DEFAULT_PILLAR_CORRELATION);

@@ -24,9 +24,7 @@ use tailrisk::input::job::Job;
 use tailrisk::input::scenario::load_stress_file;
 use tailrisk::mc::simulation::{RevaluationMode, SimulationSettings, Simulator};
 use tailrisk::mc::threads::Threads;
-use tailrisk::model::calibration::{
-    calibrate, calibrate_with_vols, load_returns, ReturnSeries, Weighting,
-};
+use tailrisk::model::calibration::{calibrate, load_returns, ReturnSeries, VolHistory, Weighting};
 use tailrisk::risk::contributions::contributions_of;
 use tailrisk::risk::measures::var_es;
 use tailrisk::stress::replay::{replay, PriceHistory};
@@ -558,7 +556,7 @@ fn in_process(case: &Case) -> tailrisk::Result<()> {
                 .map(|(u, l)| (u.clone(), ReturnSeries::from_levels(l)))
                 .collect();
             for weighting in [Weighting::Sample, Weighting::Ewma { lambda: 0.94 }] {
-                let c = calibrate(&returns, &Default::default(), weighting, None, None);
+                let c = calibrate(&returns, &VolHistory::default(), weighting, None, None);
                 let _ = c.to_toml("fuzz");
             }
         }
@@ -794,7 +792,7 @@ fn mutated_pillar_vol_histories_never_panic() {
         let (prices, file) = (prices.clone(), path.clone());
         let result = guarded(move || {
             let returns = load_returns(&prices, Some(&file), &[])?;
-            let c = calibrate_with_vols(
+            let c = calibrate(
                 &returns.spots,
                 &returns.vols,
                 Weighting::Ewma { lambda: 0.94 },

@@ -25,7 +25,7 @@ use crate::input::scenario::{
 use crate::mc::paths::PathMove;
 use crate::mc::simulation::{SimulationSettings, Simulator};
 use crate::mc::threads::Threads;
-use crate::model::calibration::{calibrate, ReturnSeries, Weighting};
+use crate::model::calibration::{calibrate, ReturnSeries, VolHistory, Weighting};
 use crate::model::factors::FactorModel;
 use crate::pricing::revaluation::Revaluer;
 use crate::risk::measures::var_es;
@@ -201,7 +201,7 @@ fn forecast_day(
     let confidence = &job.scenario.run.confidence;
     let calibration = calibrate(
         held,
-        &BTreeMap::new(),
+        &VolHistory::default(),
         settings.weighting,
         settings.window,
         Some(date),

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::book::aggregate::{AggregatedBook, Holding};
 use crate::book::grouping::Grouping;
 use crate::book::positions::Book;
-use crate::model::factors::SKEW_REFERENCE_DAYS;
+use crate::model::factors::skew_loading;
 use crate::pricing::black_scholes::{bs_greeks, Greeks};
 use crate::time::DAYS_PER_YEAR;
 
@@ -127,7 +127,7 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
                 bucket: Some(bucket_of(
                     aggregated.underlyings[*underlying].options[*option].tau,
                 )),
-                skew_loading: skew_loading(aggregated, *underlying, *option),
+                skew_loading: vol_per_slope(aggregated, *underlying, *option),
                 linear: 0.0,
                 option: units,
                 value: units * greeks.price,
@@ -205,14 +205,13 @@ fn unit_greeks(aggregated: &AggregatedBook) -> Vec<Vec<Greeks>> {
         .collect()
 }
 
-/// σ · ln(K/F) · √(30/max(T, 1)) of an option (T in days, F the forward to its expiry): its
-/// vol's change per unit change of the 30-day smile slope.
-fn skew_loading(aggregated: &AggregatedBook, underlying: usize, option: usize) -> f64 {
+/// σ · [`skew_loading`] of an option today (T its days to expiry, F the forward to its
+/// expiry): its vol's change per unit change of the 30-day smile slope.
+fn vol_per_slope(aggregated: &AggregatedBook, underlying: usize, option: usize) -> f64 {
     let u = &aggregated.underlyings[underlying];
     let o = &u.options[option];
     let forward = u.quote.spot * (u.quote.rate * o.tau).exp();
-    let days = (o.tau * DAYS_PER_YEAR).max(1.0);
-    o.vol * (o.strike / forward).ln() * (SKEW_REFERENCE_DAYS / days).sqrt()
+    o.vol * skew_loading(o.strike, forward, o.tau * DAYS_PER_YEAR)
 }
 
 /// What one position adds to a row besides its Greeks.

@@ -11,7 +11,7 @@ use tailrisk::error::{Error, Result};
 use tailrisk::input::job::Job;
 use tailrisk::input::synthetic::{write_synthetic_scenario, SyntheticSpec};
 use tailrisk::mc::shard::merge;
-use tailrisk::model::calibration::{calibrate_with_vols, load_returns};
+use tailrisk::model::calibration::{calibrate, load_returns};
 use tailrisk::report::files::{write_backtest_series, write_run_outputs, write_summary};
 use tailrisk::report::html::committee_report_of;
 use tailrisk::report::text::{
@@ -193,7 +193,7 @@ pub(crate) fn run_calibrate(args: &CalibrateArgs) -> Result<()> {
         &args.underlyings,
     )?;
     let weighting = &args.calibration.weighting;
-    let mut calibration = calibrate_with_vols(
+    let mut calibration = calibrate(
         &returns.spots,
         &returns.vols,
         weighting.weighting(),

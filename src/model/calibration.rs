@@ -313,25 +313,6 @@ pub struct CalibratedUnderlying {
     pub pillar_vol_of_vol: Vec<f64>,
 }
 
-/// Calibrates from spot return series (and optional implied-vol level return series), by
-/// name. `before` restricts to returns ending strictly before a date (rolling backtests).
-/// The same as [`calibrate_with_vols`] with [`VolHistory::Levels`].
-pub fn calibrate(
-    spots: &BTreeMap<String, ReturnSeries>,
-    vols: &BTreeMap<String, ReturnSeries>,
-    weighting: Weighting,
-    window: Option<usize>,
-    before: Option<NaiveDate>,
-) -> Calibration {
-    calibrate_with_vols(
-        spots,
-        &VolHistory::Levels(vols.clone()),
-        weighting,
-        window,
-        before,
-    )
-}
-
 /// One implied-vol factor of the calibration.
 struct VolFactor {
     /// Index of its underlying among the spot names.
@@ -345,7 +326,7 @@ struct VolFactor {
 /// Calibrates from spot return series and an implied-vol history (levels or pillars), by
 /// underlying name; vol series of underlyings without spot series are ignored. `before`
 /// restricts to returns ending strictly before a date, `window` to the last N of each series.
-pub fn calibrate_with_vols(
+pub fn calibrate(
     spots: &BTreeMap<String, ReturnSeries>,
     vols: &VolHistory,
     weighting: Weighting,

@@ -70,13 +70,23 @@ pub struct SkewFactor {
     pub factor: usize,
 }
 
-/// The tenor (days) at which the skew factor is the change of the smile's slope; other
-/// tenors' slopes change by √(30/T) times as much.
-pub const SKEW_REFERENCE_DAYS: f64 = 30.0;
-
-/// The tenor (days) whose vol level scales later spot moves in multi-step paths when an
-/// underlying has pillars (the one vol factor's role without them).
+/// The reference tenor in days (Deribit's 30 days): a term structure moves it by exactly the
+/// vol factor's move, the skew factor is the change of its smile slope, and under pillars its
+/// vol level scales later spot moves in multi-step paths (the one vol factor's role without
+/// them).
 pub const REFERENCE_TENOR_DAYS: f64 = 30.0;
+
+/// m = (30/max(T, 1))^p: the power of the vol factor's move felt by an option with `days_left`
+/// (T) days to expiry under a term structure of power `power` (T floored at one day).
+pub fn term_structure_exponent(days_left: f64, power: f64) -> f64 {
+    (REFERENCE_TENOR_DAYS / days_left.max(1.0)).powf(power)
+}
+
+/// ln(K/F)·√(30/max(T, 1)): the log-vol move of an option struck at `strike` with forward
+/// `forward` and `days_left` (T) days to expiry per unit change of the 30-day smile slope.
+pub fn skew_loading(strike: f64, forward: f64, days_left: f64) -> f64 {
+    (strike / forward).ln() * (REFERENCE_TENOR_DAYS / days_left.max(1.0)).sqrt()
+}
 
 impl UnderlyingFactors {
     /// Surface-row slots and weights of the log-vol move at a tenor of `days`: linear in the

@@ -20,14 +20,10 @@ use crate::input::scenario::SmileDynamics;
 use crate::market::currency::{CoinNumeraire, ReportingCurrency};
 use crate::market::vol_surface::VolSurface;
 use crate::mc::paths::{HorizonMoves, PathMove};
-use crate::model::factors::{interpolated, FactorModel, SKEW_REFERENCE_DAYS};
+use crate::model::factors::{interpolated, skew_loading, term_structure_exponent, FactorModel};
 use crate::pricing::black_scholes::{intrinsic, price_from_parts};
 use crate::pricing::surface::{Axis, Surface, SPOT_POINTS, VOL_POINTS};
 use crate::time::DAYS_PER_YEAR;
-
-/// The tenor (days) whose vol moves by exactly the vol factor's move under a term structure:
-/// Deribit's 30-day reference.
-pub const TERM_STRUCTURE_DAYS: f64 = 30.0;
 
 /// Largest |ln| of an option's vol move under a term structure: its vol moves at most by a
 /// factor 100 either way, so that a short-dated option's scaled move cannot overflow.
@@ -222,14 +218,12 @@ impl Revaluer {
                     o.vol_move = VolMove::Pillars(weights);
                 } else if factors.term_power != 0.0 {
                     o.vol_move = VolMove::Factor {
-                        exponent: (TERM_STRUCTURE_DAYS / days.max(1.0)).powf(factors.term_power),
+                        exponent: term_structure_exponent(days, factors.term_power),
                     };
                 }
                 o.skew = factors.skew_slot().map(|slot| {
                     let forward = u.spot * (rate * o.tau_at_valuation).exp();
-                    let loading =
-                        (o.strike / forward).ln() * (SKEW_REFERENCE_DAYS / days.max(1.0)).sqrt();
-                    (slot, loading)
+                    (slot, skew_loading(o.strike, forward, days))
                 });
             }
         }
@@ -243,9 +237,9 @@ impl Revaluer {
     pub fn with_term_structure_shocks(mut self, power: f64, horizon_days: f64) -> Revaluer {
         for u in &mut self.underlyings {
             for o in &mut u.options {
-                let days = (o.tau_at_valuation * DAYS_PER_YEAR - horizon_days).max(1.0);
+                let days = o.tau_at_valuation * DAYS_PER_YEAR - horizon_days;
                 o.vol_move = VolMove::Factor {
-                    exponent: (TERM_STRUCTURE_DAYS / days).powf(power),
+                    exponent: term_structure_exponent(days, power),
                 };
                 o.skew = None;
             }
