@@ -356,10 +356,13 @@ fn the_term_structure_grid_scales_vol_moves_by_tenor() {
 #[test]
 fn grid_revaluation_of_a_pillar_book_equals_full_revaluation() {
     // Pillars without skew: one surface per expiry, used, and the exact tail makes VaR, ES
-    // and their errors those of full revaluation. With a skew factor: revalued in full.
+    // and their errors those of full revaluation. With a skew factor: revalued in full. The
+    // book includes a short call expiring five minutes after the one-day horizon (flat below
+    // the first pillar, skew loading at its one-day floor).
     let run = "[run]\npaths = 20000\nseed = 3\n";
     let positions = format!(
-        "{}c,option,BTC,-2,deribit,put,90000,2027-01-20T08:00:00Z\n",
+        "{}c,option,BTC,-2,deribit,put,90000,2027-01-20T08:00:00Z\n\
+         d,option,BTC,-3,deribit,call,100000,2026-11-21T08:05:00Z\n",
         calendar(1.5)
     );
     let skewed = PILLARS.to_owned() + "\nskew_vol = 0.8";
