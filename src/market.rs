@@ -1,5 +1,6 @@
 //! Market data: what the book is valued on. One row per underlying:
-//! `underlying,spot,atm_vol,rate` and optionally `as_of` (the valuation time).
+//! `underlying,spot,atm_vol,rate`, optionally `basis` (annualised futures basis) and `as_of`
+//! (the valuation time).
 
 pub mod currency;
 pub mod vol_surface;
@@ -40,6 +41,9 @@ pub struct Quote {
     pub atm_vol: f64,
     /// Continuously compounded annual rate, also the carry of options (b = r).
     pub rate: f64,
+    /// Annualised basis y of dated futures, ln(F/S)/τ (optional `basis` column, default 0):
+    /// a future expiring in τ years trades at S·e^{y·τ}.
+    pub basis: f64,
 }
 
 /// The market file, validated.
@@ -76,6 +80,7 @@ impl MarketData {
                     row.error("atm_vol", "implied vol must be positive (0.55 means 55 %)")
                 })?,
                 rate: row.optional_number("rate")?.unwrap_or(0.0),
+                basis: row.optional_number("basis")?.unwrap_or(0.0),
             };
             if quotes.insert(underlying.to_owned(), quote).is_some() {
                 return Err(row.error("underlying", format!("'{underlying}' appears twice")));

@@ -80,7 +80,11 @@ fn equal_pillars_moving_together_price_like_the_one_factor_model() {
     );
     let revaluer = |s: &Scenario| {
         let job = Job::load(&s.scenario(), false).unwrap();
-        Revaluer::new(&job.aggregated, 1.0).with_vol_dynamics(&job.aggregated, &job.model, 1.0)
+        Revaluer::new(&job.aggregated, &job.model, 1.0).with_vol_dynamics(
+            &job.aggregated,
+            &job.model,
+            1.0,
+        )
     };
     let (one, pillars) = (revaluer(&one), revaluer(&pillars));
     for (x, ratio) in [(-0.2, 1.6), (0.0, 1.0), (0.05, 0.7), (0.3, 1.05)] {

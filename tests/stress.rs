@@ -6,8 +6,8 @@ mod common;
 use common::{json, Scenario, MARKET, MODEL, RUN};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use tailrisk::book::instrument::OptionType;
+use tailrisk::mc::shocks::unit_t_tail;
 use tailrisk::pricing::black_scholes::bs_price;
-use tailrisk::stress::reverse::unit_t_tail;
 use tailrisk::DAYS_PER_YEAR;
 
 const LINEAR_BOOK: &str = "id,kind,underlying,quantity,multiplier,venue,counterparty

@@ -229,6 +229,7 @@ fn forecast_day(
                 .map(|row| row[..n].to_vec())
                 .collect(),
         }),
+        depeg: Default::default(),
     };
     let model = FactorModel::build(&spec, &job.scenario.path, true)?;
     let aggregated = AggregatedBook::build(
@@ -252,7 +253,7 @@ fn forecast_day(
         .iter()
         .map(|u| realised_return(&held[&u.name], date))
         .collect();
-    let realised = Revaluer::new(&aggregated, 1.0).path_pnl(PathMove {
+    let realised = Revaluer::new(&aggregated, &model, 1.0).path_pnl(PathMove {
         log_spot: &log_spot,
         vol_ratio: &vec![1.0; log_spot.len()],
         surface: &[],

@@ -7,14 +7,18 @@
 //!   BTC option held on two venues is revalued once). Two marks of one contract stay apart,
 //!   since they are valued differently.
 //! - Cash balances in a modelled coin are linear exposure like spot; balances in USD or a USD
-//!   stablecoin without a risk factor net per currency at their peg and never move.
+//!   stablecoin without a risk factor net per currency at their peg (moving only when the
+//!   model gives the stablecoin a de-peg).
+//! - Contracts whose P&L is more than units × (S_h − S_0) net per [`DeltaOneKey`]: coin-settled
+//!   ("inverse") futures and perpetuals, perpetuals of an underlying with funding, and futures
+//!   of an underlying with a basis (per expiry).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use crate::book::instrument::{Instrument, OptionType};
+use crate::book::instrument::{Instrument, OptionType, Settlement};
 use crate::book::positions::Book;
 use crate::error::{Error, Result};
 use crate::market::vol_surface::VolSurface;
@@ -42,6 +46,32 @@ pub struct NetOption {
     pub price: f64,
 }
 
+/// A futures or perpetual contract whose P&L is more than units × (S_h − S_0), netted over
+/// every position with the same key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetDeltaOne {
+    /// Settlement, kind and expiry.
+    pub key: DeltaOneKey,
+    /// Years of 365 days from the valuation time to expiry, 0 without a basis (F = S).
+    pub tau: f64,
+    /// Today's futures price F_0 = S_0·e^{y·τ} (y the market's basis), in USD.
+    pub forward: f64,
+    /// Net size: coins (Σ quantity × multiplier) when linear, USD face (Σ quantity × face)
+    /// when coin-settled.
+    pub units: f64,
+}
+
+/// What makes two delta-one contracts net together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeltaOneKey {
+    /// USD- or coin-settled.
+    pub settlement: Settlement,
+    /// A perpetual (accrues funding) rather than a future.
+    pub perpetual: bool,
+    /// The future's expiry when the underlying has a basis (its F converges to S at it).
+    pub expiry: Option<DateTime<Utc>>,
+}
+
 /// Everything the book holds on one underlying, netted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetUnderlying {
@@ -51,7 +81,8 @@ pub struct NetUnderlying {
     pub model_index: usize,
     /// Today's market for the underlying: spot, ATM vol and rate.
     pub quote: Quote,
-    /// Net delta-one units (spot + perpetuals + futures), in coins.
+    /// Net delta-one units whose P&L is units × (S_h − S_0) (spot, balances, and USD-settled
+    /// perpetuals and futures unless funding or basis applies), in coins.
     pub linear_units: f64,
     /// Net spot and coin-balance units only: the part of the linear exposure that carries
     /// value today.
@@ -59,6 +90,9 @@ pub struct NetUnderlying {
     /// Distinct option contracts held on the underlying, in order of first appearance in the book;
     /// [`Holding::Option`] indexes into it.
     pub options: Vec<NetOption>,
+    /// Futures and perpetuals netted per [`DeltaOneKey`], in order of first appearance;
+    /// [`Holding::DeltaOne`] indexes into it.
+    pub delta_one: Vec<NetDeltaOne>,
     /// The underlying's implied-vol surface, when the market has one: the smile the options
     /// move along under sticky-moneyness dynamics.
     pub surface: Option<VolSurface>,
@@ -91,6 +125,13 @@ pub enum Holding {
         /// Index into that underlying's [`NetUnderlying::options`].
         option: usize,
     },
+    /// Contract `contract` of underlying `underlying`'s [`NetUnderlying::delta_one`].
+    DeltaOne {
+        /// Index into [`AggregatedBook::underlyings`].
+        underlying: usize,
+        /// Index into that underlying's [`NetUnderlying::delta_one`].
+        contract: usize,
+    },
     /// Pegged balance `balance`.
     Cash {
         /// Index into [`AggregatedBook::cash`].
@@ -100,8 +141,8 @@ pub enum Holding {
 
 /// Where a position goes while the book is netted (underlyings are ordered at the end).
 enum Pending {
-    /// Linear exposure (no option) or an option of the model's underlying.
-    Net(usize, Option<usize>),
+    /// A holding of the model's underlying.
+    Net(usize, Slot),
     /// A pegged balance.
     Cash(usize),
 }
@@ -118,6 +159,14 @@ pub struct AggregatedBook {
     pub cash: Vec<CashBalance>,
     /// Valuation time (UTC): option prices and times to expiry are as of this instant.
     pub valuation_time: DateTime<Utc>,
+}
+
+/// Where a position lands within its underlying.
+#[derive(Clone, Copy)]
+enum Slot {
+    Linear,
+    Option(usize),
+    DeltaOne(usize),
 }
 
 type ContractKey = (OptionType, u64, DateTime<Utc>, u64);
@@ -181,6 +230,7 @@ impl AggregatedBook {
                     linear_units: 0.0,
                     spot_units: 0.0,
                     options: Vec::new(),
+                    delta_one: Vec::new(),
                     surface: market
                         .surfaces
                         .as_ref()
@@ -189,7 +239,8 @@ impl AggregatedBook {
                 };
                 (net, BTreeMap::new())
             });
-            let option = match &p.instrument {
+            let factors = &model.underlyings[model_index];
+            let slot = match &p.instrument {
                 Instrument::Option(c) => {
                     let tau = years_between(valuation_time, c.expiry);
                     let vol = c.implied_vol.unwrap_or_else(|| {
@@ -219,30 +270,94 @@ impl AggregatedBook {
                         });
                     }
                     net.options[index].units += p.units();
-                    Some(index)
+                    Slot::Option(index)
                 }
                 Instrument::Spot | Instrument::Cash => {
                     net.spot_units += p.units();
                     net.linear_units += p.units();
-                    None
+                    Slot::Linear
                 }
-                Instrument::Perpetual | Instrument::Future => {
-                    net.linear_units += p.units();
-                    None
+                Instrument::Perpetual | Instrument::Future { .. } => {
+                    let has_basis = factors.basis.is_some() || quote.basis != 0.0;
+                    let key = match p.instrument {
+                        Instrument::Perpetual => (p.settlement == Settlement::Inverse
+                            || factors.funding.is_some())
+                        .then_some(DeltaOneKey {
+                            settlement: p.settlement,
+                            perpetual: true,
+                            expiry: None,
+                        }),
+                        Instrument::Future { expiry } => {
+                            let expiry = if has_basis {
+                                Some(expiry.ok_or_else(|| {
+                                    Error::in_row(
+                                        &book.file,
+                                        p.row.clone(),
+                                        "expiry",
+                                        format!(
+                                            "a future on {} needs its expiry: the model or \
+                                             market gives it a basis, which converges at expiry",
+                                            p.underlying
+                                        ),
+                                    )
+                                })?)
+                            } else {
+                                None
+                            };
+                            (p.settlement == Settlement::Inverse || expiry.is_some()).then_some(
+                                DeltaOneKey {
+                                    settlement: p.settlement,
+                                    perpetual: false,
+                                    expiry,
+                                },
+                            )
+                        }
+                        _ => None,
+                    };
+                    match key {
+                        None => {
+                            net.linear_units += p.units();
+                            Slot::Linear
+                        }
+                        Some(key) => {
+                            let index = net
+                                .delta_one
+                                .iter()
+                                .position(|c| c.key == key)
+                                .unwrap_or_else(|| {
+                                    let tau = key
+                                        .expiry
+                                        .map_or(0.0, |e| years_between(valuation_time, e));
+                                    net.delta_one.push(NetDeltaOne {
+                                        key,
+                                        tau,
+                                        forward: quote.spot * (quote.basis * tau).exp(),
+                                        units: 0.0,
+                                    });
+                                    net.delta_one.len() - 1
+                                });
+                            net.delta_one[index].units += p.units();
+                            Slot::DeltaOne(index)
+                        }
+                    }
                 }
             };
-            pending.push(Pending::Net(model_index, option));
+            pending.push(Pending::Net(model_index, slot));
         }
         let order: Vec<usize> = by_model_index.keys().copied().collect();
         let holdings = pending
             .into_iter()
             .map(|pending| match pending {
                 Pending::Cash(balance) => Holding::Cash { balance },
-                Pending::Net(model_index, option) => {
+                Pending::Net(model_index, slot) => {
                     let underlying = order.binary_search(&model_index).unwrap_or_default();
-                    match option {
-                        Some(option) => Holding::Option { underlying, option },
-                        None => Holding::Linear { underlying },
+                    match slot {
+                        Slot::Option(option) => Holding::Option { underlying, option },
+                        Slot::DeltaOne(contract) => Holding::DeltaOne {
+                            underlying,
+                            contract,
+                        },
+                        Slot::Linear => Holding::Linear { underlying },
                     }
                 }
             })

@@ -11,10 +11,11 @@ use serde::Serialize;
 
 use crate::book::aggregate::{AggregatedBook, Holding};
 use crate::book::grouping::Grouping;
-use crate::book::positions::Book;
+use crate::book::instrument::{Instrument, Settlement};
+use crate::book::positions::{Book, Position};
 use crate::model::factors::skew_loading;
 use crate::pricing::black_scholes::{bs_greeks, Greeks};
-use crate::time::DAYS_PER_YEAR;
+use crate::time::{years_between, DAYS_PER_YEAR};
 
 /// Net sensitivities of the positions in one group key on one underlying.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,6 +37,12 @@ pub struct ExposureRow {
     pub delta: f64,
     /// Net delta in reporting currency: delta × spot.
     pub delta_usd: f64,
+    /// Net delta in coins as venues quote coin-settled contracts: the sensitivity of each
+    /// position's value in its settlement coin, times spot. For a coin-settled ("inverse")
+    /// option it is Deribit's delta, Black–Scholes delta − option price in coin; for
+    /// USD-settled positions, futures and perpetuals it equals `delta`. (The USD exposure of
+    /// a coin-settled option is still `delta`: its coin value is coin held.)
+    pub settlement_delta: f64,
     /// Net gamma: change of delta (coins) per one unit of currency move in spot.
     pub gamma: f64,
     /// Change of `delta_usd` for a 1 % spot move from gamma: gamma × spot² / 100.
@@ -53,6 +60,12 @@ pub struct ExposureRow {
     /// 0.01 · ln(K/F) · √(30/T), T its days to expiry (at least 1). A long risk reversal (long
     /// call, short put) gains when the put skew flattens.
     pub skew: f64,
+    /// Value change for a +0.01 rise of the annualised futures basis ln(F/S)/τ, in currency:
+    /// futures with an expiry only (a long future gains).
+    pub basis: f64,
+    /// Value change over one day for a +0.01 rise of the annualised funding rate, in
+    /// currency: perpetuals only (longs pay funding, so a long perpetual loses).
+    pub funding: f64,
     /// Positions in the row.
     pub positions: usize,
 }
@@ -93,76 +106,151 @@ pub fn exposures(book: &Book, aggregated: &AggregatedBook) -> Vec<ExposureRow> {
     let unit_greeks = unit_greeks(aggregated);
     let mut rows: BTreeMap<(usize, String, String), ExposureRow> = BTreeMap::new();
     for (position, holding) in book.positions.iter().zip(&aggregated.holdings) {
-        let units = position.units();
-        let (spot, greeks) = match *holding {
-            Holding::Linear { underlying } => {
-                (aggregated.underlyings[underlying].quote.spot, LINEAR_GREEKS)
-            }
-            Holding::Option { underlying, option } => (
-                aggregated.underlyings[underlying].quote.spot,
-                unit_greeks[underlying][option],
-            ),
-            Holding::Cash { balance } => (aggregated.cash[balance].price, PEGGED_GREEKS),
-        };
-        let holds = match holding {
-            Holding::Cash { .. } => Holdings {
-                bucket: None,
-                skew_loading: 0.0,
-                linear: units,
-                option: 0.0,
-                value: units * spot,
-            },
-            Holding::Linear { .. } => Holdings {
-                bucket: None,
-                skew_loading: 0.0,
-                linear: units,
-                option: 0.0,
-                value: if position.instrument.carries_value() {
-                    units * spot
-                } else {
-                    0.0
-                },
-            },
-            Holding::Option { underlying, option } => Holdings {
-                bucket: Some(bucket_of(
-                    aggregated.underlyings[*underlying].options[*option].tau,
-                )),
-                skew_loading: vol_per_slope(aggregated, *underlying, *option),
-                linear: 0.0,
-                option: units,
-                value: units * greeks.price,
-            },
-        };
+        let (spot, greeks, holds) = position_holds(position, *holding, aggregated, &unit_greeks);
         for (g, group) in Grouping::AGGREGATES.into_iter().enumerate() {
             let key = group.key_of(position).to_owned();
             let row = rows
                 .entry((g, key.clone(), position.underlying.clone()))
-                .or_insert_with(|| ExposureRow {
-                    group,
-                    key,
-                    underlying: position.underlying.clone(),
-                    linear_position: 0.0,
-                    option_position: 0.0,
-                    value: 0.0,
-                    delta: 0.0,
-                    delta_usd: 0.0,
-                    gamma: 0.0,
-                    gamma_usd: 0.0,
-                    vega: 0.0,
-                    vega_by_tenor: (0..=TENOR_BUCKETS.len())
-                        .map(|i| TenorVega {
-                            tenor: bucket_label(i),
-                            vega: 0.0,
-                        })
-                        .collect(),
-                    theta: 0.0,
-                    skew: 0.0,
-                    positions: 0,
-                });
-            add(row, units, &greeks, spot, &holds);
+                .or_insert_with(|| empty_row(group, key, &position.underlying));
+            add(row, position.units(), &greeks, spot, &holds);
         }
     }
     rows.into_values().collect()
+}
+
+fn empty_row(group: Grouping, key: String, underlying: &str) -> ExposureRow {
+    ExposureRow {
+        group,
+        key,
+        underlying: underlying.to_owned(),
+        linear_position: 0.0,
+        option_position: 0.0,
+        value: 0.0,
+        delta: 0.0,
+        delta_usd: 0.0,
+        settlement_delta: 0.0,
+        gamma: 0.0,
+        gamma_usd: 0.0,
+        vega: 0.0,
+        vega_by_tenor: (0..=TENOR_BUCKETS.len())
+            .map(|i| TenorVega {
+                tenor: bucket_label(i),
+                vega: 0.0,
+            })
+            .collect(),
+        theta: 0.0,
+        skew: 0.0,
+        basis: 0.0,
+        funding: 0.0,
+        positions: 0,
+    }
+}
+
+/// Spot, unit Greeks and what else one position holds.
+fn position_holds(
+    position: &Position,
+    holding: Holding,
+    aggregated: &AggregatedBook,
+    unit_greeks: &[Vec<Greeks>],
+) -> (f64, Greeks, Holdings) {
+    let units = position.units();
+    let spot = match holding {
+        Holding::Cash { balance } => aggregated.cash[balance].price,
+        Holding::Linear { underlying }
+        | Holding::Option { underlying, .. }
+        | Holding::DeltaOne { underlying, .. } => aggregated.underlyings[underlying].quote.spot,
+    };
+    let mut holds = Holdings {
+        bucket: None,
+        skew_loading: 0.0,
+        linear: units,
+        option: 0.0,
+        value: 0.0,
+        coin_value: 0.0,
+        basis: 0.0,
+        funding: 0.0,
+    };
+    let greeks = match holding {
+        Holding::Cash { .. } => {
+            holds.value = units * spot;
+            PEGGED_GREEKS
+        }
+        Holding::Linear { .. } => {
+            if position.instrument.carries_value() {
+                holds.value = units * spot;
+            }
+            LINEAR_GREEKS
+        }
+        Holding::Option { underlying, option } => {
+            let greeks = unit_greeks[underlying][option];
+            holds.bucket = Some(bucket_of(
+                aggregated.underlyings[underlying].options[option].tau,
+            ));
+            holds.skew_loading = vol_per_slope(aggregated, underlying, option);
+            holds.linear = 0.0;
+            holds.option = units;
+            holds.value = units * greeks.price;
+            if position.settlement == Settlement::Inverse {
+                holds.coin_value = units * greeks.price / spot;
+            }
+            greeks
+        }
+        Holding::DeltaOne {
+            underlying,
+            contract,
+        } => {
+            let u = &aggregated.underlyings[underlying];
+            let c = &u.delta_one[contract];
+            let carry = (u.quote.basis * c.tau).exp();
+            let inverse = c.key.settlement == Settlement::Inverse;
+            // a coin-settled contract's face buys face/F_0 coins of exposure
+            holds.linear = if inverse { units / c.forward } else { units };
+            Greeks {
+                delta: if inverse { 1.0 / c.forward } else { carry },
+                ..PEGGED_GREEKS
+            }
+        }
+    };
+    holds.basis = basis_per_point(position, aggregated, holding, spot, units);
+    if position.instrument == Instrument::Perpetual {
+        // one day's funding at 0.01 more: a linear perpetual on units·S, a coin-settled one
+        // on its USD face
+        let notional = if position.settlement == Settlement::Inverse {
+            units
+        } else {
+            units * spot
+        };
+        holds.funding = -notional * 0.01 / DAYS_PER_YEAR;
+    }
+    (spot, greeks, holds)
+}
+
+/// Value change of a future for +0.01 of the annualised basis y (F = S·e^{y·τ}): units·F·τ
+/// per point when USD-settled, face·τ·e^{−y·τ} when coin-settled; 0 without an expiry.
+fn basis_per_point(
+    position: &Position,
+    aggregated: &AggregatedBook,
+    holding: Holding,
+    spot: f64,
+    units: f64,
+) -> f64 {
+    let Instrument::Future {
+        expiry: Some(expiry),
+    } = position.instrument
+    else {
+        return 0.0;
+    };
+    let (Holding::Linear { underlying } | Holding::DeltaOne { underlying, .. }) = holding else {
+        return 0.0;
+    };
+    let tau = years_between(aggregated.valuation_time, expiry);
+    let carry = (aggregated.underlyings[underlying].quote.basis * tau).exp();
+    let per_unit = if position.settlement == Settlement::Inverse {
+        tau / carry
+    } else {
+        spot * carry * tau
+    };
+    units * per_unit * 0.01
 }
 
 /// Greeks of one unit of a pegged balance (USD, a stablecoin): no sensitivity to any factor.
@@ -220,9 +308,15 @@ struct Holdings {
     bucket: Option<usize>,
     /// [`skew_loading`] of an option, 0 for delta-one.
     skew_loading: f64,
+    /// Delta-one position in coins.
     linear: f64,
     option: f64,
     value: f64,
+    /// A coin-settled option's value in coin (0 otherwise): its settlement delta is its
+    /// delta less this.
+    coin_value: f64,
+    basis: f64,
+    funding: f64,
 }
 
 fn add(row: &mut ExposureRow, units: f64, g: &Greeks, spot: f64, holds: &Holdings) {
@@ -231,6 +325,9 @@ fn add(row: &mut ExposureRow, units: f64, g: &Greeks, spot: f64, holds: &Holding
     row.value += holds.value;
     row.delta += units * g.delta;
     row.delta_usd += units * g.delta * spot;
+    row.settlement_delta += units * g.delta - holds.coin_value;
+    row.basis += holds.basis;
+    row.funding += holds.funding;
     row.gamma += units * g.gamma;
     row.gamma_usd += units * g.gamma * spot * spot / 100.0;
     row.vega += units * g.vega;

@@ -24,6 +24,30 @@ impl OptionType {
     }
 }
 
+/// The currency a contract is quoted, margined and settled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Settlement {
+    /// USD-settled (or a USD stablecoin): quantity × multiplier coins of exposure, P&L in USD.
+    #[default]
+    Linear,
+    /// Coin-settled ("inverse", Deribit's BTC and ETH contracts, coin-margined futures): a
+    /// future or perpetual has a USD face per contract (`multiplier`) and earns
+    /// quantity × face × (1/F_0 − 1/F_h) coins; an option is priced in coin as the USD
+    /// Black–Scholes price divided by spot. Coin amounts are worth the simulated spot at the
+    /// horizon.
+    Inverse,
+}
+
+impl Settlement {
+    /// The positions-file spelling (`linear` / `inverse`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settlement::Linear => "linear",
+            Settlement::Inverse => "inverse",
+        }
+    }
+}
+
 /// A European option contract on one underlying.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptionContract {
@@ -42,10 +66,15 @@ pub struct OptionContract {
 pub enum Instrument {
     /// The coin itself: worth quantity × S.
     Spot,
-    /// A perpetual swap: P&L quantity × multiplier × (F_h − F_0), value settled as margin.
+    /// A perpetual swap: its price moves one-for-one with spot, value settled as margin; it
+    /// accrues funding when the model gives its underlying a funding rate.
     Perpetual,
-    /// A dated future: like the perpetual, F moves one-for-one with spot.
-    Future,
+    /// A futures contract: F moves one-for-one with spot unless the underlying has a basis
+    /// (then F = S·e^{y·τ} converges to spot at `expiry`, which is required).
+    Future {
+        /// Expiry instant (UTC), if the positions file gives one.
+        expiry: Option<DateTime<Utc>>,
+    },
     /// A European option.
     Option(OptionContract),
     /// A balance held in a currency (`underlying`): a coin moves with its spot factor like
@@ -61,7 +90,7 @@ impl Instrument {
         match self {
             Instrument::Spot => "spot",
             Instrument::Perpetual => "perpetual",
-            Instrument::Future => "future",
+            Instrument::Future { .. } => "future",
             Instrument::Option(_) => "option",
             Instrument::Cash => "cash",
         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::book::instrument::{Instrument, OptionContract, OptionType};
+use crate::book::instrument::{Instrument, OptionContract, OptionType, Settlement};
 use crate::error::{Error, Location, Result};
 use crate::input::table::{Row, Table};
 use crate::market::{pegged_price, MarketData};
@@ -27,8 +27,11 @@ pub struct Position {
     pub underlying: String,
     /// Signed number of contracts (or coins for spot); negative is short.
     pub quantity: f64,
-    /// Contract size in units of the underlying.
+    /// Contract size: units of the underlying for linear contracts, the USD face per contract
+    /// for coin-settled futures and perpetuals.
     pub multiplier: f64,
+    /// The currency the contract settles in: USD (`linear`) or its coin (`inverse`).
+    pub settlement: Settlement,
     /// Venue (exchange) holding the position; [`UNASSIGNED`] when the file leaves it empty.
     pub venue: String,
     /// Legal counterparty (the venue unless the file says otherwise).
@@ -40,7 +43,8 @@ pub struct Position {
 }
 
 impl Position {
-    /// Exposure in units of the underlying: quantity × multiplier.
+    /// quantity × multiplier: units of the underlying, except for a coin-settled future or
+    /// perpetual, whose multiplier is a USD face, where it is the USD face held.
     pub fn units(&self) -> f64 {
         self.quantity * self.multiplier
     }
@@ -115,6 +119,7 @@ fn parse_position(
             format!("a cash balance is a quantity of its currency: leave the multiplier empty, found {multiplier}"),
         ));
     }
+    let settlement = parse_settlement(row, &instrument)?;
     let venue = row.text("venue").unwrap_or(UNASSIGNED).to_owned();
     Ok(Position {
         id,
@@ -122,6 +127,7 @@ fn parse_position(
         underlying: underlying.to_owned(),
         quantity: row.number("quantity")?,
         multiplier,
+        settlement,
         counterparty: row.text("counterparty").unwrap_or(&venue).to_owned(),
         venue,
         book: row.text("book").unwrap_or(UNASSIGNED).to_owned(),
@@ -134,7 +140,12 @@ fn parse_instrument(row: &Row, valuation_time: DateTime<Utc>) -> Result<Instrume
     match kind.to_ascii_lowercase().as_str() {
         "spot" => Ok(Instrument::Spot),
         "perpetual" | "perp" => Ok(Instrument::Perpetual),
-        "future" | "futures" => Ok(Instrument::Future),
+        "future" | "futures" => Ok(Instrument::Future {
+            expiry: row
+                .text("expiry")
+                .map(|_| row.expiry_after("expiry", valuation_time))
+                .transpose()?,
+        }),
         "option" => parse_option(row, valuation_time).map(Instrument::Option),
         "cash" | "balance" => Ok(Instrument::Cash),
         _ => Err(row.error(
@@ -142,6 +153,38 @@ fn parse_instrument(row: &Row, valuation_time: DateTime<Utc>) -> Result<Instrume
             format!("expected spot, perpetual, future, option or cash, found '{kind}'"),
         )),
     }
+}
+
+/// The `settlement` column: `linear` (the default) or `inverse`, which only contracts
+/// (futures, perpetuals, options) can be.
+fn parse_settlement(row: &Row, instrument: &Instrument) -> Result<Settlement> {
+    let settlement = match row
+        .text("settlement")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("linear") | Some("usd") => Settlement::Linear,
+        Some("inverse") | Some("coin") => Settlement::Inverse,
+        Some(other) => {
+            return Err(row.error(
+                "settlement",
+                format!("expected linear or inverse, found '{other}'"),
+            ))
+        }
+    };
+    if settlement == Settlement::Inverse
+        && matches!(instrument, Instrument::Spot | Instrument::Cash)
+    {
+        return Err(row.error(
+            "settlement",
+            format!(
+                "a {} position is the coin itself: only futures, perpetuals and options can be \
+                 inverse",
+                instrument.kind_name()
+            ),
+        ));
+    }
+    Ok(settlement)
 }
 
 fn parse_option(row: &Row, valuation_time: DateTime<Utc>) -> Result<OptionContract> {

@@ -137,6 +137,39 @@ pub struct ModelSpec {
     pub factors: BTreeMap<String, FactorSpec>,
     /// `[model.correlation]`, if given.
     pub correlation: Option<CorrelationSpec>,
+    /// `[model.depeg.C]`: de-peg jumps of USD stablecoins, by currency (sorted); empty: every
+    /// stablecoin holds its peg.
+    pub depeg: BTreeMap<String, DepegSpec>,
+}
+
+/// `[model.depeg.C]`: the de-peg of stablecoin C, a jump of its USD price (factor `C.peg`).
+///
+/// Over a horizon of h days C de-pegs with probability 1 − e^{−λ·h/365}; given a de-peg it
+/// loses the fraction L = min(1, loss · U^{−1/tail_index}) of its value (a Pareto tail above
+/// `loss`, U uniform), the deepest shocks of `C.peg` losing the most. See `docs/model.md`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepegSpec {
+    /// λ: de-pegs per year (e.g. 0.05).
+    pub probability: f64,
+    /// The smallest loss given a de-peg, as a fraction of the peg (0.03 = 3 %).
+    pub loss: f64,
+    /// α > 1 of the loss's Pareto tail (smaller is fatter); default 2.
+    #[serde(default = "default_tail_index")]
+    pub tail_index: f64,
+}
+
+fn default_tail_index() -> f64 {
+    2.0
+}
+
+impl DepegSpec {
+    /// E[L], the mean loss given a de-peg as a fraction of the peg:
+    /// loss + (loss − loss^α)/(α − 1) (the Pareto mean truncated at a total loss).
+    pub fn mean_loss(&self) -> f64 {
+        let (m, a) = (self.loss, self.tail_index);
+        m + (m - m.powf(a)) / (a - 1.0)
+    }
 }
 
 /// `[model.factors.U]`: annualised parameters of one underlying.
@@ -165,6 +198,18 @@ pub struct FactorSpec {
     /// every tenor alike).
     #[serde(default)]
     pub term_power: f64,
+    /// Annualised vol of the futures basis y = ln(F/S)/τ (arithmetic, per √year; factor
+    /// `U.basis`; OKX charges a 0.05 move for BTC): dated futures need an expiry. 0, the
+    /// default, keeps F moving one-for-one with spot.
+    #[serde(default)]
+    pub basis_vol: f64,
+    /// Annualised funding rate perpetuals pay (longs pay when positive), e.g. 0.10; default 0.
+    #[serde(default)]
+    pub funding_rate: f64,
+    /// Annualised vol of the funding rate (arithmetic, per √year; factor `U.funding`);
+    /// default 0.
+    #[serde(default)]
+    pub funding_vol: f64,
 }
 
 impl FactorSpec {
@@ -177,6 +222,9 @@ impl FactorSpec {
             skew_vol: 0.0,
             drift: 0.0,
             term_power: 0.0,
+            basis_vol: 0.0,
+            funding_rate: 0.0,
+            funding_vol: 0.0,
         }
     }
 }
@@ -303,6 +351,8 @@ struct RawModel {
     smile: Option<String>,
     factors: BTreeMap<String, FactorSpec>,
     correlation: Option<CorrelationSpec>,
+    #[serde(default)]
+    depeg: BTreeMap<String, DepegSpec>,
 }
 
 fn default_distribution() -> String {
@@ -578,7 +628,11 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
         let key = |field: &str| format!("model.factors.{name}.{field}");
         let vols = std::iter::once(("spot_vol", f.spot_vol))
             .chain(f.vol_of_vol.values().iter().map(|&v| ("vol_of_vol", v)))
-            .chain(std::iter::once(("skew_vol", f.skew_vol)));
+            .chain([
+                ("skew_vol", f.skew_vol),
+                ("basis_vol", f.basis_vol),
+                ("funding_vol", f.funding_vol),
+            ]);
         for (field, value) in vols {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(bad_key(
@@ -599,13 +653,18 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
             ));
         }
         check_pillars(path, &key, f)?;
-        if !f.drift.is_finite() {
-            return Err(bad_key(
-                path,
-                &key("drift"),
-                format!("must be finite, found {}", f.drift),
-            ));
+        for (field, value) in [("drift", f.drift), ("funding_rate", f.funding_rate)] {
+            if !value.is_finite() {
+                return Err(bad_key(
+                    path,
+                    &key(field),
+                    format!("must be finite, found {value}"),
+                ));
+            }
         }
+    }
+    for (currency, d) in &raw.depeg {
+        check_depeg(path, currency, d)?;
     }
     Ok(ModelSpec {
         distribution,
@@ -613,7 +672,55 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
         smile,
         factors: raw.factors,
         correlation: raw.correlation,
+        depeg: raw.depeg,
     })
+}
+
+/// Checks `[model.depeg.C]`: C a USD stablecoin, a non-negative rate, a loss in (0, 1] and a
+/// tail index above 1 (a finite mean loss).
+fn check_depeg(path: &Path, currency: &str, d: &DepegSpec) -> Result<()> {
+    let key = |field: &str| format!("model.depeg.{currency}.{field}");
+    if !crate::market::USD_STABLECOINS.contains(&currency) {
+        return Err(bad_key(
+            path,
+            &format!("model.depeg.{currency}"),
+            format!(
+                "'{currency}' is not a USD stablecoin: de-pegs are for {}",
+                crate::market::USD_STABLECOINS.join(", ")
+            ),
+        ));
+    }
+    if !(d.probability.is_finite() && d.probability >= 0.0) {
+        return Err(bad_key(
+            path,
+            &key("probability"),
+            format!(
+                "must be a non-negative rate per year (0.05 = once in 20 years), found {}",
+                d.probability
+            ),
+        ));
+    }
+    if !(d.loss > 0.0 && d.loss <= 1.0) {
+        return Err(bad_key(
+            path,
+            &key("loss"),
+            format!(
+                "must be a fraction of the peg in (0, 1] (0.03 = 3 %), found {}",
+                d.loss
+            ),
+        ));
+    }
+    if !(d.tail_index.is_finite() && d.tail_index > 1.0) {
+        return Err(bad_key(
+            path,
+            &key("tail_index"),
+            format!(
+                "must be above 1 for a finite mean loss (2 is a common choice), found {}",
+                d.tail_index
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks `vol_pillars` against `vol_of_vol`: whole positive days, strictly increasing, one

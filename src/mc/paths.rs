@@ -16,8 +16,17 @@
 //! vol of vol and factor, and its skew factor (if any) arithmetically by
 //! skew_vol · √(dt/365) · e_skew; its iv_j/iv_0 is then the 30-day vol level
 //! ([`REFERENCE_TENOR_DAYS`], interpolated between pillars like an option's).
+//!
+//! The futures basis moves arithmetically by basis_vol · √(dt/365) · e_basis; the funding rate
+//! by funding_vol · √(dt/365) · e_funding, and each step accrues funding at the step's end
+//! rate and price ([`FundingFactor`]). A stablecoin's de-peg shock is the sum of its steps'
+//! shocks over √steps; its price move follows from it after every step ([`DepegFactor`]).
 
-use crate::model::factors::{interpolated, FactorModel, REFERENCE_TENOR_DAYS};
+use crate::input::scenario::Distribution;
+use crate::mc::shocks::{shock_cdf, shock_quantile};
+use crate::model::factors::{
+    interpolated, DepegFactor, FactorModel, FundingFactor, REFERENCE_TENOR_DAYS,
+};
 use crate::time::DAYS_PER_YEAR;
 
 /// Where each path ends: per path and per model underlying, ln(S_h/S_0) and iv_h/iv_0, and
@@ -100,12 +109,72 @@ struct StepScales {
     skew: Option<(usize, usize, f64)>,
     /// With pillars: the 30-day level's interpolation weights, which set iv_j/iv_0.
     reference: Option<[(usize, f64); 2]>,
+    /// The basis's (factor, surface slot, basis_vol · √(dt/365)).
+    basis: Option<(usize, usize, f64)>,
+    /// The funding's accrual, when the underlying has funding.
+    funding: Option<FundingStep>,
+}
+
+/// One step of an underlying's funding (see [`FundingFactor`] for its slots).
+#[derive(Debug, Clone)]
+struct FundingStep {
+    /// `U.funding` and funding_vol · √(dt/365), when the rate moves.
+    factor: Option<(usize, f64)>,
+    /// First of the funding's surface slots.
+    slot: usize,
+    /// Today's annualised rate.
+    rate: f64,
+    /// Δt in years.
+    dt_years: f64,
+}
+
+/// One stablecoin's de-peg on the path (see [`DepegFactor`]).
+#[derive(Debug, Clone)]
+struct DepegStep {
+    factor: usize,
+    slot: usize,
+    /// 1/√steps: a step's share of the standardised horizon shock.
+    step_weight: f64,
+    /// The shock quantile of the horizon probability: a de-peg below it.
+    threshold: f64,
+    /// The horizon probability 1 − e^{−λ·h/365}.
+    probability: f64,
+    loss: f64,
+    tail_index: f64,
+    distribution: Distribution,
+}
+
+impl DepegStep {
+    fn new(d: &DepegFactor, distribution: Distribution, horizon_days: f64, steps: u32) -> Self {
+        let probability = -(-d.spec.probability * horizon_days / DAYS_PER_YEAR).exp_m1();
+        DepegStep {
+            factor: d.factor,
+            slot: d.slot,
+            step_weight: 1.0 / f64::from(steps).sqrt(),
+            threshold: shock_quantile(distribution, probability),
+            probability,
+            loss: d.spec.loss,
+            tail_index: d.spec.tail_index,
+            distribution,
+        }
+    }
+
+    /// The relative price move given the standardised shock `s`: 0 above the threshold, else
+    /// −min(1, loss · u^{−1/α}) with u = P(e ≤ s)/p ∈ (0, 1].
+    fn price_move(&self, s: f64) -> f64 {
+        if s >= self.threshold {
+            return 0.0;
+        }
+        let u = (shock_cdf(self.distribution, s) / self.probability).clamp(f64::MIN_POSITIVE, 1.0);
+        -(self.loss * u.powf(-1.0 / self.tail_index)).min(1.0)
+    }
 }
 
 /// Turns each step's shocks into moves of every underlying's spot and implied vol.
 #[derive(Debug, Clone)]
 pub struct PathBuilder {
     scales: Vec<StepScales>,
+    depegs: Vec<DepegStep>,
     steps: u32,
     surface_width: usize,
 }
@@ -136,10 +205,29 @@ impl PathBuilder {
                     .zip(u.skew_slot())
                     .map(|(k, slot)| (k.factor, slot, k.vol * root_dt)),
                 reference: u.pillar_weights(REFERENCE_TENOR_DAYS),
+                basis: u
+                    .basis
+                    .as_ref()
+                    .zip(u.basis_slot())
+                    .map(|(b, slot)| (b.factor, slot, b.vol * root_dt)),
+                funding: u.funding.as_ref().zip(u.funding_slot()).map(
+                    |(f, slot): (&FundingFactor, usize)| FundingStep {
+                        factor: f.factor.map(|factor| (factor, f.vol * root_dt)),
+                        slot,
+                        rate: f.rate,
+                        dt_years,
+                    },
+                ),
             })
+            .collect();
+        let depegs = model
+            .depegs
+            .iter()
+            .map(|d| DepegStep::new(d, model.distribution, horizon_days, steps))
             .collect();
         PathBuilder {
             scales,
+            depegs,
             steps,
             surface_width: model.surface_width,
         }
@@ -185,7 +273,31 @@ impl PathBuilder {
                 if let Some(weights) = &s.reference {
                     *ratio = interpolated(weights, surface).exp();
                 }
+                if let Some((factor, slot, scale)) = s.basis {
+                    surface[slot] += scale * e[factor];
+                }
+                if let Some(f) = &s.funding {
+                    f.accrue(e, *x, surface);
+                }
+            }
+            for d in &self.depegs {
+                surface[d.slot] += d.step_weight * e[d.factor];
+                surface[d.slot + 1] = d.price_move(surface[d.slot]);
             }
         }
+    }
+}
+
+impl FundingStep {
+    /// Moves the rate by this step's shock and accrues the step's funding at the new rate and
+    /// the step's end log spot move `x`.
+    #[inline]
+    fn accrue(&self, e: &[f64], x: f64, surface: &mut [f64]) {
+        if let Some((factor, scale)) = self.factor {
+            surface[self.slot] += scale * e[factor];
+        }
+        let rate_dt = (self.rate + surface[self.slot]) * self.dt_years;
+        surface[self.slot + 1] += rate_dt * x.exp();
+        surface[self.slot + 2] += rate_dt * (-x).exp();
     }
 }

@@ -21,6 +21,7 @@ use rand_distr::{ChiSquared, Distribution as _, StandardNormal};
 
 use crate::input::scenario::{ChiSquareMixing, Distribution};
 use crate::mc::proposal::Proposal;
+use crate::pricing::black_scholes::norm_cdf;
 
 /// Paths per block: the unit of parallel work and of random streams. Fixed, so that results
 /// do not depend on the thread count.
@@ -31,6 +32,62 @@ pub fn block_rng(seed: u64, block: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(block);
     rng
+}
+
+/// P(X > x) for a Student-t X with `dof` > 2 scaled to unit variance: the upper tail of
+/// t_v at x·√(v/(v−2)), integrated numerically (Simpson on t = y/u, u in (0, 1], where the
+/// integrand behaves like u^{v−1}).
+pub fn unit_t_tail(x: f64, dof: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0 - unit_t_tail(-x, dof);
+    }
+    let y = x * (dof / (dof - 2.0)).sqrt();
+    let log_norm = libm::lgamma((dof + 1.0) / 2.0)
+        - libm::lgamma(dof / 2.0)
+        - 0.5 * (dof * std::f64::consts::PI).ln();
+    let density = |t: f64| (log_norm - (dof + 1.0) / 2.0 * (t * t / dof).ln_1p()).exp();
+    let integrand = |u: f64| {
+        if u <= 0.0 {
+            0.0
+        } else {
+            density(y / u) * y / (u * u)
+        }
+    };
+    let intervals = 4000;
+    let h = 1.0 / intervals as f64;
+    let interior: f64 = (1..intervals)
+        .map(|i| {
+            let weight = if i % 2 == 1 { 4.0 } else { 2.0 };
+            weight * integrand(i as f64 * h)
+        })
+        .sum();
+    (integrand(0.0) + interior + integrand(1.0)) * h / 3.0
+}
+
+/// P(e ≤ x) for one factor's horizon shock e: standard normal, or under Student-t the
+/// unit-variance t of [`unit_t_tail`].
+pub fn shock_cdf(distribution: Distribution, x: f64) -> f64 {
+    match distribution {
+        Distribution::Normal => norm_cdf(x),
+        Distribution::StudentT { dof } => unit_t_tail(-x, dof),
+    }
+}
+
+/// The x with [`shock_cdf`](x) = `p` (0 < p < 1), by bisection to 1e-12 relative.
+pub fn shock_quantile(distribution: Distribution, p: f64) -> f64 {
+    let (mut lo, mut hi) = (-50.0, 50.0);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if shock_cdf(distribution, mid) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo <= 1e-12 * mid.abs().max(1e-12) {
+            break;
+        }
+    }
+    0.5 * (lo + hi)
 }
 
 /// The Student-t scale s(W) = √((v − 2)/W) that turns a χ²(v) draw W into a unit-variance

@@ -296,7 +296,7 @@ impl Simulator {
         Ok(Simulator {
             generator,
             builder: PathBuilder::new(model, settings.horizon_days, settings.steps),
-            revaluer: Revaluer::new(book, settings.horizon_days).with_vol_dynamics(
+            revaluer: Revaluer::new(book, model, settings.horizon_days).with_vol_dynamics(
                 book,
                 model,
                 settings.horizon_days,

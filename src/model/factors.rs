@@ -4,12 +4,18 @@
 //! Every underlying U in `[model.factors]` has a factor `U.spot` (log spot) and either, when
 //! its scalar `vol_of_vol` is positive, `U.vol` (log implied vol of every tenor), or, with
 //! `vol_pillars`, one factor per pillar `U.vol.7d`, `U.vol.30d`, … (log ATM implied vol at
-//! that tenor); with a positive `skew_vol` it also has `U.skew` (the 30-day smile slope).
+//! that tenor); with a positive `skew_vol` it also has `U.skew` (the 30-day smile slope), with
+//! a positive `basis_vol` `U.basis` (the annualised futures basis) and with a positive
+//! `funding_vol` `U.funding` (the perpetual funding rate). Each stablecoin of `[model.depeg]`
+//! has `C.peg`, the driver of its de-peg jump.
 //! Factors missing from `[model.correlation]` are uncorrelated with the rest. A `.vol` or
-//! `.skew` factor listed there whose vol is 0 has no randomness and is dropped.
+//! `.skew`, `.basis` or `.funding` factor listed there whose vol is 0 has no randomness and is
+//! dropped.
 //!
-//! A path's moves of pillars and skews live in its *surface row* ([`FactorModel::surface_width`]
-//! numbers): per underlying, its pillars' log-vol moves in tenor order, then its skew move.
+//! A path's moves beyond spot and the one vol factor live in its *surface row*
+//! ([`FactorModel::surface_width`] numbers): per underlying, its pillars' log-vol moves in
+//! tenor order, its skew move, its basis move and its funding slots ([`FundingFactor`]); then
+//! per de-peg its shock and price move ([`DepegFactor`]).
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +23,7 @@ use faer::Mat;
 
 use crate::error::{Error, Location, Result};
 use crate::input::scenario::{
-    ChiSquareMixing, CorrelationSpec, Distribution, ModelSpec, SmileDynamics,
+    ChiSquareMixing, CorrelationSpec, DepegSpec, Distribution, ModelSpec, SmileDynamics,
 };
 use crate::model::correlation::{
     check_entries, cholesky_lower, nearest_correlation, smallest_eigenvalue, RepairReport,
@@ -45,7 +51,11 @@ pub struct UnderlyingFactors {
     /// ATM implied-vol pillars in increasing tenor (empty: no pillars).
     pub pillars: Vec<VolPillar>,
     /// The skew factor, when `skew_vol` is positive.
-    pub skew: Option<SkewFactor>,
+    pub skew: Option<ArithmeticFactor>,
+    /// The basis factor `U.basis`, when `basis_vol` is positive.
+    pub basis: Option<ArithmeticFactor>,
+    /// Perpetual funding, when the funding rate or its vol is not 0.
+    pub funding: Option<FundingFactor>,
     /// Position of this underlying's first pillar (or its skew) in a path's surface row.
     pub surface_offset: usize,
 }
@@ -61,13 +71,53 @@ pub struct VolPillar {
     pub factor: usize,
 }
 
-/// The skew factor `U.skew`: the change of the 30-day smile slope d ln σ / d ln(K/F).
+/// A factor that moves a quantity arithmetically: the skew `U.skew` (the change of the 30-day
+/// smile slope d ln σ / d ln(K/F)) or the basis `U.basis` (the change of the annualised
+/// futures basis ln(F/S)/τ).
 #[derive(Debug, Clone, PartialEq)]
-pub struct SkewFactor {
-    /// Annualised standard deviation of the slope's change (arithmetic, per √year).
+pub struct ArithmeticFactor {
+    /// Annualised standard deviation of the quantity's change (per √year).
     pub vol: f64,
     /// Index of the factor in the factor list.
     pub factor: usize,
+}
+
+/// Perpetual funding of one underlying: an annualised rate r = `rate` + the path's move of
+/// `U.funding` (arithmetic, `vol` per √year), paid by longs when positive.
+///
+/// Its surface-row slots hold, in order: the rate's move; A_lin = Σ_k r_k·Δt·S_k/S_0 and
+/// A_inv = Σ_k r_k·Δt·S_0/S_k over the steps k of the path (Δt in years, r_k and S_k at the
+/// end of step k), from which a linear perpetual of u coins pays u·S_0·A_lin and a coin-settled
+/// one of face f pays f·(S_h/S_0)·A_inv USD at the horizon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FundingFactor {
+    /// Today's (mean) annualised funding rate.
+    pub rate: f64,
+    /// Annualised vol of the rate (0: a fixed rate).
+    pub vol: f64,
+    /// Index of `U.funding` in the factor list, when `vol` is positive.
+    pub factor: Option<usize>,
+}
+
+/// Number of surface-row slots of an underlying's funding: rate move, A_lin, A_inv.
+pub const FUNDING_SLOTS: usize = 3;
+
+/// The de-peg of one USD stablecoin ([`DepegSpec`]): a jump driven by factor `C.peg`.
+///
+/// The path's standardised `C.peg` shock s (the steps' shocks summed over √steps) triggers a
+/// de-peg when it falls below the horizon probability's quantile; the loss given a de-peg
+/// grows the deeper s lies. Its two surface-row slots hold s and the resulting relative price
+/// move (−L, or 0 without a de-peg).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepegFactor {
+    /// The stablecoin (`USDC`, …).
+    pub currency: String,
+    /// Probability per year, smallest loss and tail index.
+    pub spec: DepegSpec,
+    /// Index of `C.peg` in the factor list.
+    pub factor: usize,
+    /// Its first surface-row slot (the shock; the price move is next).
+    pub slot: usize,
 }
 
 /// The reference tenor in days (Deribit's 30 days): a term structure moves it by exactly the
@@ -116,9 +166,34 @@ impl UnderlyingFactors {
             .map(|_| self.surface_offset + self.pillars.len())
     }
 
-    /// Number of surface-row slots of this underlying (pillars, then skew).
+    /// Surface-row slot of the basis move, if the underlying has a basis factor.
+    pub fn basis_slot(&self) -> Option<usize> {
+        self.basis
+            .as_ref()
+            .map(|_| self.surface_offset + self.pillars.len() + usize::from(self.skew.is_some()))
+    }
+
+    /// First of the [`FUNDING_SLOTS`] surface-row slots of the funding, if the underlying has
+    /// funding.
+    pub fn funding_slot(&self) -> Option<usize> {
+        self.funding.as_ref().map(|_| {
+            self.surface_offset
+                + self.pillars.len()
+                + usize::from(self.skew.is_some())
+                + usize::from(self.basis.is_some())
+        })
+    }
+
+    /// Number of surface-row slots of this underlying (pillars, skew, basis, funding).
     pub fn surface_slots(&self) -> usize {
-        self.pillars.len() + usize::from(self.skew.is_some())
+        self.pillars.len()
+            + usize::from(self.skew.is_some())
+            + usize::from(self.basis.is_some())
+            + if self.funding.is_some() {
+                FUNDING_SLOTS
+            } else {
+                0
+            }
     }
 }
 
@@ -139,8 +214,10 @@ pub struct FactorModel {
     pub correlation: Mat<f64>,
     /// Lower Cholesky factor of `correlation`.
     pub cholesky: Mat<f64>,
-    /// Numbers per path of pillar and skew moves (0 without pillars or skew factors).
+    /// Numbers per path of pillar, skew, basis, funding and de-peg moves (0 without any).
     pub surface_width: usize,
+    /// Stablecoin de-pegs, by currency; their slots come after every underlying's.
+    pub depegs: Vec<DepegFactor>,
     /// Shock distribution: normal, or Student-t with its degrees of freedom.
     pub distribution: Distribution,
     /// How Student-t paths of several steps share their chi-square.
@@ -159,8 +236,9 @@ impl FactorModel {
     /// errors. A correlation matrix that is not positive definite is refused unless
     /// `repair_correlation` is set, in which case the nearest correlation matrix is used.
     pub fn build(spec: &ModelSpec, file: &Path, repair_correlation: bool) -> Result<FactorModel> {
-        let (underlyings, factor_names) = list_factors(spec);
-        let surface_width = underlyings.iter().map(|u| u.surface_slots()).sum();
+        let (underlyings, depegs, factor_names) = list_factors(spec);
+        let surface_width =
+            underlyings.iter().map(|u| u.surface_slots()).sum::<usize>() + 2 * depegs.len();
         let mut correlation = Mat::<f64>::identity(factor_names.len(), factor_names.len());
         if let Some(given) = &spec.correlation {
             fill_correlation(given, spec, &factor_names, file, &mut correlation)?;
@@ -197,6 +275,7 @@ impl FactorModel {
             correlation,
             cholesky,
             surface_width,
+            depegs,
             distribution: spec.distribution,
             chi_square: spec.chi_square,
             smile: spec.smile,
@@ -216,7 +295,7 @@ impl FactorModel {
     }
 }
 
-fn list_factors(spec: &ModelSpec) -> (Vec<UnderlyingFactors>, Vec<String>) {
+fn list_factors(spec: &ModelSpec) -> (Vec<UnderlyingFactors>, Vec<DepegFactor>, Vec<String>) {
     let mut names = Vec::new();
     let mut underlyings = Vec::new();
     let mut surface_offset = 0;
@@ -238,9 +317,18 @@ fn list_factors(spec: &ModelSpec) -> (Vec<UnderlyingFactors>, Vec<String>) {
                 factor: add(format!("{name}.vol.{days}d")),
             })
             .collect();
-        let skew = (f.skew_vol > 0.0).then(|| SkewFactor {
+        let skew = (f.skew_vol > 0.0).then(|| ArithmeticFactor {
             vol: f.skew_vol,
             factor: add(format!("{name}.skew")),
+        });
+        let basis = (f.basis_vol > 0.0).then(|| ArithmeticFactor {
+            vol: f.basis_vol,
+            factor: add(format!("{name}.basis")),
+        });
+        let funding = (f.funding_rate != 0.0 || f.funding_vol > 0.0).then(|| FundingFactor {
+            rate: f.funding_rate,
+            vol: f.funding_vol,
+            factor: (f.funding_vol > 0.0).then(|| add(format!("{name}.funding"))),
         });
         let u = UnderlyingFactors {
             name: name.clone(),
@@ -252,12 +340,29 @@ fn list_factors(spec: &ModelSpec) -> (Vec<UnderlyingFactors>, Vec<String>) {
             vol_factor,
             pillars,
             skew,
+            basis,
+            funding,
             surface_offset,
         };
         surface_offset += u.surface_slots();
         underlyings.push(u);
     }
-    (underlyings, names)
+    let depegs = spec
+        .depeg
+        .iter()
+        .filter(|(_, d)| d.probability > 0.0)
+        .enumerate()
+        .map(|(i, (currency, d))| {
+            names.push(format!("{currency}.peg"));
+            DepegFactor {
+                currency: currency.clone(),
+                spec: d.clone(),
+                factor: names.len() - 1,
+                slot: surface_offset + 2 * i,
+            }
+        })
+        .collect();
+    (underlyings, depegs, names)
 }
 
 /// Checks `[model.correlation]` and writes its entries into `target` (model factor order).
@@ -310,18 +415,26 @@ fn fill_correlation(
     Ok(())
 }
 
-/// `U.vol` for a modelled underlying without vol pillars whose vol_of_vol is 0, or `U.skew`
-/// whose skew_vol is 0: a factor with no randomness.
+/// `U.vol` for a modelled underlying without vol pillars whose vol_of_vol is 0, or `U.skew`,
+/// `U.basis`, `U.funding` whose vol is 0, or `C.peg` of a configured stablecoin that never
+/// de-pegs: a factor with no randomness.
 fn is_fixed_vol_factor(name: &str, spec: &ModelSpec) -> bool {
-    let fixed_vol = name
-        .strip_suffix(".vol")
-        .and_then(|u| spec.factors.get(u))
-        .is_some_and(|f| f.vol_pillars.is_empty() && f.vol_of_vol.scalar() == 0.0);
-    let fixed_skew = name
-        .strip_suffix(".skew")
-        .and_then(|u| spec.factors.get(u))
-        .is_some_and(|f| f.skew_vol == 0.0);
-    fixed_vol || fixed_skew
+    let Some((underlying, kind)) = name.split_once('.') else {
+        return false;
+    };
+    if kind == "peg" {
+        return spec
+            .depeg
+            .get(underlying)
+            .is_some_and(|d| d.probability == 0.0);
+    }
+    spec.factors.get(underlying).is_some_and(|f| match kind {
+        "vol" => f.vol_pillars.is_empty() && f.vol_of_vol.scalar() == 0.0,
+        "skew" => f.skew_vol == 0.0,
+        "basis" => f.basis_vol == 0.0,
+        "funding" => f.funding_vol == 0.0,
+        _ => false,
+    })
 }
 
 /// A number readable at any magnitude: fixed-point unless it is tiny.
@@ -359,6 +472,7 @@ mod tests {
                 factors: factors.iter().map(|s| s.to_string()).collect(),
                 matrix,
             }),
+            depeg: BTreeMap::new(),
         }
     }
 

@@ -5,7 +5,14 @@
 //! by the path's vol factors — iv_h/iv_0, or the pillars interpolated at the option's tenor
 //! left and the skew tilt, see [`Revaluer::with_vol_dynamics`] — with the time to expiry
 //! reduced by the horizon; an option expiring inside the horizon is worth its intrinsic value
-//! at the simulated price. Everything that does not depend on the path is computed once here.
+//! at the simulated price. Futures and perpetuals that are more than linear exposure
+//! ([`crate::book::aggregate::NetDeltaOne`]): F_h = S_h·e^{y_h·τ_h} with y_h today's basis
+//! plus the path's basis move and τ_h the years left at the horizon (0 without a basis, so
+//! F = S, and at expiry, where F converges to S); a USD-settled one earns units × (F_h − F_0),
+//! a coin-settled one face × (1/F_0 − 1/F_h) coins worth face × S_h·(1/F_0 − 1/F_h) USD at the
+//! horizon; a perpetual also pays the funding accrued on the path. A stablecoin balance with
+//! a de-peg moves by the path's de-peg price move. Everything that does not depend on the
+//! path is computed once here.
 //!
 //! Grid mode ([`Revaluer::with_surfaces`]) reads each underlying's live options off
 //! revaluation surfaces instead ([`crate::pricing::surface`]; one per expiry under vol
@@ -15,7 +22,7 @@
 use std::sync::Arc;
 
 use crate::book::aggregate::{AggregatedBook, Holding};
-use crate::book::instrument::OptionType;
+use crate::book::instrument::{OptionType, Settlement};
 use crate::input::scenario::SmileDynamics;
 use crate::market::currency::{CoinNumeraire, ReportingCurrency};
 use crate::market::vol_surface::VolSurface;
@@ -81,6 +88,33 @@ struct MovingSmile {
     base_vol: f64,
 }
 
+/// A netted future or perpetual beyond linear exposure, with its path-independent parts.
+#[derive(Debug, Clone)]
+struct DeltaOneAtHorizon {
+    /// Coins when USD-settled, USD face when coin-settled.
+    units: f64,
+    /// Coin-settled.
+    inverse: bool,
+    /// F_0, USD.
+    forward: f64,
+    /// τ_h: years left at the horizon (0 past expiry or without a basis).
+    tau_left: f64,
+    /// Today's annualised basis y_0.
+    basis: f64,
+    /// A perpetual of an underlying with funding: its first funding slot.
+    funding: Option<usize>,
+}
+
+/// A pegged balance: worth its peg, moving only by its stablecoin's de-peg.
+#[derive(Debug, Clone)]
+struct PeggedAtHorizon {
+    units: f64,
+    /// USD per unit today.
+    price: f64,
+    /// The surface slot of its de-peg's relative price move, if it has one.
+    depeg: Option<usize>,
+}
+
 #[derive(Debug, Clone)]
 struct UnderlyingAtHorizon {
     /// Column of this underlying in [`HorizonMoves`] rows.
@@ -88,6 +122,9 @@ struct UnderlyingAtHorizon {
     spot: f64,
     linear_units: f64,
     options: Vec<OptionAtHorizon>,
+    delta_one: Vec<DeltaOneAtHorizon>,
+    /// The surface slot of the basis move, if the underlying has a basis factor.
+    basis_slot: Option<usize>,
     /// Indices of the options expiring inside the horizon (never on a surface).
     expiring: Vec<usize>,
 }
@@ -117,21 +154,36 @@ pub struct Revaluer {
     /// Per underlying (same order), the surfaces of its non-expiring options when the grid
     /// mode is on (none for an underlying revalued in full).
     surfaces: Vec<Vec<TabulatedOptions>>,
-    /// Number of pegged balances: instruments with no P&L, after every underlying's.
-    pegged_balances: usize,
+    /// Pegged balances, after every underlying's instruments.
+    pegged: Vec<PeggedAtHorizon>,
     /// With a coin reporting currency: the coin and the book's value today in USD; path
     /// P&Ls are converted at each path's price of the coin.
     numeraire: Option<(CoinNumeraire, f64)>,
 }
 
 impl Revaluer {
-    /// Precomputes everything path-independent for a horizon of `horizon_days`.
-    pub fn new(book: &AggregatedBook, horizon_days: f64) -> Revaluer {
+    /// Precomputes everything path-independent for a horizon of `horizon_days`, reading the
+    /// basis, funding and de-peg moves where `model` puts them in a path's surface row.
+    pub fn new(book: &AggregatedBook, model: &FactorModel, horizon_days: f64) -> Revaluer {
         let horizon_years = horizon_days / DAYS_PER_YEAR;
         let underlyings = book
             .underlyings
             .iter()
             .map(|u| {
+                let factors = &model.underlyings[u.model_index];
+                let funding_slot = factors.funding_slot();
+                let delta_one = u
+                    .delta_one
+                    .iter()
+                    .map(|c| DeltaOneAtHorizon {
+                        units: c.units,
+                        inverse: c.key.settlement == Settlement::Inverse,
+                        forward: c.forward,
+                        tau_left: (c.tau - horizon_years).max(0.0),
+                        basis: u.quote.basis,
+                        funding: funding_slot.filter(|_| c.key.perpetual),
+                    })
+                    .collect();
                 let rate = u.quote.rate;
                 let options: Vec<OptionAtHorizon> = u
                     .options
@@ -162,14 +214,29 @@ impl Revaluer {
                     spot: u.quote.spot,
                     linear_units: u.linear_units,
                     options,
+                    delta_one,
+                    basis_slot: factors.basis_slot(),
                     expiring,
                 }
+            })
+            .collect();
+        let pegged = book
+            .cash
+            .iter()
+            .map(|c| PeggedAtHorizon {
+                units: c.units,
+                price: c.price,
+                depeg: model
+                    .depegs
+                    .iter()
+                    .find(|d| d.currency == c.currency)
+                    .map(|d| d.slot + 1),
             })
             .collect();
         Revaluer {
             underlyings,
             surfaces: Vec::new(),
-            pegged_balances: book.cash.len(),
+            pegged,
             numeraire: None,
         }
     }
@@ -334,10 +401,10 @@ impl Revaluer {
 
     /// P&L of one path given its moves, in the reporting currency.
     pub fn path_pnl(&self, m: PathMove) -> f64 {
-        let mut total = 0.0;
+        let mut total = self.pegged_pnl(m);
         for u in &self.underlyings {
             let (spot, x, ratio) = u.state(m);
-            total += u.linear_units * (spot - u.spot);
+            total += u.linear_units * (spot - u.spot) + u.delta_one_pnl(spot, x, m.surface);
             for o in &u.options {
                 total += o.units * o.unit_pnl(spot, x, ratio, m.surface);
             }
@@ -348,10 +415,10 @@ impl Revaluer {
     /// P&L of one path with each underlying's live options read off its surfaces (all its
     /// options revalued in full when a point is off a grid), in the reporting currency.
     pub fn path_pnl_on_surfaces(&self, m: PathMove) -> f64 {
-        let mut total = 0.0;
+        let mut total = self.pegged_pnl(m);
         for (u, tables) in self.underlyings.iter().zip(&self.surfaces) {
             let (spot, x, ratio) = u.state(m);
-            total += u.linear_units * (spot - u.spot);
+            total += u.linear_units * (spot - u.spot) + u.delta_one_pnl(spot, x, m.surface);
             let on_grid = if tables.is_empty() {
                 None
             } else {
@@ -378,37 +445,54 @@ impl Revaluer {
         self.reported(total, m)
     }
 
-    /// Number of netted instruments: one linear exposure per underlying, every option, and
-    /// every pegged balance.
+    /// USD P&L of the pegged balances on a path: 0 unless a stablecoin de-pegs.
+    #[inline]
+    fn pegged_pnl(&self, m: PathMove) -> f64 {
+        self.pegged
+            .iter()
+            .map(|b| b.units * b.unit_pnl(m.surface))
+            .sum()
+    }
+
+    /// Number of netted instruments: per underlying its linear exposure, options and other
+    /// futures and perpetuals; and every pegged balance.
     pub fn instrument_count(&self) -> usize {
         self.underlyings
             .iter()
-            .map(|u| 1 + u.options.len())
+            .map(UnderlyingAtHorizon::instrument_count)
             .sum::<usize>()
-            + self.pegged_balances
+            + self.pegged.len()
     }
 
     /// Where a position's netted instrument sits in [`Revaluer::unit_pnl`]'s output:
-    /// underlying by underlying, its linear exposure first, then its options; the pegged
-    /// balances last.
+    /// underlying by underlying, its linear exposure first, then its options, then its other
+    /// futures and perpetuals; the pegged balances last.
     pub fn instrument_index(&self, holding: Holding) -> usize {
-        let (underlying, option) = match holding {
-            Holding::Linear { underlying } => (underlying, None),
-            Holding::Option { underlying, option } => (underlying, Some(option)),
+        let (underlying, within) = match holding {
+            Holding::Linear { underlying } => (underlying, 0),
+            Holding::Option { underlying, option } => (underlying, 1 + option),
+            Holding::DeltaOne {
+                underlying,
+                contract,
+            } => (
+                underlying,
+                1 + self.underlyings[underlying].options.len() + contract,
+            ),
             Holding::Cash { balance } => {
-                return self.instrument_count() - self.pegged_balances + balance
+                return self.instrument_count() - self.pegged.len() + balance
             }
         };
         let offset: usize = self.underlyings[..underlying]
             .iter()
-            .map(|u| 1 + u.options.len())
+            .map(UnderlyingAtHorizon::instrument_count)
             .sum();
-        offset + option.map_or(0, |o| 1 + o)
+        offset + within
     }
 
-    /// P&L per unit (one coin of underlying) of every netted instrument on one path, in
-    /// [`Revaluer::instrument_index`] order: S_h − S_0 for linear exposure, V_h − V_0 for
-    /// an option, 0 for a pegged balance. The path's P&L is the units-weighted sum.
+    /// USD P&L per unit of every netted instrument on one path, in
+    /// [`Revaluer::instrument_index`] order: S_h − S_0 per coin of linear exposure, V_h − V_0
+    /// per coin of an option, per coin or USD face of another future or perpetual, and per
+    /// unit of a pegged balance. The path's P&L is the units-weighted sum.
     pub fn unit_pnl(&self, m: PathMove, out: &mut [f64]) {
         let mut slots = out.iter_mut();
         for u in &self.underlyings {
@@ -419,12 +503,67 @@ impl Revaluer {
             for (o, slot) in u.options.iter().zip(slots.by_ref()) {
                 *slot = o.unit_pnl(spot, x, ratio, m.surface);
             }
+            for (c, slot) in u.delta_one.iter().zip(slots.by_ref()) {
+                *slot = c.unit_pnl(u.spot, spot, x, u.basis_move(m.surface), m.surface);
+            }
         }
-        slots.for_each(|slot| *slot = 0.0);
+        for (b, slot) in self.pegged.iter().zip(slots) {
+            *slot = b.unit_pnl(m.surface);
+        }
+    }
+}
+
+impl DeltaOneAtHorizon {
+    /// USD P&L per unit at simulated spot `spot` (log move `x`) with the path's basis move
+    /// `basis_move`: (F_h − F_0) per coin when USD-settled, S_h·(1/F_0 − 1/F_h) per USD face
+    /// when coin-settled, less a perpetual's funding.
+    #[inline]
+    fn unit_pnl(&self, spot0: f64, spot: f64, x: f64, basis_move: f64, surface: &[f64]) -> f64 {
+        let carry = ((self.basis + basis_move) * self.tau_left).exp();
+        let price_pnl = if self.inverse {
+            spot / self.forward - 1.0 / carry
+        } else {
+            spot * carry - self.forward
+        };
+        let funding = match self.funding {
+            None => 0.0,
+            Some(slot) if self.inverse => x.exp() * surface[slot + 2],
+            Some(slot) => spot0 * surface[slot + 1],
+        };
+        price_pnl - funding
+    }
+}
+
+impl PeggedAtHorizon {
+    /// USD P&L per unit: the peg times the path's de-peg move (0 without a de-peg).
+    #[inline]
+    fn unit_pnl(&self, surface: &[f64]) -> f64 {
+        self.depeg.map_or(0.0, |slot| self.price * surface[slot])
     }
 }
 
 impl UnderlyingAtHorizon {
+    /// Linear exposure, options and other futures and perpetuals.
+    fn instrument_count(&self) -> usize {
+        1 + self.options.len() + self.delta_one.len()
+    }
+
+    /// The path's move of this underlying's annualised basis (0 without a basis factor).
+    #[inline]
+    fn basis_move(&self, surface: &[f64]) -> f64 {
+        self.basis_slot.map_or(0.0, |slot| surface[slot])
+    }
+
+    /// USD P&L of the futures and perpetuals beyond linear exposure on a path.
+    #[inline]
+    fn delta_one_pnl(&self, spot: f64, x: f64, surface: &[f64]) -> f64 {
+        let basis_move = self.basis_move(surface);
+        self.delta_one
+            .iter()
+            .map(|c| c.units * c.unit_pnl(self.spot, spot, x, basis_move, surface))
+            .sum()
+    }
+
     /// Simulated spot, its log move and the implied-vol ratio of this underlying on a path.
     #[inline]
     fn state(&self, m: PathMove) -> (f64, f64, f64) {

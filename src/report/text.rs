@@ -628,10 +628,13 @@ fn render_reverse(out: &mut String, r: &ReverseStress, decimals: usize) {
     let _ = writeln!(out, "moves: {}", moves.join(", "));
 }
 
-/// A stress move by factor name: relative moves as percentages, a skew factor's absolute
-/// change of the smile slope as a number.
+/// A stress move by factor name: relative moves as percentages, the absolute changes of a
+/// skew (smile slope), basis or funding rate (annualised) as numbers.
 pub fn named_move(factor: &str, moved: f64) -> String {
-    if factor.ends_with(".skew") {
+    if [".skew", ".basis", ".funding"]
+        .iter()
+        .any(|kind| factor.ends_with(kind))
+    {
         format!("{factor} {moved:+.3}")
     } else {
         format!("{factor} {:+.1}%", moved * 100.0)
@@ -841,6 +844,7 @@ pub fn render_exposures(rows: &[ExposureRow], valuation_time: &str) -> String {
         }
     }
     write_vega_by_tenor(&mut out, rows);
+    write_settlement_and_carry(&mut out, rows);
     let _ = writeln!(
         out,
         "\nlinear / options: net positions in coins; delta and gamma in coins of the underlying; \
@@ -875,6 +879,40 @@ fn write_vega_by_tenor(out: &mut String, rows: &[ExposureRow]) {
             let _ = write!(out, " {:>12}", money(bucket.vega, 0));
         }
         let _ = writeln!(out, " {:>12}", money(r.skew, 0));
+    }
+}
+
+/// Per underlying holding coin-settled contracts, futures with an expiry or perpetuals: its
+/// delta as venues quote it and its basis and funding sensitivities.
+fn write_settlement_and_carry(out: &mut String, rows: &[ExposureRow]) {
+    let shown: Vec<&ExposureRow> = rows
+        .iter()
+        .filter(|r| {
+            r.group == Grouping::Underlying
+                && (r.settlement_delta != r.delta || r.basis != 0.0 || r.funding != 0.0)
+        })
+        .collect();
+    if shown.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "
+coin settlement and carry: settlement_delta in coins as venues quote coin-settled \
+         contracts (Deribit: option delta − price in coin); basis per +0.01 of the annualised \
+         basis; funding per day for +0.01 of the annualised rate\n{:<10} {:>13} {:>17} {:>12} {:>12}",
+        "underlying", "delta", "settlement_delta", "basis", "funding"
+    );
+    for r in shown {
+        let _ = writeln!(
+            out,
+            "{:<10} {:>13.4} {:>17.4} {:>12} {:>12}",
+            r.underlying,
+            r.delta,
+            r.settlement_delta,
+            money(r.basis, 0),
+            money(r.funding, 2)
+        );
     }
 }
 

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::input::job::Job;
 use crate::input::scenario::Distribution;
+use crate::mc::shocks::unit_t_tail;
 use crate::model::factors::{interpolated, REFERENCE_TENOR_DAYS};
 use crate::pricing::black_scholes::norm_cdf;
 use crate::stress::scenarios::{FactorMove, StressBook, StressResult};
@@ -80,8 +81,15 @@ impl ShockMap<'_> {
             for (j, p) in u.pillars.iter().enumerate() {
                 m.surface[u.surface_offset + j] = p.vol_of_vol * self.scale * e[p.factor];
             }
-            if let (Some(k), Some(slot)) = (&u.skew, u.skew_slot()) {
-                m.surface[slot] = k.vol * self.scale * e[k.factor];
+            for (factor, slot) in [(&u.skew, u.skew_slot()), (&u.basis, u.basis_slot())] {
+                if let (Some(k), Some(slot)) = (factor, slot) {
+                    m.surface[slot] = k.vol * self.scale * e[k.factor];
+                }
+            }
+            if let (Some(f), Some(slot)) = (&u.funding, u.funding_slot()) {
+                if let Some(factor) = f.factor {
+                    m.surface[slot] = f.vol * self.scale * e[factor];
+                }
             }
             if let Some(weights) = u.pillar_weights(REFERENCE_TENOR_DAYS) {
                 m.vol[i] = interpolated(&weights, &m.surface).exp_m1();
@@ -214,34 +222,4 @@ fn gradient(g: &dyn Fn(&[f64]) -> f64, w: &[f64]) -> Vec<f64> {
 
 fn norm(w: &[f64]) -> f64 {
     w.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
-
-/// P(X > x) for a Student-t X with `dof` > 2 scaled to unit variance: the upper tail of
-/// t_v at x·√(v/(v−2)), integrated numerically (Simpson on t = y/u, u in (0, 1], where the
-/// integrand behaves like u^{v−1}).
-pub fn unit_t_tail(x: f64, dof: f64) -> f64 {
-    if x <= 0.0 {
-        return 1.0 - unit_t_tail(-x, dof);
-    }
-    let y = x * (dof / (dof - 2.0)).sqrt();
-    let log_norm = libm::lgamma((dof + 1.0) / 2.0)
-        - libm::lgamma(dof / 2.0)
-        - 0.5 * (dof * std::f64::consts::PI).ln();
-    let density = |t: f64| (log_norm - (dof + 1.0) / 2.0 * (t * t / dof).ln_1p()).exp();
-    let integrand = |u: f64| {
-        if u <= 0.0 {
-            0.0
-        } else {
-            density(y / u) * y / (u * u)
-        }
-    };
-    let intervals = 4000;
-    let h = 1.0 / intervals as f64;
-    let interior: f64 = (1..intervals)
-        .map(|i| {
-            let weight = if i % 2 == 1 { 4.0 } else { 2.0 };
-            weight * integrand(i as f64 * h)
-        })
-        .sum();
-    (integrand(0.0) + interior + integrand(1.0)) * h / 3.0
 }

@@ -23,9 +23,11 @@ use crate::book::grouping::Grouping;
 use crate::error::{Error, Location, Result};
 use crate::input::job::Job;
 use crate::input::scenario::StressSpec;
+use crate::market::USD_STABLECOINS;
 use crate::mc::paths::PathMove;
 use crate::model::factors::FactorModel;
 use crate::pricing::revaluation::Revaluer;
+use crate::time::DAYS_PER_YEAR;
 
 /// Relative moves of every model underlying's spot and implied vol (0 = unchanged,
 /// −0.3 = × 0.7), in the model's underlying order, and the moves of the model's vol pillars
@@ -38,8 +40,13 @@ pub struct FactorMove {
     /// underlying with vol pillars, its 30-day vol's move (the pillars in `surface` price).
     pub vol: Vec<f64>,
     /// The surface row ([`crate::model::factors`]): per pillar ln(1 + relative ATM vol
-    /// move), per skew the change of the 30-day slope d ln σ / d ln(K/F).
+    /// move), per skew the change of the 30-day slope d ln σ / d ln(K/F), per basis the change
+    /// of the annualised basis, per funding the change of the annualised rate (its accrual
+    /// slots are filled in from the spot move when the move is revalued).
     pub surface: Vec<f64>,
+    /// Relative price moves of USD stablecoins (−0.12 = de-peg to 0.88), whether or not the
+    /// model gives them a de-peg factor.
+    pub peg: BTreeMap<String, f64>,
 }
 
 impl FactorMove {
@@ -50,7 +57,28 @@ impl FactorMove {
             spot: vec![0.0; n],
             vol: vec![0.0; n],
             surface: vec![0.0; model.surface_width],
+            peg: BTreeMap::new(),
         }
+    }
+
+    /// The surface row to revalue this move on over `horizon_days`: each funding's accrual
+    /// slots hold one step's accrual at the moved rate and the moved spot (A_lin =
+    /// r·h/365·S_h/S_0, A_inv = r·h/365·S_0/S_h).
+    fn path_row(&self, model: &FactorModel, horizon_days: f64) -> Vec<f64> {
+        let mut row = self.surface.clone();
+        let years = horizon_days / DAYS_PER_YEAR;
+        for (i, u) in model.underlyings.iter().enumerate() {
+            if let (Some(f), Some(slot)) = (&u.funding, u.funding_slot()) {
+                let rate_dt = (f.rate + row[slot]) * years;
+                let growth = 1.0 + self.spot[i];
+                row[slot + 1] = rate_dt * growth;
+                row[slot + 2] = rate_dt / growth;
+            }
+        }
+        for d in &model.depegs {
+            row[d.slot + 1] = 0.0;
+        }
+        row
     }
 
     /// Moves every implied vol of underlying `i` of `model` by the relative `moved` (0.5 =
@@ -112,7 +140,7 @@ impl<'a> StressBook<'a> {
     /// path-independent pricing parts and each position's value today.
     pub fn new(job: &'a Job) -> StressBook<'a> {
         let horizon = job.scenario.run.horizon_days;
-        let revaluer = Revaluer::new(&job.aggregated, horizon).with_vol_dynamics(
+        let revaluer = Revaluer::new(&job.aggregated, &job.model, horizon).with_vol_dynamics(
             &job.aggregated,
             &job.model,
             horizon,
@@ -125,7 +153,7 @@ impl<'a> StressBook<'a> {
     /// ([`Revaluer::with_term_structure_shocks`]), whatever pillars or skew the model has.
     pub fn with_term_structure(job: &'a Job, power: f64) -> StressBook<'a> {
         let horizon = job.scenario.run.horizon_days;
-        let revaluer = Revaluer::new(&job.aggregated, horizon)
+        let revaluer = Revaluer::new(&job.aggregated, &job.model, horizon)
             .with_vol_dynamics(&job.aggregated, &job.model, horizon)
             .with_term_structure_shocks(power, horizon);
         StressBook::with_revaluer(job, revaluer)
@@ -155,6 +183,7 @@ impl<'a> StressBook<'a> {
                         p.units() * job.aggregated.underlyings[underlying].options[option].price
                     }
                     Holding::Cash { balance } => p.units() * job.aggregated.cash[balance].price,
+                    Holding::DeltaOne { .. } => 0.0,
                 }
             })
             .collect();
@@ -219,18 +248,30 @@ impl<'a> StressBook<'a> {
         let log_spot: Vec<f64> = m.spot.iter().map(|s| s.ln_1p()).collect();
         let vol_ratio: Vec<f64> = m.vol.iter().map(|v| 1.0 + v).collect();
         let mut unit = vec![0.0; self.revaluer.instrument_count()];
+        let surface = m.path_row(&self.job.model, self.job.scenario.run.horizon_days);
         let moves = PathMove {
             log_spot: &log_spot,
             vol_ratio: &vol_ratio,
-            surface: &m.surface,
+            surface: &surface,
         };
         self.revaluer.unit_pnl(moves, &mut unit);
+        let cash = &self.job.aggregated.cash;
         self.job
             .book
             .positions
             .iter()
             .zip(&self.instrument_of)
-            .map(|(p, &i)| p.units() * unit[i])
+            .zip(&self.job.aggregated.holdings)
+            .map(|((p, &i), h)| {
+                let depeg = match h {
+                    Holding::Cash { balance } => m
+                        .peg
+                        .get(&cash[*balance].currency)
+                        .map_or(0.0, |moved| cash[*balance].price * moved),
+                    _ => 0.0,
+                };
+                p.units() * (unit[i] + depeg)
+            })
             .collect()
     }
 
@@ -310,13 +351,20 @@ impl<'a> StressBook<'a> {
                     );
                 }
             }
-            if let (Some(k), Some(slot)) = (&u.skew, u.skew_slot()) {
-                if m.surface[slot] != 0.0 {
-                    moves.insert(
-                        self.job.model.factor_names[k.factor].clone(),
-                        m.surface[slot],
-                    );
+            let absolute = [
+                ("skew", u.skew_slot()),
+                ("basis", u.basis_slot()),
+                ("funding", u.funding_slot()),
+            ];
+            for (kind, slot) in absolute {
+                if let Some(slot) = slot.filter(|&slot| m.surface[slot] != 0.0) {
+                    moves.insert(format!("{name}.{kind}"), m.surface[slot]);
                 }
+            }
+        }
+        for (currency, &moved) in &m.peg {
+            if moved != 0.0 {
+                moves.insert(format!("{currency}.peg"), moved);
             }
         }
         moves
@@ -345,13 +393,33 @@ impl<'a> StressBook<'a> {
             let bad =
                 |message: String| Error::input(file, Location::File, Some(&field(factor)), message);
             let (underlying, kind) = split_factor(factor).ok_or_else(|| {
-                bad("expected a factor like BTC.spot, BTC.vol, BTC.vol.30d or BTC.skew".to_owned())
+                bad(
+                    "expected a factor like BTC.spot, BTC.vol, BTC.vol.30d, BTC.skew, \
+                     BTC.basis, BTC.funding or USDC.peg"
+                        .to_owned(),
+                )
             })?;
+            if kind == "peg" {
+                if !USD_STABLECOINS.contains(&underlying) {
+                    return Err(bad(format!(
+                        "'{underlying}' is not a USD stablecoin: a de-peg applies to {}",
+                        USD_STABLECOINS.join(", ")
+                    )));
+                }
+                if !(moved.is_finite() && (-1.0..=0.0).contains(&moved)) {
+                    return Err(bad(format!(
+                        "a de-peg is a relative fall of the price in [-1, 0] (-0.12 means \
+                         0.88 USD), found {moved}"
+                    )));
+                }
+                m.peg.insert(underlying.to_owned(), moved);
+                continue;
+            }
             let index = model
                 .underlying_index(underlying)
                 .ok_or_else(|| bad(format!("'{underlying}' is not an underlying of the model")))?;
             let u = &model.underlyings[index];
-            let relative = kind != "skew";
+            let relative = !matches!(kind, "skew" | "basis" | "funding");
             if !(moved.is_finite() && (!relative || moved > -1.0)) {
                 return Err(bad(format!(
                     "a relative move must be above -1 (-0.3 means x 0.7), found {moved}"
@@ -365,6 +433,24 @@ impl<'a> StressBook<'a> {
                         bad(format!(
                             "the model has no skew factor for {underlying}: give \
                              [model.factors.{underlying}] a skew_vol"
+                        ))
+                    })?;
+                    m.surface[slot] = moved;
+                }
+                "basis" => {
+                    let slot = u.basis_slot().ok_or_else(|| {
+                        bad(format!(
+                            "the model has no basis factor for {underlying}: give \
+                             [model.factors.{underlying}] a basis_vol"
+                        ))
+                    })?;
+                    m.surface[slot] = moved;
+                }
+                "funding" => {
+                    let slot = u.funding_slot().ok_or_else(|| {
+                        bad(format!(
+                            "the model has no funding for {underlying}: give \
+                             [model.factors.{underlying}] a funding_rate or funding_vol"
                         ))
                     })?;
                     m.surface[slot] = moved;
@@ -428,7 +514,7 @@ impl<'a> StressBook<'a> {
 /// Splits a stress factor name into its underlying and kind: `spot`, `vol`, `skew` or a
 /// pillar `vol.{days}d`.
 fn split_factor(factor: &str) -> Option<(&str, &str)> {
-    for kind in [".spot", ".vol", ".skew"] {
+    for kind in [".spot", ".vol", ".skew", ".basis", ".funding", ".peg"] {
         if let Some(underlying) = factor.strip_suffix(kind) {
             return Some((underlying, &kind[1..]));
         }
