@@ -166,7 +166,7 @@ fn position_holds(
         linear: units,
         option: 0.0,
         value: 0.0,
-        coin_value: 0.0,
+        settlement_delta: None,
         basis: 0.0,
         funding: 0.0,
     };
@@ -191,7 +191,7 @@ fn position_holds(
             holds.option = units;
             holds.value = units * greeks.price;
             if position.settlement == Settlement::Inverse {
-                holds.coin_value = units * greeks.price / spot;
+                holds.settlement_delta = Some(units * greeks.in_coin(spot).delta);
             }
             greeks
         }
@@ -312,9 +312,9 @@ struct Holdings {
     linear: f64,
     option: f64,
     value: f64,
-    /// A coin-settled option's value in coin (0 otherwise): its settlement delta is its
-    /// delta less this.
-    coin_value: f64,
+    /// A coin-settled option's delta in coin ([`crate::pricing::black_scholes::CoinGreeks`]);
+    /// `None`: the same as its delta.
+    settlement_delta: Option<f64>,
     basis: f64,
     funding: f64,
 }
@@ -325,7 +325,7 @@ fn add(row: &mut ExposureRow, units: f64, g: &Greeks, spot: f64, holds: &Holding
     row.value += holds.value;
     row.delta += units * g.delta;
     row.delta_usd += units * g.delta * spot;
-    row.settlement_delta += units * g.delta - holds.coin_value;
+    row.settlement_delta += holds.settlement_delta.unwrap_or(units * g.delta);
     row.basis += holds.basis;
     row.funding += holds.funding;
     row.gamma += units * g.gamma;

@@ -71,6 +71,28 @@ pub struct Greeks {
     pub theta: f64,
 }
 
+/// A coin-settled ("inverse") option's price and delta in its coin, from its USD Greeks at
+/// `spot`: the price V/S (Deribit's mark, coins per coin of underlying) and the delta
+/// S·∂(V/S)/∂S = Δ − V/S (Deribit's delta, in coins).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CoinGreeks {
+    /// Price in coin per unit of underlying.
+    pub price: f64,
+    /// Delta of the coin value, in coins: Black–Scholes delta − price in coin.
+    pub delta: f64,
+}
+
+impl Greeks {
+    /// The same option quoted in coin at `spot` ([`CoinGreeks`]).
+    pub fn in_coin(&self, spot: f64) -> CoinGreeks {
+        let price = self.price / spot;
+        CoinGreeks {
+            price,
+            delta: self.delta - price,
+        }
+    }
+}
+
 /// Black–Scholes price and Greeks (carry b = r). `tau` must be positive.
 pub fn bs_greeks(
     kind: OptionType,
