@@ -38,7 +38,10 @@ pub fn block_rng(seed: u64, block: u64) -> ChaCha8Rng {
 /// t_v at x·√(v/(v−2)), integrated numerically (Simpson on t = y/u, u in (0, 1], where the
 /// integrand behaves like u^{v−1}).
 pub fn unit_t_tail(x: f64, dof: f64) -> f64 {
-    if x <= 0.0 {
+    if x == 0.0 {
+        return 0.5;
+    }
+    if x < 0.0 {
         return 1.0 - unit_t_tail(-x, dof);
     }
     let y = x * (dof / (dof - 2.0)).sqrt();
