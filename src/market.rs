@@ -32,6 +32,22 @@ pub fn pegged_price(market: &MarketData, currency: &str) -> Option<f64> {
         .then(|| market.quote(currency).map_or(1.0, |q| q.spot))
 }
 
+/// Largest |rate| or |basis| a market file may give, annualised (1000 %): beyond it forwards
+/// overflow and the figure is surely a typo (5 for 5 %).
+pub const MAX_ABS_RATE: f64 = 10.0;
+
+/// An optional annualised rate column (0 when empty), refused beyond ±`limit`.
+fn bounded(row: &crate::input::table::Row, field: &str, limit: f64) -> Result<f64> {
+    let value = row.optional_number(field)?.unwrap_or(0.0);
+    if value.abs() > limit {
+        return Err(row.error(
+            field,
+            format!("an annualised rate of {value} is beyond ±{limit} (0.05 means 5 %/year)"),
+        ));
+    }
+    Ok(value)
+}
+
 /// Today's market for one underlying.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Quote {
@@ -79,8 +95,8 @@ impl MarketData {
                 atm_vol: positive(row.number("atm_vol")?, || {
                     row.error("atm_vol", "implied vol must be positive (0.55 means 55 %)")
                 })?,
-                rate: row.optional_number("rate")?.unwrap_or(0.0),
-                basis: row.optional_number("basis")?.unwrap_or(0.0),
+                rate: bounded(&row, "rate", MAX_ABS_RATE)?,
+                basis: bounded(&row, "basis", MAX_ABS_RATE)?,
             };
             if quotes.insert(underlying.to_owned(), quote).is_some() {
                 return Err(row.error("underlying", format!("'{underlying}' appears twice")));

@@ -287,3 +287,29 @@ fn bad_carry_input_is_refused_naming_the_key() {
         assert!(err.contains(message), "{message}: {err}");
     }
 }
+
+#[test]
+fn an_absurd_market_basis_or_rate_is_refused() {
+    let model = "[model]\ndistribution = \"normal\"\n[model.factors.BTC]\nspot_vol = 0.6\n";
+    for (column, value) in [("basis", "50"), ("rate", "1e308")] {
+        let market = format!(
+            "underlying,spot,atm_vol,{column},as_of\nBTC,92000,0.5,{value},2026-11-20T08:00:00Z\n"
+        );
+        let s = scenario(
+            RUN,
+            model,
+            &market,
+            "id,kind,underlying,quantity\na,spot,BTC,1\n",
+        );
+        let out = s.tailrisk("run", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(
+            err.contains("market.csv")
+                && err.contains("row 1")
+                && err.contains(&format!("field '{column}'"))
+                && err.contains("beyond ±10"),
+            "{err}"
+        );
+    }
+}

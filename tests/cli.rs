@@ -31,7 +31,7 @@ fn sample_run_prints_a_readable_report() {
     let text = String::from_utf8(output.stdout).unwrap();
     for expected in [
         "base value",
-        "14,395,392.15 USD",
+        "27,095,392.15 USD",
         "VaR",
         "ES",
         "± s.e.",
@@ -78,7 +78,7 @@ fn json_has_the_spec_keys() {
     assert_eq!(doc["paths"], 10000);
     assert_eq!(doc["seed"], 3);
     assert_eq!(doc["horizon_days"], 1.0);
-    assert!((doc["base_value"].as_f64().unwrap() - 14_395_392.15).abs() < 0.01);
+    assert!((doc["base_value"].as_f64().unwrap() - 27_095_392.15).abs() < 0.01);
     let measures = doc["measures"].as_array().unwrap();
     assert_eq!(measures.len(), 3);
     for (m, level) in measures.iter().zip([0.95, 0.975, 0.99]) {
@@ -171,7 +171,17 @@ fn exposures_net_by_underlying_and_add_up_across_groups() {
             .sum()
     };
     for underlying in ["BTC", "ETH", "SOL"] {
-        for key in ["delta", "delta_usd", "gamma", "vega", "theta", "value"] {
+        for key in [
+            "delta",
+            "delta_usd",
+            "settlement_delta",
+            "gamma",
+            "vega",
+            "theta",
+            "value",
+            "basis",
+            "funding",
+        ] {
             let by_underlying = total("underlying", underlying, key);
             for group in ["venue", "counterparty", "book"] {
                 let sum = total(group, underlying, key);
@@ -182,12 +192,17 @@ fn exposures_net_by_underlying_and_add_up_across_groups() {
             }
         }
     }
-    // BTC: 80 coins spot, −28 perpetuals, −10 CME futures (−4 + 2 contracts of 5 BTC)
+    // BTC: 80 coins spot and 30 on Deribit as collateral, −28 linear perpetuals, −10 CME
+    // futures (−4 + 2 contracts of 5 BTC), and Deribit's coin-settled contracts: a perpetual
+    // of 460,000 USD face (460,000/S_0 coins) and a March future of −552,000 USD face
+    // (−552,000/F_0 coins, F_0 = S_0·e^{0.07·126/365} with the market's basis)
     let btc = rows
         .iter()
         .find(|r| r["group"] == "underlying" && r["key"] == "BTC")
         .unwrap();
-    assert_eq!(btc["linear_position"], 47.0);
+    let forward = 92_000.0 * (0.07 * 126.0 / 365.0f64).exp();
+    let coins = 80.0 + 30.0 - 28.0 - 10.0 + 460_000.0 / 92_000.0 - 552_000.0 / forward;
+    assert!((btc["linear_position"].as_f64().unwrap() - coins).abs() < 1e-9);
     let spot = 92000.0;
     let delta = btc["delta"].as_f64().unwrap();
     assert!((btc["delta_usd"].as_f64().unwrap() - delta * spot).abs() < 1e-6);

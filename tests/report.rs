@@ -151,5 +151,5 @@ fn report_is_self_contained_and_shows_the_run_figures() {
         let shown = tailrisk::report::text::money(figure, 0);
         assert!(html.contains(&shown), "report lacks {shown}");
     }
-    assert!(html.contains("14,395,392"), "base value");
+    assert!(html.contains("27,095,392"), "base value");
 }

@@ -16,12 +16,14 @@ use serde::Serialize;
 
 use crate::backtest::statistics::{Observation, MIN_OBSERVATIONS};
 use crate::book::aggregate::AggregatedBook;
-use crate::book::positions::Book;
+use crate::book::instrument::Instrument;
+use crate::book::positions::{Book, Position};
 use crate::error::{Error, Result};
 use crate::input::job::Job;
 use crate::input::scenario::{
     ChiSquareMixing, CorrelationSpec, Distribution, FactorSpec, ModelSpec, SmileDynamics,
 };
+use crate::market::USD_STABLECOINS;
 use crate::mc::paths::PathMove;
 use crate::mc::simulation::{SimulationSettings, Simulator};
 use crate::mc::threads::Threads;
@@ -156,13 +158,14 @@ pub fn rolling_backtest(
     })
 }
 
-/// The book without positions on underlyings missing from the history, and their ids.
+/// The book without positions on underlyings missing from the history (USD and stablecoin
+/// balances kept), and their ids.
 fn book_with_history(book: &Book, history: &BTreeMap<String, ReturnSeries>) -> (Book, Vec<String>) {
     let (kept, dropped): (Vec<_>, Vec<_>) = book
         .positions
         .iter()
         .cloned()
-        .partition(|p| history.contains_key(&p.underlying));
+        .partition(|p| history.contains_key(&p.underlying) || is_usd_balance(p));
     (
         Book {
             file: book.file.clone(),
@@ -170,6 +173,13 @@ fn book_with_history(book: &Book, history: &BTreeMap<String, ReturnSeries>) -> (
         },
         dropped.into_iter().map(|p| p.id).collect(),
     )
+}
+
+/// A balance in USD or a USD stablecoin: worth its peg, it needs no price history (a de-peg
+/// is not backtested).
+fn is_usd_balance(p: &Position) -> bool {
+    p.instrument == Instrument::Cash
+        && (p.underlying == "USD" || USD_STABLECOINS.contains(&p.underlying.as_str()))
 }
 
 /// Days on which every series has a one-day return and MIN_HISTORY returns before it.

@@ -392,4 +392,10 @@ impl AggregatedBook {
     pub fn option_count(&self) -> usize {
         self.underlyings.iter().map(|u| u.options.len()).sum()
     }
+
+    /// Number of futures and perpetual contracts revalued apart from linear exposure
+    /// (coin-settled, accruing funding or carrying a basis).
+    pub fn delta_one_count(&self) -> usize {
+        self.underlyings.iter().map(|u| u.delta_one.len()).sum()
+    }
 }

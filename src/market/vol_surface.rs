@@ -103,7 +103,8 @@ impl Smile {
         if k >= x[last] {
             return w[last];
         }
-        let i = x.partition_point(|&xi| xi <= k) - 1;
+        // k is inside (x[0], x[last]) here, or NaN, which stays NaN
+        let i = x.partition_point(|&xi| xi <= k).saturating_sub(1);
         let h = x[i + 1] - x[i];
         let t = (k - x[i]) / h;
         let (t2, t3) = (t * t, t * t * t);

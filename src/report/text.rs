@@ -53,6 +53,9 @@ pub struct RunReport {
     pub positions: usize,
     /// Distinct option contracts after netting (count).
     pub option_contracts: usize,
+    /// Futures and perpetual contracts netted apart from linear exposure: coin-settled, or
+    /// accruing funding, or carrying a basis (count).
+    pub delta_one_contracts: usize,
     /// Underlyings the book holds (count).
     pub underlyings: usize,
     /// Mean and standard deviation of the simulated P&L (of the grid P&L with grid
@@ -113,6 +116,7 @@ pub fn report_context(job: &Job, settings: &SimulationSettings) -> RunReport {
         currency: job.currency.name.clone(),
         positions: job.book.positions.len(),
         option_contracts: job.aggregated.option_count(),
+        delta_one_contracts: job.aggregated.delta_one_count(),
         underlyings: job.aggregated.underlyings.len(),
         pnl_mean: 0.0,
         pnl_stdev: 0.0,
@@ -181,8 +185,9 @@ pub fn render_run(
     );
     let _ = writeln!(
         out,
-        "book             {} positions → {} option contracts + linear exposure on {} underlyings",
-        report.positions, report.option_contracts, report.underlyings
+        "book             {} positions → {} option contracts + {} futures and perpetuals + linear \
+         exposure on {} underlyings",
+        report.positions, report.option_contracts, report.delta_one_contracts, report.underlyings
     );
     let _ = writeln!(
         out,
