@@ -29,10 +29,13 @@ fn run(s: &Scenario, extra: &[&str]) -> serde_json::Value {
 
 #[test]
 fn a_coin_reported_in_itself_never_moves() {
-    let s = scenario("id,kind,underlying,quantity,venue\na,spot,BTC,10,coinbase\n");
+    // spot and a balance held in the coin alike
+    let s = scenario(
+        "id,kind,underlying,quantity,venue\na,spot,BTC,10,coinbase\nb,cash,BTC,4,deribit\n",
+    );
     let doc = run(&s, &["--currency", "BTC"]);
     assert_eq!(doc["currency"], "BTC");
-    assert!((doc["base_value"].as_f64().unwrap() - 10.0).abs() < 1e-12);
+    assert!((doc["base_value"].as_f64().unwrap() - 14.0).abs() < 1e-12);
     let (var, es, _, _) = measure(&doc, 0.99);
     assert!(var.abs() < 1e-9 && es.abs() < 1e-9, "VaR {var}, ES {es}");
 }

@@ -297,7 +297,8 @@ impl FundingStep {
             surface[self.slot] += scale * e[factor];
         }
         let rate_dt = (self.rate + surface[self.slot]) * self.dt_years;
-        surface[self.slot + 1] += rate_dt * x.exp();
-        surface[self.slot + 2] += rate_dt * (-x).exp();
+        let growth = x.exp();
+        surface[self.slot + 1] += rate_dt * growth;
+        surface[self.slot + 2] += rate_dt / growth;
     }
 }

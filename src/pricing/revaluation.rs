@@ -519,7 +519,11 @@ impl DeltaOneAtHorizon {
     /// when coin-settled, less a perpetual's funding.
     #[inline]
     fn unit_pnl(&self, spot0: f64, spot: f64, x: f64, basis_move: f64, surface: &[f64]) -> f64 {
-        let carry = ((self.basis + basis_move) * self.tau_left).exp();
+        let carry = if self.tau_left == 0.0 {
+            1.0
+        } else {
+            ((self.basis + basis_move) * self.tau_left).exp()
+        };
         let price_pnl = if self.inverse {
             spot / self.forward - 1.0 / carry
         } else {

@@ -333,7 +333,8 @@ fn model(html: &mut String, r: &CommitteeInputs) {
     let m = &r.job.model;
     html.push_str(
         "<h2>Model and data</h2><table><tr><th>underlying</th><th>spot vol</th>\
-         <th>vol of vol</th><th>skew vol</th><th>drift</th></tr>",
+         <th>vol of vol</th><th>skew vol</th><th>basis vol</th><th>funding rate · vol</th>\
+         <th>drift</th></tr>",
     );
     for u in &m.underlyings {
         let vol_of_vol = if u.pillars.is_empty() {
@@ -349,11 +350,30 @@ fn model(html: &mut String, r: &CommitteeInputs) {
         let _ = write!(
             html,
             "<tr><td>{}</td><td class='n'>{:.1}%</td><td class='n'>{vol_of_vol}</td>\
-             <td class='n'>{:.2}</td><td class='n'>{:.2}</td></tr>",
+             <td class='n'>{:.2}</td><td class='n'>{:.2}</td><td class='n'>{}</td>\
+             <td class='n'>{:.2}</td></tr>",
             escape(&u.name),
             u.spot_vol * 100.0,
             u.skew.as_ref().map_or(0.0, |k| k.vol),
+            u.basis.as_ref().map_or(0.0, |b| b.vol),
+            u.funding.as_ref().map_or("—".to_owned(), |f| format!(
+                "{:.1}% · {:.2}",
+                f.rate * 100.0,
+                f.vol
+            )),
             u.drift
+        );
+    }
+    for d in &m.depegs {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td colspan='6'>de-peg {:.1}%/year, loss from {:.1}% \
+             (Pareto tail {:.1}, mean {:.1}%)</td></tr>",
+            escape(&d.currency),
+            d.spec.probability * 100.0,
+            d.spec.loss * 100.0,
+            d.spec.tail_index,
+            d.spec.mean_loss() * 100.0
         );
     }
     html.push_str("</table><table><tr><th>correlation</th>");
