@@ -10,9 +10,10 @@
 //!    sampling and shards;
 //! 6. [`pricing`] — Black–Scholes, full revaluation and revaluation surfaces;
 //! 7. [`risk`] — VaR and ES with standard errors, contributions, what-if;
-//! 8. [`stress`] — named scenarios, grids, historical replay, reverse stress;
-//! 9. [`backtest`] — rolling forecasts and their statistical tests;
-//! 10. [`report`] — result documents, text tables, output files, the committee report.
+//! 8. [`margin`] — venue margin along the paths: margin calls, liquidations, buffers;
+//! 9. [`stress`] — named scenarios, grids, historical replay, reverse stress;
+//! 10. [`backtest`] — rolling forecasts and their statistical tests;
+//! 11. [`report`] — result documents, text tables, output files, the committee report.
 //!
 //! [`error`] types every failure with its exit code; [`time`] holds the 365-day calendar.
 //! The command line is the binary's own (`src/cli/`), a thin shell over these modules.
@@ -29,6 +30,7 @@ pub mod model;
 pub mod mc;
 pub mod pricing;
 pub mod risk;
+pub mod margin;
 pub mod stress;
 pub mod backtest;
 pub mod report;

@@ -267,7 +267,7 @@ fn bad_carry_input_is_refused_naming_the_key() {
         (
             "[model.factors.BTC]\nspot_vol = 0.6\n",
             "\n[[stress]]\nname = \"x\"\nshocks = { \"BTC.funding\" = 0.1 }\n",
-            "no funding for BTC",
+            "no funding factor for BTC",
         ),
         (
             "[model.factors.BTC]\nspot_vol = 0.6\n",

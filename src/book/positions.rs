@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use crate::book::instrument::{Instrument, OptionContract, OptionType, Settlement};
 use crate::error::{Error, Location, Result};
 use crate::input::table::{Row, Table};
+use crate::input::venue::VenueSpec;
 use crate::market::{pegged_price, MarketData};
+use crate::model::factors::FactorModel;
 
 /// Venue and book of a position whose file leaves them empty.
 pub const UNASSIGNED: &str = "unassigned";
@@ -83,6 +85,60 @@ impl Book {
             file: path.to_path_buf(),
             positions,
         })
+    }
+}
+
+impl Book {
+    /// Adds every `[[venue]]` entry's `collateral` as cash balances held on that venue (ids
+    /// `collateral:{venue}:{currency}`, book `collateral`), so that collateral counts in the
+    /// book's value and P&L like any balance. A currency must be USD, a USD stablecoin or an
+    /// underlying of `model` quoted in `market`; `scenario` is named in errors.
+    pub fn with_venue_collateral(
+        mut self,
+        venues: &[VenueSpec],
+        market: &MarketData,
+        model: &FactorModel,
+        scenario: &Path,
+    ) -> Result<Book> {
+        for (i, venue) in venues.iter().enumerate() {
+            for (currency, &amount) in &venue.collateral {
+                let modelled =
+                    model.underlying_index(currency).is_some() && market.quote(currency).is_some();
+                if !modelled && pegged_price(market, currency).is_none() {
+                    return Err(Error::input(
+                        scenario,
+                        Location::File,
+                        Some(&format!("venue[{i}].collateral.{currency}")),
+                        format!(
+                            "'{currency}' is neither USD, a USD stablecoin nor a modelled, \
+                             quoted coin"
+                        ),
+                    ));
+                }
+                let id = format!("collateral:{}:{currency}", venue.name);
+                if self.positions.iter().any(|p| p.id == id) {
+                    return Err(Error::input(
+                        scenario,
+                        Location::File,
+                        Some(&format!("venue[{i}].collateral.{currency}")),
+                        format!("the positions file already has a position '{id}'"),
+                    ));
+                }
+                self.positions.push(Position {
+                    id,
+                    instrument: Instrument::Cash,
+                    underlying: currency.clone(),
+                    quantity: amount,
+                    multiplier: 1.0,
+                    settlement: Settlement::Linear,
+                    venue: venue.name.clone(),
+                    counterparty: venue.name.clone(),
+                    book: "collateral".to_owned(),
+                    row: Location::File,
+                });
+            }
+        }
+        Ok(self)
     }
 }
 

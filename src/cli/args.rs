@@ -44,6 +44,9 @@ pub(crate) enum Command {
     /// VaR and ES before and after adding trades and/or removing positions, on common random
     /// numbers, with the standard error of the change.
     Whatif(WhatifArgs),
+    /// Margin per `[[venue]]` today and along the paths: margin calls, liquidations, their
+    /// probabilities and timing, VaR and ES with liquidations, and capital buffers.
+    Margin(MarginArgs),
     /// Named stress scenarios (with their breakdown), the spot × implied-vol grid,
     /// historical replay and reverse stress.
     Stress(StressArgs),
@@ -213,6 +216,34 @@ fn parse_level(text: &str) -> std::result::Result<f64, String> {
     match text.parse::<f64>() {
         Ok(a) if a > 0.0 && a < 1.0 => Ok(a),
         _ => Err(format!("expected a level like 0.99, found '{text}'")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MarginArgs {
+    #[command(flatten)]
+    pub(crate) common: ScenarioArgs,
+    #[command(flatten)]
+    pub(crate) simulation: SimulationArgs,
+    /// Steps at which margin is checked over the horizon (overrides `[run] steps`; e.g. 24
+    /// for hourly over one day).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) steps: Option<u32>,
+    /// Target liquidation probability of the capital buffers.
+    #[arg(long, default_value_t = 0.01, value_parser = parse_level)]
+    pub(crate) target: f64,
+    /// Hours before a central reserve can reach a venue after its first margin call.
+    #[arg(long, value_name = "HOURS", default_value_t = 4.0, value_parser = parse_hours)]
+    pub(crate) reserve_delay: f64,
+}
+
+/// A non-negative number of hours.
+fn parse_hours(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(h) if h.is_finite() && h >= 0.0 => Ok(h),
+        _ => Err(format!(
+            "expected a number of hours (0 or more), found '{text}'"
+        )),
     }
 }
 

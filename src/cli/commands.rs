@@ -10,21 +10,22 @@ use tailrisk::book::exposures::exposures;
 use tailrisk::error::{Error, Result};
 use tailrisk::input::job::Job;
 use tailrisk::input::synthetic::{write_synthetic_scenario, SyntheticSpec};
+use tailrisk::margin::projection::{project_margin, MarginRequest};
 use tailrisk::mc::shard::merge;
 use tailrisk::model::calibration::{calibrate, load_returns};
 use tailrisk::report::files::{write_backtest_series, write_run_outputs, write_summary};
 use tailrisk::report::html::committee_report_of;
 use tailrisk::report::text::{
-    render_backtest, render_contributions, render_exposures, render_run, render_stress,
-    render_what_if,
+    render_backtest, render_contributions, render_exposures, render_margin, render_run,
+    render_stress, render_what_if,
 };
 use tailrisk::risk::run::{run_shard, RunRequest};
 use tailrisk::risk::whatif::what_if;
 use tailrisk::stress::report::{stress_report, StressRequest};
 
 use crate::cli::args::{
-    threads, BacktestArgs, CalibrateArgs, CurrencyArg, ExposuresArgs, Format, MergeArgs,
-    ReportArgs, RunArgs, StressArgs, StressOptions, SyntheticArgs, WhatifArgs,
+    threads, BacktestArgs, CalibrateArgs, CurrencyArg, ExposuresArgs, Format, MarginArgs,
+    MergeArgs, ReportArgs, RunArgs, StressArgs, StressOptions, SyntheticArgs, WhatifArgs,
 };
 use crate::cli::present::{print_json, progress_bar};
 
@@ -115,6 +116,42 @@ pub(crate) fn show_exposures(args: &ExposuresArgs) -> Result<()> {
         ),
         Format::Table => {
             print!("{}", render_exposures(&rows, &valuation_time));
+            Ok(())
+        }
+    }
+}
+
+/// `tailrisk margin`: every venue's margin today and along the paths.
+pub(crate) fn run_margin(args: &MarginArgs) -> Result<()> {
+    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    if job.scenario.venues.is_empty() {
+        return Err(Error::Usage {
+            message: format!(
+                "{} has no [[venue]] entries: add one per venue to project its margin \
+                 (docs/spec.md, \"Venues and margin\")",
+                args.common.scenario.display()
+            ),
+        });
+    }
+    let mut settings = args.simulation.settings(&job);
+    settings.steps = args.steps.unwrap_or(settings.steps);
+    let request = MarginRequest {
+        settings,
+        target: args.target,
+        reserve_delay_hours: args.reserve_delay,
+    };
+    let started = Instant::now();
+    let report = project_margin(&job, &request)?;
+    match args.common.format {
+        Format::Json => print_json(&report, &args.common.scenario),
+        Format::Table => {
+            print!("{}", render_margin(&report));
+            eprintln!(
+                "{} paths × {} steps in {:.2} s",
+                report.paths,
+                report.steps,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
     }

@@ -1,4 +1,4 @@
-//! The command line: `tailrisk run`, `exposures`, `whatif`, `stress`, `report`,
+//! The command line: `tailrisk run`, `exposures`, `whatif`, `margin`, `stress`, `report`,
 //! `calibrate`, `backtest`, `merge` and `synthetic`. The binary's own module, a thin shell
 //! over the library: [`args`] (what can be asked), [`commands`] (one short function per
 //! command) and [`present`] (JSON and progress bars).
@@ -29,6 +29,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => commands::run(&args),
         Command::Exposures(args) => commands::show_exposures(&args),
         Command::Whatif(args) => commands::run_what_if(&args),
+        Command::Margin(args) => commands::run_margin(&args),
         Command::Stress(args) => commands::run_stress(&args),
         Command::Report(args) => commands::write_report(&args),
         Command::Calibrate(args) => commands::run_calibrate(&args),

@@ -48,8 +48,9 @@ impl Job {
         if let Some(file) = &scenario.surface_file {
             market.surfaces = Some(VolSurfaces::load(file, &market, valuation_time)?);
         }
-        let book = Book::load(&scenario.portfolio_file, &market, valuation_time)?;
         let model = FactorModel::build(&scenario.model, &scenario.path, repair_correlation)?;
+        let book = Book::load(&scenario.portfolio_file, &market, valuation_time)?
+            .with_venue_collateral(&scenario.venues, &market, &model, &scenario.path)?;
         let aggregated =
             AggregatedBook::build(&book, &market, &model, valuation_time, &scenario.path)?;
         let currency = ReportingCurrency::resolve(

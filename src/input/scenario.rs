@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::error::{Error, Location, Result};
+use crate::input::venue::VenueSpec;
 use crate::mc::simulation::MAX_PATHS;
 use crate::time::parse_instant;
 
@@ -39,6 +40,8 @@ pub struct ScenarioFile {
     pub surface_file: Option<PathBuf>,
     /// Named deterministic stress scenarios (`[[stress]]`).
     pub stress: Vec<StressSpec>,
+    /// Venues with a margin model, collateral or a default (`[[venue]]`), names unique.
+    pub venues: Vec<VenueSpec>,
 }
 
 /// `[run]`: how much to simulate and over what horizon.
@@ -327,6 +330,8 @@ struct RawScenario {
     portfolio: RawFileRef,
     #[serde(default)]
     stress: Vec<StressSpec>,
+    #[serde(default)]
+    venue: Vec<VenueSpec>,
 }
 
 #[derive(Deserialize, Default)]
@@ -392,6 +397,7 @@ impl ScenarioFile {
             portfolio_file: base.join(raw.portfolio.file),
             surface_file: raw.market.surface.map(|f| base.join(f)),
             stress: raw.stress,
+            venues: validate_venues(raw.venue, path)?,
         };
         Ok(scenario)
     }
@@ -674,6 +680,21 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
         correlation: raw.correlation,
         depeg: raw.depeg,
     })
+}
+
+/// Checks every `[[venue]]` entry and that no name appears twice.
+fn validate_venues(venues: Vec<VenueSpec>, path: &Path) -> Result<Vec<VenueSpec>> {
+    for (i, v) in venues.iter().enumerate() {
+        v.check(i, path)?;
+        if venues[..i].iter().any(|w| w.name == v.name) {
+            return Err(bad_key(
+                path,
+                &format!("venue[{i}].name"),
+                format!("venue '{}' is listed twice", v.name),
+            ));
+        }
+    }
+    Ok(venues)
 }
 
 /// Checks `[model.depeg.C]`: C a USD stablecoin, a non-negative rate, a loss in (0, 1] and a

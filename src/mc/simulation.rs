@@ -622,6 +622,17 @@ impl Simulator {
         }
     }
 
+    /// Re-simulates block `block` exactly as [`Simulator::pnl`] did (same random stream), step
+    /// by step, and calls `visit(step, moves)` after each step with every path's moves so far
+    /// (`step` from 1 to the number of steps). Margin projection reads the paths this way.
+    pub fn visit_block_steps(&self, block: u64, visit: impl FnMut(u32, &HorizonMoves)) {
+        let mut scratch = Scratch::default();
+        let mut rng = block_rng(self.settings.seed, block);
+        let (paths, steps) = (self.block_len(block), self.builder.steps());
+        let proposal = self.proposal.as_ref();
+        self.draw_moves_visiting(&mut rng, paths, steps, proposal, &mut scratch, visit);
+    }
+
     fn simulate_block(&self, block: u64, scratch: &mut Scratch, out: &mut [f64]) {
         self.generate_moves(block, out.len(), scratch);
         self.revaluer.revalue(&scratch.moves, out);
@@ -642,6 +653,19 @@ impl Simulator {
         proposal: Option<&Proposal>,
         scratch: &mut Scratch,
     ) {
+        self.draw_moves_visiting(rng, paths, steps, proposal, scratch, |_, _| {});
+    }
+
+    /// [`Simulator::draw_moves`], calling `visit(step, moves)` after each step.
+    fn draw_moves_visiting(
+        &self,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        paths: usize,
+        steps: u32,
+        proposal: Option<&Proposal>,
+        scratch: &mut Scratch,
+        mut visit: impl FnMut(u32, &HorizonMoves),
+    ) {
         let factors = self.generator.dimension();
         scratch.shocks.resize(paths * factors, 0.0);
         scratch.moves.reset(
@@ -654,6 +678,7 @@ impl Simulator {
                 .fill_step(rng, step, &mut scratch.draws, &mut scratch.shocks, proposal);
             self.builder
                 .advance(&scratch.shocks, factors, &mut scratch.moves);
+            visit(step + 1, &scratch.moves);
         }
     }
 }

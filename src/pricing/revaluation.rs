@@ -46,6 +46,10 @@ struct OptionAtHorizon {
     strike: f64,
     /// ln(S_0/K) + r·τ_h: add ln(S_h/S_0) to get the path's log-moneyness term.
     base_log_moneyness: f64,
+    /// Today's mark vol σ.
+    mark_vol: f64,
+    /// τ_h: years left at the horizon (0 once expired).
+    tau_left: f64,
     /// σ·√τ_h at today's mark vol.
     vol_sqrt_tau: f64,
     /// K·e^{−r·τ_h}.
@@ -86,6 +90,17 @@ struct MovingSmile {
     spot: f64,
     tau: f64,
     base_vol: f64,
+}
+
+/// An option's state on a path at the revaluer's horizon.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptionState {
+    /// Simulated spot of its underlying, USD.
+    pub spot: f64,
+    /// Its implied vol on the path (mark vol moved by the path's vol factors and smile).
+    pub vol: f64,
+    /// Years left to expiry (0 once expired).
+    pub tau: f64,
 }
 
 /// A netted future or perpetual beyond linear exposure, with its path-independent parts.
@@ -198,6 +213,8 @@ impl Revaluer {
                             base_price: o.price,
                             strike: o.strike,
                             base_log_moneyness: (u.quote.spot / o.strike).ln() + rate * tau,
+                            mark_vol: o.vol,
+                            tau_left: tau,
                             vol_sqrt_tau: o.vol * tau.sqrt(),
                             discounted_strike: o.strike * (-rate * tau).exp(),
                             expires,
@@ -443,6 +460,24 @@ impl Revaluer {
             }
         }
         self.reported(total, m)
+    }
+
+    /// The state of option `option` of underlying `underlying` (indices of the aggregated
+    /// book) on path `m`: what a margin grid revalues it from.
+    pub fn option_state(&self, underlying: usize, option: usize, m: PathMove) -> OptionState {
+        let u = &self.underlyings[underlying];
+        let (spot, _, ratio) = u.state(m);
+        let o = &u.options[option];
+        OptionState {
+            spot,
+            vol: o.mark_vol * o.scaled_ratio(ratio, m.surface) * o.smile_move(spot),
+            tau: o.tau_left,
+        }
+    }
+
+    /// The simulated spot of underlying `underlying` (index of the aggregated book) on `m`.
+    pub fn spot(&self, underlying: usize, m: PathMove) -> f64 {
+        self.underlyings[underlying].state(m).0
     }
 
     /// USD P&L of the pegged balances on a path: 0 unless a stablecoin de-pegs.

@@ -10,6 +10,7 @@ use crate::book::exposures::ExposureRow;
 use crate::book::grouping::Grouping;
 use crate::input::job::Job;
 use crate::input::scenario::Distribution;
+use crate::margin::projection::{Estimate, MarginReport};
 use crate::mc::importance::ImportanceSampling;
 use crate::mc::simulation::{GridCheck, SimulationSettings, UsedRevaluation};
 use crate::model::calibration::Weighting;
@@ -791,6 +792,99 @@ pub fn render_backtest(r: &BacktestReport) -> String {
                 a.backtest.limits.rate_multiplier
             );
         }
+    }
+    out
+}
+
+/// The readable margin projection: today's requirements per venue, then per venue the
+/// probabilities and timing of margin calls and liquidations and the buffers, then the
+/// fund's VaR and ES with and without liquidations.
+pub fn render_margin(r: &MarginReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "margin over {} day(s) checked every {:.2} h ({} steps), {} paths, seed {}\n",
+        r.horizon_days, r.step_hours, r.steps, r.paths, r.seed
+    );
+    let _ = writeln!(
+        out,
+        "{:<12} {:<9} {:>14} {:>14} {:>14} {:>7}",
+        "venue", "margin", "equity", "initial", "maintenance", "util."
+    );
+    for v in &r.venues {
+        let _ = writeln!(
+            out,
+            "{:<12} {:<9} {:>14} {:>14} {:>14} {:>6.1}%",
+            v.name,
+            v.margin,
+            money(v.equity, 0),
+            money(v.initial_margin, 0),
+            money(v.maintenance_margin, 0),
+            v.utilisation * 100.0
+        );
+    }
+    let hours = |e: &Option<Estimate>| {
+        e.map_or_else(
+            || "—".to_owned(),
+            |e| format!("{:.1} ±{:.1}", e.value, e.stderr),
+        )
+    };
+    let _ = writeln!(
+        out,
+        "\n{:<12} {:>16} {:>12} {:>16} {:>12} {:>16} {:>14}",
+        "venue", "P(margin call)", "hours", "P(liquidation)", "hours", "E[liq. loss]", "buffer"
+    );
+    for v in &r.venues {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>16} {:>12} {:>16} {:>12} {:>16} {:>14}",
+            v.name,
+            format!("{:.4} ±{:.4}", v.p_margin_call, v.p_margin_call_stderr),
+            hours(&v.hours_to_margin_call),
+            format!("{:.4} ±{:.4}", v.p_liquidation, v.p_liquidation_stderr),
+            hours(&v.hours_to_liquidation),
+            money(v.expected_liquidation_loss, 0),
+            money(v.buffer, 0)
+        );
+    }
+    let f = &r.fund;
+    let _ = writeln!(
+        out,
+        "\nfund: P(any margin call) {:.4} ±{:.4}, P(any liquidation) {:.4} ±{:.4}, expected \
+         liquidation loss {} ±{}",
+        f.p_margin_call.value,
+        f.p_margin_call.stderr,
+        f.p_liquidation.value,
+        f.p_liquidation.stderr,
+        money(f.expected_liquidation_loss.value, 0),
+        money(f.expected_liquidation_loss.stderr, 0)
+    );
+    let _ = writeln!(
+        out,
+        "buffers: {} in total per venue for P(liquidation) ≤ {}; one central reserve moved \
+         after {} h: {} (P(liquidation before it arrives) {:.4})",
+        money(f.buffers, 0),
+        r.target,
+        r.reserve_delay_hours,
+        f.central_reserve
+            .map_or_else(|| "not enough on its own".to_owned(), |x| money(x, 0)),
+        f.p_liquidation_before_reserve.value
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<10} {:>24} {:>24} {:>24} {:>24}",
+        "confidence", "VaR", "VaR with liquidations", "ES", "ES with liquidations"
+    );
+    for (a, b) in f.measures.iter().zip(&f.measures_with_liquidation) {
+        let _ = writeln!(
+            out,
+            "{:>9.2}% {:>24} {:>24} {:>24} {:>24}",
+            a.confidence * 100.0,
+            format!("{} ±{}", money(a.var, 0), money(a.var_stderr, 0)),
+            format!("{} ±{}", money(b.var, 0), money(b.var_stderr, 0)),
+            format!("{} ±{}", money(a.es, 0), money(a.es_stderr, 0)),
+            format!("{} ±{}", money(b.es, 0), money(b.es_stderr, 0))
+        );
     }
     out
 }

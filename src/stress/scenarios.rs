@@ -428,29 +428,16 @@ impl<'a> StressBook<'a> {
             match kind {
                 "spot" => m.spot[index] = moved,
                 "vol" => m.set_vol(model, index, moved),
-                "skew" => {
-                    let slot = u.skew_slot().ok_or_else(|| {
+                "skew" | "basis" | "funding" => {
+                    let (slot, needs) = match kind {
+                        "skew" => (u.skew_slot(), "a skew_vol"),
+                        "basis" => (u.basis_slot(), "a basis_vol"),
+                        _ => (u.funding_slot(), "a funding_rate or funding_vol"),
+                    };
+                    let slot = slot.ok_or_else(|| {
                         bad(format!(
-                            "the model has no skew factor for {underlying}: give \
-                             [model.factors.{underlying}] a skew_vol"
-                        ))
-                    })?;
-                    m.surface[slot] = moved;
-                }
-                "basis" => {
-                    let slot = u.basis_slot().ok_or_else(|| {
-                        bad(format!(
-                            "the model has no basis factor for {underlying}: give \
-                             [model.factors.{underlying}] a basis_vol"
-                        ))
-                    })?;
-                    m.surface[slot] = moved;
-                }
-                "funding" => {
-                    let slot = u.funding_slot().ok_or_else(|| {
-                        bad(format!(
-                            "the model has no funding for {underlying}: give \
-                             [model.factors.{underlying}] a funding_rate or funding_vol"
+                            "the model has no {kind} factor for {underlying}: give \
+                             [model.factors.{underlying}] {needs}"
                         ))
                     })?;
                     m.surface[slot] = moved;

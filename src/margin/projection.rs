@@ -1,0 +1,436 @@
+//! Venue-by-venue margin along the simulated paths: equity against initial and maintenance
+//! margin at every step, margin calls, liquidations and the buffers that would avoid them.
+//!
+//! On each path and at the end of each step k (time t_k) every venue's equity is its
+//! collateral at its haircut plus its derivatives' value ([`VenueBook::equity`]) and its
+//! requirements are recomputed on the path's prices and vols ([`VenueBook::requirement`]).
+//! Equity below initial margin is a margin call; below maintenance margin a liquidation: the
+//! venue's derivatives are closed at that step, losing `liquidation_fee` × their notional,
+//! and contribute no later P&L on that path (its collateral stays and keeps moving).
+//!
+//! Buffers are read off the same paths (common random numbers). A path needs
+//! max(0, −min_k(equity_k − maintenance_k)) more USD on the venue never to be liquidated
+//! (positions kept), so the smallest extra collateral with a liquidation probability at most
+//! the target is a quantile of that need: monotone in the target and reproducible. A central
+//! reserve moved to a venue `delay` hours after its first margin call must cover, per path,
+//! every venue's need from the reserve's arrival on; a liquidation before it arrives cannot
+//! be avoided by any reserve.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::input::job::Job;
+use crate::margin::venue_book::{Requirement, VenueBook};
+use crate::mc::paths::HorizonMoves;
+use crate::mc::simulation::{SimulationSettings, Simulator};
+use crate::pricing::revaluation::Revaluer;
+use crate::risk::measures::{var_es, RiskMeasure};
+
+/// What a margin projection is asked for.
+#[derive(Debug, Clone)]
+pub struct MarginRequest {
+    /// Paths, seed, horizon, steps and threads.
+    pub settings: SimulationSettings,
+    /// Target liquidation probability of the buffers (0.01).
+    pub target: f64,
+    /// Hours before a central reserve reaches a venue after its first margin call.
+    pub reserve_delay_hours: f64,
+}
+
+/// A probability or mean with its Monte Carlo standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Estimate {
+    /// The estimate.
+    pub value: f64,
+    /// Its standard error.
+    pub stderr: f64,
+}
+
+/// One venue's projection (JSON `venues` items).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VenueMargin {
+    /// Venue name.
+    pub name: String,
+    /// `linear` or `portfolio`.
+    pub margin: String,
+    /// Equity today, USD: collateral at its haircut plus the derivatives' value.
+    pub equity: f64,
+    /// Initial margin today, USD.
+    pub initial_margin: f64,
+    /// Maintenance margin today, USD.
+    pub maintenance_margin: f64,
+    /// Maintenance margin over equity today (above 1: liquidated today).
+    pub utilisation: f64,
+    /// Probability of a margin call (equity below initial margin) within the horizon.
+    pub p_margin_call: f64,
+    /// Its standard error.
+    pub p_margin_call_stderr: f64,
+    /// Probability of a liquidation (equity below maintenance margin) within the horizon.
+    pub p_liquidation: f64,
+    /// Its standard error.
+    pub p_liquidation_stderr: f64,
+    /// Mean hours to the first margin call, over paths with one (null without any).
+    pub hours_to_margin_call: Option<Estimate>,
+    /// Mean hours to the liquidation, over paths with one (null without any).
+    pub hours_to_liquidation: Option<Estimate>,
+    /// Mean close-out loss (fee × notional at liquidation) over all paths, USD.
+    pub expected_liquidation_loss: f64,
+    /// Its standard error.
+    pub expected_liquidation_loss_stderr: f64,
+    /// The smallest extra USD collateral with a liquidation probability at most the target.
+    pub buffer: f64,
+}
+
+/// The fund's projection (JSON `fund`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FundMargin {
+    /// Probability that some venue makes a margin call within the horizon.
+    pub p_margin_call: Estimate,
+    /// Probability that some venue liquidates within the horizon.
+    pub p_liquidation: Estimate,
+    /// Mean close-out loss over all venues and paths, USD.
+    pub expected_liquidation_loss: Estimate,
+    /// VaR and ES of the fund's P&L over the horizon without liquidations.
+    pub measures: Vec<RiskMeasure>,
+    /// The same with liquidations: liquidated derivatives frozen at their close-out, fees lost.
+    pub measures_with_liquidation: Vec<RiskMeasure>,
+    /// Sum of the venues' buffers, USD.
+    pub buffers: f64,
+    /// The smallest central reserve, moved after `reserve_delay_hours`, with a probability of
+    /// any liquidation at most the target (null when liquidations before it can arrive
+    /// already exceed the target).
+    pub central_reserve: Option<f64>,
+    /// Probability of a liquidation before a reserve could arrive: the floor any reserve
+    /// leaves.
+    pub p_liquidation_before_reserve: Estimate,
+}
+
+/// The whole projection (`tailrisk margin --format json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarginReport {
+    /// Paths simulated.
+    pub paths: u64,
+    /// Seed.
+    pub seed: u64,
+    /// Horizon in days.
+    pub horizon_days: f64,
+    /// Steps at which margin is checked.
+    pub steps: u32,
+    /// Hours per step.
+    pub step_hours: f64,
+    /// Target liquidation probability of the buffers.
+    pub target: f64,
+    /// Hours before a central reserve reaches a venue.
+    pub reserve_delay_hours: f64,
+    /// Per `[[venue]]`, in file order.
+    pub venues: Vec<VenueMargin>,
+    /// The fund.
+    pub fund: FundMargin,
+}
+
+/// One venue on one path.
+#[derive(Debug, Clone, Copy, Default)]
+struct VenuePath {
+    call_step: Option<u32>,
+    liquidation_step: Option<u32>,
+    /// Derivatives' value frozen at the liquidation.
+    frozen: Option<f64>,
+    fee: f64,
+    /// min_k (equity_k − maintenance_k) with positions kept.
+    min_excess: f64,
+    /// The reserve's arrival step, once a margin call set it.
+    arrival: Option<u32>,
+    /// min excess before the reserve's arrival (after the first call), and from it on.
+    min_before_arrival: f64,
+    min_after_arrival: f64,
+}
+
+/// One path's outcome.
+#[derive(Debug, Clone)]
+struct PathOutcome {
+    pnl: f64,
+    pnl_with_liquidation: f64,
+    venues: Vec<VenuePath>,
+}
+
+/// Projects every `[[venue]]` of `job` along the paths of `request`.
+pub fn project_margin(job: &Job, request: &MarginRequest) -> Result<MarginReport> {
+    let settings = request.settings;
+    let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
+    let step_days = settings.horizon_days / f64::from(settings.steps);
+    let revaluers: Vec<Revaluer> = (0..=settings.steps)
+        .map(|k| {
+            let t = step_days * f64::from(k);
+            Revaluer::new(&job.aggregated, &job.model, t).with_vol_dynamics(
+                &job.aggregated,
+                &job.model,
+                t,
+            )
+        })
+        .collect();
+    let venues = VenueBook::all(job, &revaluers[0]);
+    let delay_steps = (request.reserve_delay_hours / (step_days * 24.0)).ceil() as u32;
+    let today = today(job, &venues, &revaluers[0]);
+    let blocks: Vec<u64> = (0..simulator.block_count()).collect();
+    let outcomes: Vec<Vec<PathOutcome>> = simulator.install(|| {
+        blocks
+            .par_iter()
+            .map(|&b| project_block(&simulator, b, &venues, &revaluers, delay_steps))
+            .collect()
+    });
+    let outcomes: Vec<PathOutcome> = outcomes.into_iter().flatten().collect();
+    Ok(summarise(
+        job, request, &venues, &today, &outcomes, step_days,
+    ))
+}
+
+/// Equity and requirements today.
+fn today(job: &Job, venues: &[VenueBook], revaluer: &Revaluer) -> Vec<(f64, Requirement)> {
+    let mut flat = HorizonMoves::default();
+    flat.reset(1, job.model.underlyings.len(), job.model.surface_width);
+    let m = flat.row(0);
+    let mut unit = vec![0.0; revaluer.instrument_count()];
+    revaluer.unit_pnl(m, &mut unit);
+    venues
+        .iter()
+        .map(|v| (v.equity(&unit, None), v.requirement(revaluer, m)))
+        .collect()
+}
+
+fn project_block(
+    simulator: &Simulator,
+    block: u64,
+    venues: &[VenueBook],
+    revaluers: &[Revaluer],
+    delay_steps: u32,
+) -> Vec<PathOutcome> {
+    let paths = simulator.block_len(block);
+    let last = revaluers.len() - 1;
+    let mut out: Vec<PathOutcome> = (0..paths)
+        .map(|_| PathOutcome {
+            pnl: 0.0,
+            pnl_with_liquidation: 0.0,
+            venues: vec![
+                VenuePath {
+                    min_excess: f64::INFINITY,
+                    min_before_arrival: f64::INFINITY,
+                    min_after_arrival: f64::INFINITY,
+                    ..VenuePath::default()
+                };
+                venues.len()
+            ],
+        })
+        .collect();
+    let mut unit = vec![0.0; revaluers[0].instrument_count()];
+    simulator.visit_block_steps(block, |step, moves| {
+        let revaluer = &revaluers[step as usize];
+        for (i, outcome) in out.iter_mut().enumerate() {
+            let m = moves.row(i);
+            revaluer.unit_pnl(m, &mut unit);
+            for (v, state) in venues.iter().zip(outcome.venues.iter_mut()) {
+                if !v.has_derivatives() {
+                    continue;
+                }
+                let requirement = v.requirement(revaluer, m);
+                let equity = v.equity(&unit, None);
+                let kept = equity - requirement.maintenance;
+                state.min_excess = state.min_excess.min(kept);
+                match state.arrival {
+                    Some(arrival) if step >= arrival => {
+                        state.min_after_arrival = state.min_after_arrival.min(kept)
+                    }
+                    Some(_) => state.min_before_arrival = state.min_before_arrival.min(kept),
+                    None => {}
+                }
+                if state.liquidation_step.is_some() {
+                    continue;
+                }
+                if equity < requirement.initial && state.call_step.is_none() {
+                    state.call_step = Some(step);
+                    state.arrival = Some(step + delay_steps);
+                    if delay_steps == 0 {
+                        state.min_after_arrival = state.min_after_arrival.min(kept);
+                    } else {
+                        state.min_before_arrival = state.min_before_arrival.min(kept);
+                    }
+                }
+                if equity < requirement.maintenance {
+                    state.liquidation_step = Some(step);
+                    state.frozen = Some(v.derivatives_value(&unit));
+                    state.fee = v.spec.liquidation_fee * v.notional(revaluer, m);
+                }
+            }
+            if step as usize == last {
+                outcome.pnl = revaluer.path_pnl(m);
+                let liquidation: f64 = venues
+                    .iter()
+                    .zip(&outcome.venues)
+                    .filter_map(|(v, s)| {
+                        s.frozen
+                            .map(|frozen| frozen - v.derivatives_value(&unit) - s.fee)
+                    })
+                    .sum();
+                outcome.pnl_with_liquidation = outcome.pnl + liquidation;
+            }
+        }
+    });
+    out
+}
+
+fn summarise(
+    job: &Job,
+    request: &MarginRequest,
+    venues: &[VenueBook],
+    today: &[(f64, Requirement)],
+    outcomes: &[PathOutcome],
+    step_days: f64,
+) -> MarginReport {
+    let step_hours = step_days * 24.0;
+    let rows: Vec<VenueMargin> = venues
+        .iter()
+        .enumerate()
+        .map(|(j, v)| {
+            let states: Vec<&VenuePath> = outcomes.iter().map(|o| &o.venues[j]).collect();
+            let calls = proportion(states.iter().map(|s| s.call_step.is_some()));
+            let liquidations = proportion(states.iter().map(|s| s.liquidation_step.is_some()));
+            let hours = |step: fn(&VenuePath) -> Option<u32>| {
+                mean_of(
+                    states
+                        .iter()
+                        .filter_map(|s| step(s))
+                        .map(|k| f64::from(k) * step_hours),
+                )
+            };
+            let loss = mean_of(states.iter().map(|s| s.fee)).unwrap_or(Estimate {
+                value: 0.0,
+                stderr: 0.0,
+            });
+            let (equity, requirement) = today[j];
+            VenueMargin {
+                name: v.spec.name.clone(),
+                margin: v.spec.margin.clone(),
+                equity,
+                initial_margin: requirement.initial,
+                maintenance_margin: requirement.maintenance,
+                utilisation: requirement.maintenance / equity,
+                p_margin_call: calls.value,
+                p_margin_call_stderr: calls.stderr,
+                p_liquidation: liquidations.value,
+                p_liquidation_stderr: liquidations.stderr,
+                hours_to_margin_call: hours(|s| s.call_step),
+                hours_to_liquidation: hours(|s| s.liquidation_step),
+                expected_liquidation_loss: loss.value,
+                expected_liquidation_loss_stderr: loss.stderr,
+                buffer: smallest_covering(
+                    states.iter().map(|s| need(s.min_excess)).collect(),
+                    request.target,
+                ),
+            }
+        })
+        .collect();
+    let confidence = &job.scenario.run.confidence;
+    let pnl: Vec<f64> = outcomes.iter().map(|o| o.pnl).collect();
+    let with: Vec<f64> = outcomes.iter().map(|o| o.pnl_with_liquidation).collect();
+    let reserve_needs: Vec<f64> = outcomes
+        .iter()
+        .map(|o| o.venues.iter().map(reserve_need).sum())
+        .collect();
+    let central = smallest_covering(reserve_needs.clone(), request.target);
+    MarginReport {
+        paths: request.settings.paths,
+        seed: request.settings.seed,
+        horizon_days: request.settings.horizon_days,
+        steps: request.settings.steps,
+        step_hours,
+        target: request.target,
+        reserve_delay_hours: request.reserve_delay_hours,
+        venues: rows.clone(),
+        fund: FundMargin {
+            p_margin_call: proportion(
+                outcomes
+                    .iter()
+                    .map(|o| o.venues.iter().any(|s| s.call_step.is_some())),
+            ),
+            p_liquidation: proportion(
+                outcomes
+                    .iter()
+                    .map(|o| o.venues.iter().any(|s| s.liquidation_step.is_some())),
+            ),
+            expected_liquidation_loss: mean_of(
+                outcomes
+                    .iter()
+                    .map(|o| o.venues.iter().map(|s| s.fee).sum()),
+            )
+            .unwrap_or(Estimate {
+                value: 0.0,
+                stderr: 0.0,
+            }),
+            measures: var_es(&pnl, confidence),
+            measures_with_liquidation: var_es(&with, confidence),
+            buffers: rows.iter().map(|r| r.buffer).sum(),
+            central_reserve: central.is_finite().then_some(central),
+            p_liquidation_before_reserve: proportion(reserve_needs.iter().map(|r| r.is_infinite())),
+        },
+    }
+}
+
+/// USD a path needs on a venue never to fall below maintenance: −min excess, at least 0.
+fn need(min_excess: f64) -> f64 {
+    if min_excess.is_finite() {
+        (-min_excess).max(0.0)
+    } else {
+        0.0
+    }
+}
+
+/// The central reserve a path needs for one venue: nothing without a margin call; infinite
+/// if the venue falls below maintenance before the reserve arrives; else its need from then.
+fn reserve_need(s: &VenuePath) -> f64 {
+    if s.call_step.is_none() {
+        return 0.0;
+    }
+    if s.min_before_arrival < 0.0 {
+        return f64::INFINITY;
+    }
+    need(s.min_after_arrival)
+}
+
+/// The smallest x with #(need > x) ≤ ⌊n·target⌋: the (⌊n·target⌋ + 1)-th largest need.
+fn smallest_covering(mut needs: Vec<f64>, target: f64) -> f64 {
+    if needs.is_empty() {
+        return 0.0;
+    }
+    let allowed = ((needs.len() as f64) * target).floor() as usize;
+    needs.sort_by(|a, b| b.total_cmp(a));
+    needs[allowed.min(needs.len() - 1)]
+}
+
+/// Share of `true` with its binomial standard error √(p(1 − p)/n).
+fn proportion(flags: impl Iterator<Item = bool>) -> Estimate {
+    let (mut hits, mut n) = (0usize, 0usize);
+    for flag in flags {
+        hits += usize::from(flag);
+        n += 1;
+    }
+    let p = hits as f64 / n.max(1) as f64;
+    Estimate {
+        value: p,
+        stderr: (p * (1.0 - p) / n.max(1) as f64).sqrt(),
+    }
+}
+
+/// Mean and standard error of the mean (`None` for no values).
+fn mean_of(values: impl Iterator<Item = f64>) -> Option<Estimate> {
+    let values: Vec<f64> = values.collect();
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    Some(Estimate {
+        value: mean,
+        stderr: (var / n).sqrt(),
+    })
+}

@@ -1,0 +1,326 @@
+//! A venue's positions as its margin engine sees them: collateral (balances and spot, at
+//! their haircut) and derivatives (futures, perpetuals and options, whose notional and
+//! scenario losses set the requirements), each netted per instrument of the revaluation.
+
+use std::collections::BTreeMap;
+
+use crate::book::aggregate::Holding;
+use crate::book::instrument::{Instrument, OptionType, Settlement};
+use crate::input::job::Job;
+use crate::input::venue::{PortfolioGridSpec, VenueSpec};
+use crate::mc::paths::PathMove;
+use crate::model::factors::term_structure_exponent;
+use crate::pricing::black_scholes::{bs_price, intrinsic};
+use crate::pricing::revaluation::{OptionState, Revaluer};
+use crate::time::DAYS_PER_YEAR;
+
+/// Initial and maintenance margin of a venue, USD.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Requirement {
+    /// Initial margin: equity below it is a margin call.
+    pub initial: f64,
+    /// Maintenance margin: equity below it is a liquidation.
+    pub maintenance: f64,
+}
+
+/// A balance or spot holding counted in the venue's equity at its haircut.
+#[derive(Debug, Clone)]
+struct Collateral {
+    instrument: usize,
+    units: f64,
+    value_today: f64,
+    /// 1 − haircut.
+    weight: f64,
+}
+
+/// A derivative netted per instrument on the venue.
+#[derive(Debug, Clone)]
+struct Derivative {
+    instrument: usize,
+    units: f64,
+    value_today: f64,
+    /// Index of its underlying in the aggregated book.
+    underlying: usize,
+    /// Coins of exposure per unit (1, or 1/F_0 for a coin-settled future's USD face).
+    coins_per_unit: f64,
+    /// The option's contract, if it is one: (aggregated option index, type, strike, rate).
+    option: Option<(usize, OptionType, f64, f64)>,
+}
+
+/// One venue's book.
+#[derive(Debug, Clone)]
+pub struct VenueBook {
+    /// The `[[venue]]` entry.
+    pub spec: VenueSpec,
+    collateral: Vec<Collateral>,
+    derivatives: Vec<Derivative>,
+    /// Aggregated underlyings its derivatives are on, ascending.
+    underlyings: Vec<usize>,
+}
+
+impl VenueBook {
+    /// Every `[[venue]]` of `job` with its positions, instrument indices as in `revaluer`.
+    pub fn all(job: &Job, revaluer: &Revaluer) -> Vec<VenueBook> {
+        job.scenario
+            .venues
+            .iter()
+            .map(|spec| VenueBook::of(spec, job, revaluer))
+            .collect()
+    }
+
+    fn of(spec: &VenueSpec, job: &Job, revaluer: &Revaluer) -> VenueBook {
+        let agg = &job.aggregated;
+        let mut collateral: BTreeMap<(usize, u64), Collateral> = BTreeMap::new();
+        let mut derivatives: BTreeMap<usize, Derivative> = BTreeMap::new();
+        for (p, &holding) in job.book.positions.iter().zip(&agg.holdings) {
+            if p.venue != spec.name {
+                continue;
+            }
+            let instrument = revaluer.instrument_index(holding);
+            let units = p.units();
+            match (&p.instrument, holding) {
+                (Instrument::Spot | Instrument::Cash, _) => {
+                    let price = match holding {
+                        Holding::Cash { balance } => agg.cash[balance].price,
+                        Holding::Linear { underlying } => agg.underlyings[underlying].quote.spot,
+                        _ => 0.0,
+                    };
+                    let weight = 1.0 - spec.haircut_of(&p.underlying);
+                    let entry =
+                        collateral
+                            .entry((instrument, weight.to_bits()))
+                            .or_insert(Collateral {
+                                instrument,
+                                units: 0.0,
+                                value_today: 0.0,
+                                weight,
+                            });
+                    entry.units += units;
+                    entry.value_today += units * price;
+                }
+                (_, Holding::Cash { .. }) => {}
+                (
+                    _,
+                    Holding::Linear { underlying }
+                    | Holding::DeltaOne { underlying, .. }
+                    | Holding::Option { underlying, .. },
+                ) => {
+                    let u = &agg.underlyings[underlying];
+                    let (coins_per_unit, option, price) = match holding {
+                        Holding::Option { option, .. } => {
+                            let o = &u.options[option];
+                            (
+                                1.0,
+                                Some((option, o.option_type, o.strike, u.quote.rate)),
+                                o.price,
+                            )
+                        }
+                        Holding::DeltaOne { contract, .. }
+                            if u.delta_one[contract].key.settlement == Settlement::Inverse =>
+                        {
+                            (1.0 / u.delta_one[contract].forward, None, 0.0)
+                        }
+                        _ => (1.0, None, 0.0),
+                    };
+                    let entry = derivatives.entry(instrument).or_insert(Derivative {
+                        instrument,
+                        units: 0.0,
+                        value_today: 0.0,
+                        underlying,
+                        coins_per_unit,
+                        option,
+                    });
+                    entry.units += units;
+                    entry.value_today += units * price;
+                }
+            }
+        }
+        let mut underlyings: Vec<usize> = derivatives.values().map(|d| d.underlying).collect();
+        underlyings.dedup();
+        VenueBook {
+            spec: spec.clone(),
+            collateral: collateral.into_values().collect(),
+            derivatives: derivatives.into_values().collect(),
+            underlyings,
+        }
+    }
+
+    /// Equity on a path: collateral at its haircut plus the derivatives' value today and P&L
+    /// since, USD, given every instrument's P&L per unit `unit_pnl`
+    /// ([`Revaluer::unit_pnl`]). With `derivatives_frozen_at` (after a liquidation), the
+    /// derivatives count with that P&L instead.
+    pub fn equity(&self, unit_pnl: &[f64], derivatives_frozen_at: Option<f64>) -> f64 {
+        self.collateral_value(unit_pnl)
+            + derivatives_frozen_at.unwrap_or_else(|| self.derivatives_value(unit_pnl))
+    }
+
+    /// Collateral at its haircut, USD.
+    pub fn collateral_value(&self, unit_pnl: &[f64]) -> f64 {
+        self.collateral
+            .iter()
+            .map(|c| c.weight * (c.value_today + c.units * unit_pnl[c.instrument]))
+            .sum()
+    }
+
+    /// The derivatives' value today plus their P&L since, USD.
+    pub fn derivatives_value(&self, unit_pnl: &[f64]) -> f64 {
+        self.derivatives
+            .iter()
+            .map(|d| d.value_today + d.units * unit_pnl[d.instrument])
+            .sum()
+    }
+
+    /// The derivatives' notional Σ |coins| × S on path `m`, USD: what a linear margin and a
+    /// liquidation fee are charged on.
+    pub fn notional(&self, revaluer: &Revaluer, m: PathMove) -> f64 {
+        self.derivatives
+            .iter()
+            .map(|d| (d.units * d.coins_per_unit).abs() * revaluer.spot(d.underlying, m))
+            .sum()
+    }
+
+    /// Whether the venue holds any derivative (a venue of collateral only is never called).
+    pub fn has_derivatives(&self) -> bool {
+        !self.derivatives.is_empty()
+    }
+
+    /// Initial and maintenance margin on path `m` (prices and vols of `revaluer`'s horizon).
+    pub fn requirement(&self, revaluer: &Revaluer, m: PathMove) -> Requirement {
+        if self.spec.margin == "portfolio" {
+            let maintenance = self.portfolio_margin(revaluer, m);
+            return Requirement {
+                initial: maintenance * self.spec.portfolio.initial_factor,
+                maintenance,
+            };
+        }
+        let mut requirement = Requirement {
+            initial: 0.0,
+            maintenance: 0.0,
+        };
+        for &u in &self.underlyings {
+            let notional: f64 = self
+                .derivatives
+                .iter()
+                .filter(|d| d.underlying == u)
+                .map(|d| (d.units * d.coins_per_unit).abs() * revaluer.spot(u, m))
+                .sum();
+            let (initial, maintenance) = self.tiered(notional);
+            requirement.initial += initial;
+            requirement.maintenance += maintenance;
+        }
+        requirement
+    }
+
+    /// Initial and maintenance margin of one underlying's `notional` under the linear
+    /// schedule: flat rates, or each tier's rates on the part of the notional within it.
+    fn tiered(&self, notional: f64) -> (f64, f64) {
+        let spec = &self.spec;
+        if spec.tiers.is_empty() {
+            return (
+                notional * spec.initial_margin.unwrap_or(0.0),
+                notional * spec.maintenance_margin.unwrap_or(0.0),
+            );
+        }
+        let (mut initial, mut maintenance, mut edge) = (0.0, 0.0, 0.0);
+        for (j, tier) in spec.tiers.iter().enumerate() {
+            let last = j + 1 == spec.tiers.len();
+            let top = if last {
+                notional
+            } else {
+                notional.min(tier.up_to)
+            };
+            let within = (top - edge).max(0.0);
+            initial += within * tier.initial_margin;
+            maintenance += within * tier.maintenance_margin;
+            edge = tier.up_to;
+            if notional <= edge {
+                break;
+            }
+        }
+        (initial, maintenance)
+    }
+
+    /// Maintenance margin under the portfolio grid: per underlying, the worst loss over the
+    /// main grid (price moves × vol up / same / down) or a fraction of the extended table's
+    /// (vol up), plus a contingency per net short option contract.
+    fn portfolio_margin(&self, revaluer: &Revaluer, m: PathMove) -> f64 {
+        let grid = &self.spec.portfolio;
+        let steps = grid.price_steps.max(2);
+        let price_moves: Vec<f64> = (0..steps)
+            .map(|i| {
+                -grid.price_range + 2.0 * grid.price_range * f64::from(i) / f64::from(steps - 1)
+            })
+            .collect();
+        let mut total = 0.0;
+        for &u in &self.underlyings {
+            let spot = revaluer.spot(u, m);
+            let held: Vec<(&Derivative, Option<(OptionState, f64)>)> = self
+                .derivatives
+                .iter()
+                .filter(|d| d.underlying == u)
+                .map(|d| (d, d.state(revaluer, m, spot)))
+                .collect();
+            let pnl = |moved: f64, vol: f64| -> f64 {
+                held.iter()
+                    .map(|(d, state)| d.scenario_pnl(*state, spot, moved, vol, grid))
+                    .sum()
+            };
+            let mut worst: f64 = 0.0;
+            for &moved in &price_moves {
+                for vol in [grid.vol_up, 0.0, -grid.vol_down] {
+                    worst = worst.max(-pnl(moved, vol));
+                }
+            }
+            for &moved in &grid.extended_moves {
+                worst = worst.max(-grid.extended_fraction * pnl(moved, grid.vol_up));
+            }
+            let short_contracts: f64 = held
+                .iter()
+                .filter(|(d, _)| d.option.is_some())
+                .map(|(d, _)| (-d.units).max(0.0))
+                .sum();
+            total += worst + short_contracts * grid.short_option_minimum * spot;
+        }
+        total
+    }
+}
+
+impl Derivative {
+    /// An option's state on path `m` and its price there (`None` for delta-one).
+    fn state(&self, revaluer: &Revaluer, m: PathMove, spot: f64) -> Option<(OptionState, f64)> {
+        let (option, kind, strike, rate) = self.option?;
+        let state = revaluer.option_state(self.underlying, option, m);
+        let price = if state.tau <= 0.0 {
+            intrinsic(kind, spot, strike)
+        } else {
+            bs_price(kind, spot, strike, state.tau, state.vol, rate)
+        };
+        Some((state, price))
+    }
+
+    /// Value change, USD, when the underlying's spot moves from `spot` by the relative
+    /// `moved` and 30-day implied vol by the relative `vol` (an option with T days left moving
+    /// by (1 + vol)^((30/max(T, 1))^p)), from an option's `state` and price there.
+    fn scenario_pnl(
+        &self,
+        state: Option<(OptionState, f64)>,
+        spot: f64,
+        moved: f64,
+        vol: f64,
+        grid: &PortfolioGridSpec,
+    ) -> f64 {
+        let (Some((_, kind, strike, rate)), Some((state, price))) = (self.option, state) else {
+            return self.units * self.coins_per_unit * spot * moved;
+        };
+        let shocked = spot * (1.0 + moved);
+        let after = if state.tau <= 0.0 {
+            intrinsic(kind, shocked, strike)
+        } else {
+            let days = state.tau * DAYS_PER_YEAR;
+            let vol_after =
+                state.vol * (1.0 + vol).powf(term_structure_exponent(days, grid.vol_power));
+            bs_price(kind, shocked, strike, state.tau, vol_after, rate)
+        };
+        self.units * (after - price)
+    }
+}
