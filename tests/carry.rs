@@ -124,6 +124,45 @@ fn todays_basis_rolls_down_and_stresses_move_it() {
 }
 
 #[test]
+fn an_inverse_future_under_a_basis_by_hand() {
+    // long 100,000 USD face expiring in 91 days at a market basis of 8 %/year: coin P&L
+    // f·(1/F_0 − 1/F_h), F_0 = S_0·e^{0.08·τ_0}, F_h = S_h·e^{(0.08 + Δy)·τ_h}, worth S_h
+    // times that in USD
+    let market = "underlying,spot,atm_vol,rate,basis,as_of\n\
+                  BTC,92000,0.50,0.03,0.08,2026-11-20T08:00:00Z\n";
+    let model = "[model]\ndistribution = \"normal\"\n[model.factors.BTC]\nspot_vol = 0.6\n\
+                 basis_vol = 0.05\n";
+    let positions = "id,kind,underlying,quantity,multiplier,settlement,venue,expiry\n\
+                     f,future,BTC,1000,100,inverse,deribit,2027-02-19\n";
+    let s = scenario(RUN, model, market, positions);
+    let pnl = stress_pnls(
+        &s,
+        "\n[[stress]]\nname = \"down, basis up\"\nshocks = { \"BTC.spot\" = -0.2, \"BTC.basis\" = 0.03 }\n",
+    );
+    let (t0, th) = (91.0 / DAYS_PER_YEAR, 90.0 / DAYS_PER_YEAR);
+    let spot = 0.8 * BTC;
+    let f0 = BTC * (0.08 * t0).exp();
+    let fh = spot * (0.11 * th).exp();
+    let by_hand = 100_000.0 * (1.0 / f0 - 1.0 / fh) * spot;
+    assert!(
+        (pnl[0] - by_hand).abs() < 1e-6,
+        "{} against {by_hand}",
+        pnl[0]
+    );
+    // its basis exposure: face·τ·e^{−y·τ} per unit of y, per point 0.01
+    let doc = json(&s.tailrisk("exposures", &["--format", "json"]));
+    let row = doc["exposures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == "underlying")
+        .unwrap()
+        .clone();
+    let exact = 100_000.0 * t0 * (-0.08 * t0).exp() * 0.01;
+    assert!((row["basis"].as_f64().unwrap() - exact).abs() < 1e-9);
+}
+
+#[test]
 fn funding_accrues_by_hand_for_linear_and_inverse_perpetuals() {
     // 10-day horizon, funding 20 %/year paid by longs at the horizon's rate and price:
     // linear long 5 BTC pays 5·S_h·r·h/365; a short inverse perpetual of 50 000 USD face
@@ -164,8 +203,15 @@ fn funding_over_several_steps_has_its_exact_gaussian_law() {
         "[model]\ndistribution = \"normal\"\n[model.factors.BTC]\nspot_vol = 0.0\n\
          funding_rate = {mu}\nfunding_vol = {vol}\n"
     );
+    // a long linear perpetual of 100 coins and, as a second book, the same as a coin-settled
+    // one of 100·S_0 USD face: with the spot fixed both pay the same USD funding
     let positions = "id,kind,underlying,quantity,venue\np,perpetual,BTC,100,binance\n";
+    let inverse = "id,kind,underlying,quantity,multiplier,settlement,venue\n\
+                   p,perpetual,BTC,92000,100,inverse,deribit\n";
+    let coin = run_json(&scenario(&run, &model, MARKET, inverse));
     let doc = run_json(&scenario(&run, &model, MARKET, positions));
+    let (a, b) = (measure(&doc, 0.99).0, measure(&coin, 0.99).0);
+    assert!((a - b).abs() < 1e-6 * a, "linear {a}, inverse {b}");
     let (var, _, var_se, _) = measure(&doc, 0.99);
     let dt = days / n / DAYS_PER_YEAR;
     let sd = vol * (dt.powi(3) * n * (n + 1.0) * (2.0 * n + 1.0) / 6.0).sqrt();
@@ -227,6 +273,43 @@ fn a_depeg_loses_probability_times_mean_loss_and_its_pareto_quantile() {
 }
 
 #[test]
+fn a_multi_step_depeg_keeps_its_law_and_comes_with_crashes_when_correlated() {
+    // four steps: the de-peg shock is the steps' sum over 2, still standard normal, so the
+    // expected loss is unchanged; with USDC.peg correlated 0.9 with BTC.spot the de-peg paths
+    // are the crash paths, and a book of USDC and BTC loses more in its tail
+    let (lambda, m) = (0.5f64, 0.05f64);
+    let expected = (1.0 - (-lambda).exp()) * (m + (m - m * m)) * 1_000_000.0;
+    let s = depeg_scenario("distribution = \"normal\"", lambda);
+    let text = std::fs::read_to_string(s.scenario()).unwrap().replacen(
+        "horizon_days = 365\n",
+        "horizon_days = 365\nsteps = 4\n",
+        1,
+    );
+    s.write("scenario.toml", &text);
+    let doc = run_json(&s);
+    let (mean, sd) = (
+        -doc["pnl_mean"].as_f64().unwrap(),
+        doc["pnl_stdev"].as_f64().unwrap(),
+    );
+    assert!(
+        (mean - expected).abs() <= 4.0 * sd / 400_000f64.sqrt(),
+        "{mean} against {expected}"
+    );
+    let book =
+        "id,kind,underlying,quantity,venue\nusdc,cash,USDC,1000000,binance\nb,spot,BTC,10,x\n";
+    s.write("positions.csv", book);
+    let independent = measure(&run_json(&s), 0.99).0;
+    s.write(
+        "scenario.toml",
+        &(text
+            + "\n[model.correlation]\nfactors = [\"BTC.spot\", \"USDC.peg\"]\n\
+                   matrix = [[1.0, 0.9], [0.9, 1.0]]\n"),
+    );
+    let together = measure(&run_json(&s), 0.99).0;
+    assert!(together > independent * 1.05, "{together} vs {independent}");
+}
+
+#[test]
 fn a_depeg_stress_costs_its_move_and_a_zero_rate_never_moves() {
     let s = depeg_scenario("distribution = \"normal\"", 0.0);
     let doc = run_json(&s);
@@ -242,6 +325,16 @@ fn a_depeg_stress_costs_its_move_and_a_zero_rate_never_moves() {
 #[test]
 fn bad_carry_input_is_refused_naming_the_key() {
     let positions = "id,kind,underlying,quantity,venue\nf,future,BTC,1,okx\nu,cash,USDC,5,okx\n";
+    // a future 8,000 years away under a basis
+    let far = "id,kind,underlying,quantity,venue,expiry\nf,future,BTC,1,okx,9999-01-01\n";
+    let model = "[model]\ndistribution = \"normal\"\n[model.factors.BTC]\nspot_vol = 0.6\nbasis_vol = 0.1\n";
+    let out = scenario(RUN, model, MARKET, far).tailrisk("run", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("field 'expiry'") && err.contains("more than 50 years"),
+        "{err}"
+    );
     let cases = [
         (
             "[model.factors.BTC]\nspot_vol = 0.6\nbasis_vol = 0.05\n",
@@ -273,6 +366,22 @@ fn bad_carry_input_is_refused_naming_the_key() {
             "[model.factors.BTC]\nspot_vol = 0.6\n",
             "\n[[stress]]\nname = \"x\"\nshocks = { \"USDC.peg\" = 0.1 }\n",
             "a de-peg is a relative fall",
+        ),
+        (
+            "[model.factors.BTC]\nspot_vol = 0.6\n[model.factors.USDC]\nspot_vol = 0.01\n\
+             [model.depeg.USDC]\nprobability = 0.1\nloss = 0.1\n",
+            "",
+            "give it a de-peg or a spot factor, not both",
+        ),
+        (
+            "[model.factors.BTC]\nspot_vol = 0.6\nfunding_rate = 1e300\n",
+            "",
+            "model.factors.BTC.funding_rate",
+        ),
+        (
+            "[model.factors.BTC]\nspot_vol = 0.6\nfunding_rate = 0.1\n",
+            "\n[[stress]]\nname = \"x\"\nshocks = { \"BTC.funding\" = 1e6 }\n",
+            "beyond ±10",
         ),
     ];
     for (factors, stress, message) in cases {

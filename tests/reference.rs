@@ -277,9 +277,9 @@ fn vol_spikes_widen_later_price_moves_as_the_model_says() {
         for block in 0..100 {
             let mut rng = block_rng(17, block);
             moves.reset(BLOCK_PATHS, 1, model.surface_width);
-            for _ in 0..steps {
+            for step in 0..steps {
                 generator.fill(&mut rng, &mut normals, &mut shocks);
-                builder.advance(&shocks, k, &mut moves);
+                builder.advance(step, &shocks, k, &mut moves);
             }
             log_spots.extend_from_slice(&moves.log_spot);
         }

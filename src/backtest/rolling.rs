@@ -240,6 +240,8 @@ fn forecast_day(
                 .collect(),
         }),
         depeg: Default::default(),
+        venue_defaults: Default::default(),
+        simulate_defaults: false,
     };
     let model = FactorModel::build(&spec, &job.scenario.path, true)?;
     let aggregated = AggregatedBook::build(

@@ -27,6 +27,9 @@ use crate::model::factors::FactorModel;
 use crate::pricing::black_scholes::bs_price;
 use crate::time::years_between;
 
+/// The furthest expiry, in years, of a future under a basis.
+pub const MAX_FUTURE_YEARS: f64 = 50.0;
+
 /// A distinct option contract with the net size held across all positions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetOption {
@@ -289,7 +292,7 @@ impl AggregatedBook {
                         }),
                         Instrument::Future { expiry } => {
                             let expiry = if has_basis {
-                                Some(expiry.ok_or_else(|| {
+                                let expiry = expiry.ok_or_else(|| {
                                     Error::in_row(
                                         &book.file,
                                         p.row.clone(),
@@ -300,7 +303,19 @@ impl AggregatedBook {
                                             p.underlying
                                         ),
                                     )
-                                })?)
+                                })?;
+                                if years_between(valuation_time, expiry) > MAX_FUTURE_YEARS {
+                                    return Err(Error::in_row(
+                                        &book.file,
+                                        p.row.clone(),
+                                        "expiry",
+                                        format!(
+                                            "a future more than {MAX_FUTURE_YEARS} years away \
+                                             under a basis: F = S·e^{{y·τ}} would be meaningless"
+                                        ),
+                                    ));
+                                }
+                                Some(expiry)
                             } else {
                                 None
                             };

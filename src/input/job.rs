@@ -87,6 +87,22 @@ impl Job {
         Ok(self)
     }
 
+    /// The same job whose model also draws the venues' latent failure factors
+    /// (`{venue}.default`), for the margin projection. The other factors keep their order
+    /// and the netted book stays valid.
+    pub fn simulating_venue_defaults(mut self) -> Result<Job> {
+        if self.scenario.model.venue_defaults.is_empty() {
+            return Ok(self);
+        }
+        self.scenario.model.simulate_defaults = true;
+        self.model = FactorModel::build(
+            &self.scenario.model,
+            &self.scenario.path,
+            self.model.repair.is_some(),
+        )?;
+        Ok(self)
+    }
+
     /// Today's value of the book in the reporting currency.
     pub fn base_value(&self) -> f64 {
         self.currency.value_today(self.aggregated.base_value())

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Location, Result};
 use crate::input::venue::VenueSpec;
+use crate::market::MAX_ABS_RATE;
 use crate::mc::simulation::MAX_PATHS;
 use crate::time::parse_instant;
 
@@ -143,6 +144,12 @@ pub struct ModelSpec {
     /// `[model.depeg.C]`: de-peg jumps of USD stablecoins, by currency (sorted); empty: every
     /// stablecoin holds its peg.
     pub depeg: BTreeMap<String, DepegSpec>,
+    /// Failure rates per year of the `[[venue]]` entries that have one, by venue: their
+    /// latent factors `{venue}.default` may be listed in `[model.correlation]`.
+    pub venue_defaults: BTreeMap<String, f64>,
+    /// Whether the model simulates those factors (the margin projection does; a run, whose P&L
+    /// does not depend on them, does not draw them).
+    pub simulate_defaults: bool,
 }
 
 /// `[model.depeg.C]`: the de-peg of stablecoin C, a jump of its USD price (factor `C.peg`).
@@ -389,15 +396,22 @@ impl ScenarioFile {
     pub fn parse(text: &str, path: &Path) -> Result<ScenarioFile> {
         let raw: RawScenario = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
         let base = path.parent().unwrap_or(Path::new(""));
+        let venues = validate_venues(raw.venue, path)?;
+        let mut model = validate_model(raw.model, path)?;
+        model.venue_defaults = venues
+            .iter()
+            .filter(|v| v.default_probability > 0.0)
+            .map(|v| (v.name.clone(), v.default_probability))
+            .collect();
         let scenario = ScenarioFile {
             path: path.to_path_buf(),
             run: validate_run(raw.run, path)?,
-            model: validate_model(raw.model, path)?,
+            model,
             market_file: base.join(raw.market.file),
             portfolio_file: base.join(raw.portfolio.file),
             surface_file: raw.market.surface.map(|f| base.join(f)),
             stress: raw.stress,
-            venues: validate_venues(raw.venue, path)?,
+            venues,
         };
         Ok(scenario)
     }
@@ -659,18 +673,43 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
             ));
         }
         check_pillars(path, &key, f)?;
-        for (field, value) in [("drift", f.drift), ("funding_rate", f.funding_rate)] {
-            if !value.is_finite() {
+        if !f.drift.is_finite() {
+            return Err(bad_key(
+                path,
+                &key("drift"),
+                format!("must be finite, found {}", f.drift),
+            ));
+        }
+        let carry = [
+            ("funding_rate", f.funding_rate.abs()),
+            ("basis_vol", f.basis_vol),
+            ("funding_vol", f.funding_vol),
+        ];
+        for (field, value) in carry {
+            if value > MAX_ABS_RATE {
                 return Err(bad_key(
                     path,
                     &key(field),
-                    format!("must be finite, found {value}"),
+                    format!(
+                        "an annualised rate or vol beyond {MAX_ABS_RATE} (1000 %), found {value}: \
+                         0.1 means 10 %"
+                    ),
                 ));
             }
         }
     }
     for (currency, d) in &raw.depeg {
         check_depeg(path, currency, d)?;
+        if raw.factors.contains_key(currency) {
+            return Err(bad_key(
+                path,
+                &format!("model.depeg.{currency}"),
+                format!(
+                    "{currency} also has [model.factors.{currency}], so it moves with its spot \
+                     factor: give it a de-peg or a spot factor, not both"
+                ),
+            ));
+        }
     }
     Ok(ModelSpec {
         distribution,
@@ -679,6 +718,8 @@ fn validate_model(raw: RawModel, path: &Path) -> Result<ModelSpec> {
         factors: raw.factors,
         correlation: raw.correlation,
         depeg: raw.depeg,
+        venue_defaults: BTreeMap::new(),
+        simulate_defaults: false,
     })
 }
 

@@ -8,6 +8,11 @@
 //! venue's derivatives are closed at that step, losing `liquidation_fee` × their notional,
 //! and contribute no later P&L on that path (its collateral stays and keeps moving).
 //!
+//! A venue with a failure rate fails over the horizon when its latent factor `{venue}.default`
+//! (correlated with the market through `[model.correlation]`: a crash can make a failure
+//! likelier) falls below the quantile of its horizon probability; the fund then loses the
+//! venue's positive equity at the horizon × its loss given default.
+//!
 //! Buffers are read off the same paths (common random numbers). A path needs
 //! max(0, −min_k(equity_k − maintenance_k)) more USD on the venue never to be liquidated
 //! (positions kept), so the smallest extra collateral with a liquidation probability at most
@@ -80,6 +85,10 @@ pub struct VenueMargin {
     pub expected_liquidation_loss_stderr: f64,
     /// The smallest extra USD collateral with a liquidation probability at most the target.
     pub buffer: f64,
+    /// Probability that the venue fails within the horizon.
+    pub p_default: Estimate,
+    /// Mean loss from its failure (loss given default × positive equity), USD.
+    pub expected_default_loss: Estimate,
 }
 
 /// The fund's projection (JSON `fund`).
@@ -104,6 +113,13 @@ pub struct FundMargin {
     /// Probability of a liquidation before a reserve could arrive: the floor any reserve
     /// leaves.
     pub p_liquidation_before_reserve: Estimate,
+    /// VaR and ES with liquidations and venue failures.
+    pub measures_with_defaults: Vec<RiskMeasure>,
+    /// ES of the venue-failure losses alone, per level.
+    pub counterparty_es: Vec<f64>,
+    /// Share of the ES with failures owned by the failure losses (their mean over the same tail
+    /// paths over that ES), per level.
+    pub counterparty_es_share: Vec<f64>,
 }
 
 /// The whole projection (`tailrisk margin --format json`).
@@ -144,6 +160,9 @@ struct VenuePath {
     /// min excess before the reserve's arrival (after the first call), and from it on.
     min_before_arrival: f64,
     min_after_arrival: f64,
+    /// Loss from the venue's failure on the path (0 without one).
+    default_loss: f64,
+    defaulted: bool,
 }
 
 /// One path's outcome.
@@ -156,6 +175,7 @@ struct PathOutcome {
 
 /// Projects every `[[venue]]` of `job` along the paths of `request`.
 pub fn project_margin(job: &Job, request: &MarginRequest) -> Result<MarginReport> {
+    let job = &job.clone().simulating_venue_defaults()?;
     let settings = request.settings;
     let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
     let step_days = settings.horizon_days / f64::from(settings.steps);
@@ -170,13 +190,32 @@ pub fn project_margin(job: &Job, request: &MarginRequest) -> Result<MarginReport
         })
         .collect();
     let venues = VenueBook::all(job, &revaluers[0]);
+    let failure_slots: Vec<Option<usize>> = venues
+        .iter()
+        .map(|v| {
+            job.model
+                .defaults
+                .iter()
+                .find(|d| d.name == v.spec.name)
+                .map(|d| d.slot + 1)
+        })
+        .collect();
     let delay_steps = (request.reserve_delay_hours / (step_days * 24.0)).ceil() as u32;
     let today = today(job, &venues, &revaluers[0]);
     let blocks: Vec<u64> = (0..simulator.block_count()).collect();
     let outcomes: Vec<Vec<PathOutcome>> = simulator.install(|| {
         blocks
             .par_iter()
-            .map(|&b| project_block(&simulator, b, &venues, &revaluers, delay_steps))
+            .map(|&b| {
+                let context = BlockContext {
+                    simulator: &simulator,
+                    venues: &venues,
+                    revaluers: &revaluers,
+                    failure_slots: &failure_slots,
+                    delay_steps,
+                };
+                project_block(&context, b)
+            })
             .collect()
     });
     let outcomes: Vec<PathOutcome> = outcomes.into_iter().flatten().collect();
@@ -198,13 +237,20 @@ fn today(job: &Job, venues: &[VenueBook], revaluer: &Revaluer) -> Vec<(f64, Requ
         .collect()
 }
 
-fn project_block(
-    simulator: &Simulator,
-    block: u64,
-    venues: &[VenueBook],
-    revaluers: &[Revaluer],
+/// What every block of the projection reads.
+struct BlockContext<'a> {
+    simulator: &'a Simulator,
+    venues: &'a [VenueBook],
+    /// One per step, the first at the valuation time.
+    revaluers: &'a [Revaluer],
+    /// Per venue, the surface slot of its failure's move (−1 on failure), if it can fail.
+    failure_slots: &'a [Option<usize>],
     delay_steps: u32,
-) -> Vec<PathOutcome> {
+}
+
+fn project_block(c: &BlockContext, block: u64) -> Vec<PathOutcome> {
+    let (simulator, venues, revaluers, delay_steps) =
+        (c.simulator, c.venues, c.revaluers, c.delay_steps);
     let paths = simulator.block_len(block);
     let last = revaluers.len() - 1;
     let mut out: Vec<PathOutcome> = (0..paths)
@@ -272,6 +318,14 @@ fn project_block(
                     })
                     .sum();
                 outcome.pnl_with_liquidation = outcome.pnl + liquidation;
+                let failing = venues.iter().zip(outcome.venues.iter_mut());
+                for ((v, s), slot) in failing.zip(c.failure_slots) {
+                    if slot.is_some_and(|slot| m.surface[slot] < 0.0) {
+                        s.defaulted = true;
+                        let equity = v.equity(&unit, s.frozen);
+                        s.default_loss = v.spec.loss_given_default * equity.max(0.0);
+                    }
+                }
             }
         }
     });
@@ -326,6 +380,8 @@ fn summarise(
                     states.iter().map(|s| need(s.min_excess)).collect(),
                     request.target,
                 ),
+                p_default: proportion(states.iter().map(|s| s.defaulted)),
+                expected_default_loss: mean_or_zero(states.iter().map(|s| s.default_loss)),
             }
         })
         .collect();
@@ -337,6 +393,17 @@ fn summarise(
         .map(|o| o.venues.iter().map(reserve_need).sum())
         .collect();
     let central = smallest_covering(reserve_needs.clone(), request.target);
+    let failure_losses: Vec<f64> = outcomes
+        .iter()
+        .map(|o| o.venues.iter().map(|s| s.default_loss).sum())
+        .collect();
+    let with_defaults: Vec<f64> = with
+        .iter()
+        .zip(&failure_losses)
+        .map(|(pnl, loss)| pnl - loss)
+        .collect();
+    let negated: Vec<f64> = failure_losses.iter().map(|l| -l).collect();
+    let measures_with_defaults = var_es(&with_defaults, confidence);
     MarginReport {
         paths: request.settings.paths,
         seed: request.settings.seed,
@@ -371,8 +438,40 @@ fn summarise(
             buffers: rows.iter().map(|r| r.buffer).sum(),
             central_reserve: central.is_finite().then_some(central),
             p_liquidation_before_reserve: proportion(reserve_needs.iter().map(|r| r.is_infinite())),
+            counterparty_es: var_es(&negated, confidence).iter().map(|m| m.es).collect(),
+            counterparty_es_share: measures_with_defaults
+                .iter()
+                .map(|m| tail_share(&with_defaults, &failure_losses, m.confidence, m.es))
+                .collect(),
+            measures_with_defaults,
         },
     }
+}
+
+/// The part of ES at level `a` (`es`) owned by `part` (a loss per path): its mean over the
+/// ⌈n(1 − a)⌉ worst paths of `pnl` (ties in path order) over `es`.
+fn tail_share(pnl: &[f64], part: &[f64], a: f64, es: f64) -> f64 {
+    let mut order: Vec<usize> = (0..pnl.len()).collect();
+    order.sort_by(|&i, &j| pnl[i].total_cmp(&pnl[j]).then(i.cmp(&j)));
+    let tail = ((pnl.len() as f64) * (1.0 - a)).ceil().max(1.0) as usize;
+    let owned = order[..tail.min(order.len())]
+        .iter()
+        .map(|&i| part[i])
+        .sum::<f64>()
+        / tail as f64;
+    if es > 0.0 {
+        owned / es
+    } else {
+        0.0
+    }
+}
+
+/// [`mean_of`], 0 ± 0 for no values.
+fn mean_or_zero(values: impl Iterator<Item = f64>) -> Estimate {
+    mean_of(values).unwrap_or(Estimate {
+        value: 0.0,
+        stderr: 0.0,
+    })
 }
 
 /// USD a path needs on a venue never to fall below maintenance: −min excess, at least 0.

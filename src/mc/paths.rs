@@ -20,12 +20,12 @@
 //! The futures basis moves arithmetically by basis_vol · √(dt/365) · e_basis; the funding rate
 //! by funding_vol · √(dt/365) · e_funding, and each step accrues funding at the step's end
 //! rate and price ([`FundingFactor`]). A stablecoin's de-peg shock is the sum of its steps'
-//! shocks over √steps; its price move follows from it after every step ([`DepegFactor`]).
+//! shocks over √steps; its price move follows from it at the last step ([`JumpFactor`]).
 
 use crate::input::scenario::Distribution;
 use crate::mc::shocks::{shock_cdf, shock_quantile};
 use crate::model::factors::{
-    interpolated, DepegFactor, FactorModel, FundingFactor, REFERENCE_TENOR_DAYS,
+    interpolated, FactorModel, FundingFactor, JumpFactor, REFERENCE_TENOR_DAYS,
 };
 use crate::time::DAYS_PER_YEAR;
 
@@ -128,7 +128,7 @@ struct FundingStep {
     dt_years: f64,
 }
 
-/// One stablecoin's de-peg on the path (see [`DepegFactor`]).
+/// One stablecoin's de-peg on the path (see [`JumpFactor`]).
 #[derive(Debug, Clone)]
 struct DepegStep {
     factor: usize,
@@ -145,7 +145,7 @@ struct DepegStep {
 }
 
 impl DepegStep {
-    fn new(d: &DepegFactor, distribution: Distribution, horizon_days: f64, steps: u32) -> Self {
+    fn new(d: &JumpFactor, distribution: Distribution, horizon_days: f64, steps: u32) -> Self {
         let probability = -(-d.spec.probability * horizon_days / DAYS_PER_YEAR).exp_m1();
         DepegStep {
             factor: d.factor,
@@ -223,6 +223,7 @@ impl PathBuilder {
         let depegs = model
             .depegs
             .iter()
+            .chain(&model.defaults)
             .map(|d| DepegStep::new(d, model.distribution, horizon_days, steps))
             .collect();
         PathBuilder {
@@ -248,8 +249,11 @@ impl PathBuilder {
         self.surface_width
     }
 
-    /// Applies one step: `shocks` holds one row of `factors` shocks per path of `moves`.
-    pub fn advance(&self, shocks: &[f64], factors: usize, moves: &mut HorizonMoves) {
+    /// Applies step `step` (from 0): `shocks` holds one row of `factors` shocks per path of
+    /// `moves`. Jumps (de-pegs, venue failures) are decided at the last step, from the whole
+    /// path's shock.
+    pub fn advance(&self, step: u32, shocks: &[f64], factors: usize, moves: &mut HorizonMoves) {
+        let last = step + 1 == self.steps;
         let (u, w) = (self.scales.len(), self.surface_width);
         for (path, e) in shocks.chunks_exact(factors).enumerate() {
             let log_spot = &mut moves.log_spot[path * u..(path + 1) * u];
@@ -282,7 +286,9 @@ impl PathBuilder {
             }
             for d in &self.depegs {
                 surface[d.slot] += d.step_weight * e[d.factor];
-                surface[d.slot + 1] = d.price_move(surface[d.slot]);
+                if last {
+                    surface[d.slot + 1] = d.price_move(surface[d.slot]);
+                }
             }
         }
     }

@@ -35,12 +35,10 @@ pub fn block_rng(seed: u64, block: u64) -> ChaCha8Rng {
 }
 
 /// P(X > x) for a Student-t X with `dof` > 2 scaled to unit variance: the upper tail of
-/// t_v at x·√(v/(v−2)), integrated numerically (Simpson on t = y/u, u in (0, 1], where the
-/// integrand behaves like u^{v−1}).
+/// t_v at y = x·√(v/(v−2)), integrated numerically with Simpson's rule — as 1/2 − ∫₀^y of the
+/// density when y < 1, else on t = y/u, u in (0, 1], where the integrand behaves like
+/// u^{v−1}.
 pub fn unit_t_tail(x: f64, dof: f64) -> f64 {
-    if x == 0.0 {
-        return 0.5;
-    }
     if x < 0.0 {
         return 1.0 - unit_t_tail(-x, dof);
     }
@@ -49,22 +47,29 @@ pub fn unit_t_tail(x: f64, dof: f64) -> f64 {
         - libm::lgamma(dof / 2.0)
         - 0.5 * (dof * std::f64::consts::PI).ln();
     let density = |t: f64| (log_norm - (dof + 1.0) / 2.0 * (t * t / dof).ln_1p()).exp();
-    let integrand = |u: f64| {
+    if y < 1.0 {
+        return 0.5 - simpson(|t| density(t * y) * y);
+    }
+    simpson(|u| {
         if u <= 0.0 {
             0.0
         } else {
             density(y / u) * y / (u * u)
         }
-    };
+    })
+}
+
+/// ∫₀¹ f by Simpson's rule on 4,000 intervals.
+fn simpson(f: impl Fn(f64) -> f64) -> f64 {
     let intervals = 4000;
     let h = 1.0 / intervals as f64;
     let interior: f64 = (1..intervals)
         .map(|i| {
             let weight = if i % 2 == 1 { 4.0 } else { 2.0 };
-            weight * integrand(i as f64 * h)
+            weight * f(i as f64 * h)
         })
         .sum();
-    (integrand(0.0) + interior + integrand(1.0)) * h / 3.0
+    (f(0.0) + interior + f(1.0)) * h / 3.0
 }
 
 /// P(e ≤ x) for one factor's horizon shock e: standard normal, or under Student-t the

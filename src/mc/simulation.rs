@@ -677,7 +677,7 @@ impl Simulator {
             self.generator
                 .fill_step(rng, step, &mut scratch.draws, &mut scratch.shocks, proposal);
             self.builder
-                .advance(&scratch.shocks, factors, &mut scratch.moves);
+                .advance(step, &scratch.shocks, factors, &mut scratch.moves);
             visit(step + 1, &scratch.moves);
         }
     }

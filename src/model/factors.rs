@@ -15,7 +15,7 @@
 //! A path's moves beyond spot and the one vol factor live in its *surface row*
 //! ([`FactorModel::surface_width`] numbers): per underlying, its pillars' log-vol moves in
 //! tenor order, its skew move, its basis move and its funding slots ([`FundingFactor`]); then
-//! per de-peg its shock and price move ([`DepegFactor`]).
+//! per de-peg its shock and price move ([`JumpFactor`]).
 
 use std::path::{Path, PathBuf};
 
@@ -102,16 +102,17 @@ pub struct FundingFactor {
 /// Number of surface-row slots of an underlying's funding: rate move, A_lin, A_inv.
 pub const FUNDING_SLOTS: usize = 3;
 
-/// The de-peg of one USD stablecoin ([`DepegSpec`]): a jump driven by factor `C.peg`.
+/// A jump over the horizon driven by one factor: the de-peg of a USD stablecoin ([`DepegSpec`],
+/// factor `C.peg`) or the failure of a venue (factor `{venue}.default`, a de-peg of loss 1).
 ///
-/// The path's standardised `C.peg` shock s (the steps' shocks summed over √steps) triggers a
-/// de-peg when it falls below the horizon probability's quantile; the loss given a de-peg
-/// grows the deeper s lies. Its two surface-row slots hold s and the resulting relative price
-/// move (−L, or 0 without a de-peg).
+/// The path's standardised shock s (the steps' shocks summed over √steps) triggers the jump
+/// when it falls below the horizon probability's quantile; the loss given a jump grows the
+/// deeper s lies. Its two surface-row slots hold s and the resulting relative price move (−L,
+/// or 0 without a jump; −1 for a venue failure).
 #[derive(Debug, Clone, PartialEq)]
-pub struct DepegFactor {
-    /// The stablecoin (`USDC`, …).
-    pub currency: String,
+pub struct JumpFactor {
+    /// The stablecoin (`USDC`, …) or the venue.
+    pub name: String,
     /// Probability per year, smallest loss and tail index.
     pub spec: DepegSpec,
     /// Index of `C.peg` in the factor list.
@@ -217,7 +218,9 @@ pub struct FactorModel {
     /// Numbers per path of pillar, skew, basis, funding and de-peg moves (0 without any).
     pub surface_width: usize,
     /// Stablecoin de-pegs, by currency; their slots come after every underlying's.
-    pub depegs: Vec<DepegFactor>,
+    pub depegs: Vec<JumpFactor>,
+    /// Venue failures (only when the spec simulates them), by venue; slots after the de-pegs'.
+    pub defaults: Vec<JumpFactor>,
     /// Shock distribution: normal, or Student-t with its degrees of freedom.
     pub distribution: Distribution,
     /// How Student-t paths of several steps share their chi-square.
@@ -236,9 +239,10 @@ impl FactorModel {
     /// errors. A correlation matrix that is not positive definite is refused unless
     /// `repair_correlation` is set, in which case the nearest correlation matrix is used.
     pub fn build(spec: &ModelSpec, file: &Path, repair_correlation: bool) -> Result<FactorModel> {
-        let (underlyings, depegs, factor_names) = list_factors(spec);
-        let surface_width =
-            underlyings.iter().map(|u| u.surface_slots()).sum::<usize>() + 2 * depegs.len();
+        let (underlyings, jumps, factor_names) = list_factors(spec);
+        let (depegs, defaults) = jumps;
+        let surface_width = underlyings.iter().map(|u| u.surface_slots()).sum::<usize>()
+            + 2 * (depegs.len() + defaults.len());
         let mut correlation = Mat::<f64>::identity(factor_names.len(), factor_names.len());
         if let Some(given) = &spec.correlation {
             fill_correlation(given, spec, &factor_names, file, &mut correlation)?;
@@ -276,6 +280,7 @@ impl FactorModel {
             cholesky,
             surface_width,
             depegs,
+            defaults,
             distribution: spec.distribution,
             chi_square: spec.chi_square,
             smile: spec.smile,
@@ -295,7 +300,9 @@ impl FactorModel {
     }
 }
 
-fn list_factors(spec: &ModelSpec) -> (Vec<UnderlyingFactors>, Vec<DepegFactor>, Vec<String>) {
+type Jumps = (Vec<JumpFactor>, Vec<JumpFactor>);
+
+fn list_factors(spec: &ModelSpec) -> (Vec<UnderlyingFactors>, Jumps, Vec<String>) {
     let mut names = Vec::new();
     let mut underlyings = Vec::new();
     let mut surface_offset = 0;
@@ -347,22 +354,39 @@ fn list_factors(spec: &ModelSpec) -> (Vec<UnderlyingFactors>, Vec<DepegFactor>, 
         surface_offset += u.surface_slots();
         underlyings.push(u);
     }
-    let depegs = spec
+    let mut jump = |name: &str, kind: &str, d: &DepegSpec| {
+        names.push(format!("{name}.{kind}"));
+        let f = JumpFactor {
+            name: name.to_owned(),
+            spec: d.clone(),
+            factor: names.len() - 1,
+            slot: surface_offset,
+        };
+        surface_offset += 2;
+        f
+    };
+    let depegs: Vec<JumpFactor> = spec
         .depeg
         .iter()
         .filter(|(_, d)| d.probability > 0.0)
-        .enumerate()
-        .map(|(i, (currency, d))| {
-            names.push(format!("{currency}.peg"));
-            DepegFactor {
-                currency: currency.clone(),
-                spec: d.clone(),
-                factor: names.len() - 1,
-                slot: surface_offset + 2 * i,
-            }
-        })
+        .map(|(currency, d)| jump(currency, "peg", d))
         .collect();
-    (underlyings, depegs, names)
+    let defaults = if spec.simulate_defaults {
+        spec.venue_defaults
+            .iter()
+            .map(|(venue, &probability)| {
+                let failure = DepegSpec {
+                    probability,
+                    loss: 1.0,
+                    tail_index: 2.0,
+                };
+                jump(venue, "default", &failure)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (underlyings, (depegs, defaults), names)
 }
 
 /// Checks `[model.correlation]` and writes its entries into `target` (model factor order).
@@ -416,8 +440,9 @@ fn fill_correlation(
 }
 
 /// `U.vol` for a modelled underlying without vol pillars whose vol_of_vol is 0, or `U.skew`,
-/// `U.basis`, `U.funding` whose vol is 0, or `C.peg` of a configured stablecoin that never
-/// de-pegs: a factor with no randomness.
+/// `U.basis`, `U.funding` whose vol is 0, `C.peg` of a configured stablecoin that never
+/// de-pegs, or `{venue}.default` of a venue with a failure rate in a model that does not
+/// simulate failures: a factor with no randomness here.
 fn is_fixed_vol_factor(name: &str, spec: &ModelSpec) -> bool {
     let Some((underlying, kind)) = name.split_once('.') else {
         return false;
@@ -427,6 +452,9 @@ fn is_fixed_vol_factor(name: &str, spec: &ModelSpec) -> bool {
             .depeg
             .get(underlying)
             .is_some_and(|d| d.probability == 0.0);
+    }
+    if kind == "default" {
+        return !spec.simulate_defaults && spec.venue_defaults.contains_key(underlying);
     }
     spec.factors.get(underlying).is_some_and(|f| match kind {
         "vol" => f.vol_pillars.is_empty() && f.vol_of_vol.scalar() == 0.0,
@@ -473,6 +501,8 @@ mod tests {
                 matrix,
             }),
             depeg: BTreeMap::new(),
+            venue_defaults: BTreeMap::new(),
+            simulate_defaults: false,
         }
     }
 

@@ -246,7 +246,7 @@ impl Revaluer {
                 depeg: model
                     .depegs
                     .iter()
-                    .find(|d| d.currency == c.currency)
+                    .find(|d| d.name == c.currency)
                     .map(|d| d.slot + 1),
             })
             .collect();

@@ -369,7 +369,7 @@ fn model(html: &mut String, r: &CommitteeInputs) {
             html,
             "<tr><td>{}</td><td colspan='6'>de-peg {:.1}%/year, loss from {:.1}% \
              (Pareto tail {:.1}, mean {:.1}%)</td></tr>",
-            escape(&d.currency),
+            escape(&d.name),
             d.spec.probability * 100.0,
             d.spec.loss * 100.0,
             d.spec.tail_index,

@@ -23,7 +23,7 @@ use crate::book::grouping::Grouping;
 use crate::error::{Error, Location, Result};
 use crate::input::job::Job;
 use crate::input::scenario::StressSpec;
-use crate::market::USD_STABLECOINS;
+use crate::market::{MAX_ABS_RATE, USD_STABLECOINS};
 use crate::mc::paths::PathMove;
 use crate::model::factors::FactorModel;
 use crate::pricing::revaluation::Revaluer;
@@ -400,9 +400,12 @@ impl<'a> StressBook<'a> {
                 )
             })?;
             if kind == "peg" {
-                if !USD_STABLECOINS.contains(&underlying) {
+                if !USD_STABLECOINS.contains(&underlying)
+                    || model.underlying_index(underlying).is_some()
+                {
                     return Err(bad(format!(
-                        "'{underlying}' is not a USD stablecoin: a de-peg applies to {}",
+                        "'{underlying}' is not a USD stablecoin held at its peg (one without a \
+                         spot factor): a de-peg applies to {}",
                         USD_STABLECOINS.join(", ")
                     )));
                 }
@@ -420,6 +423,12 @@ impl<'a> StressBook<'a> {
                 .ok_or_else(|| bad(format!("'{underlying}' is not an underlying of the model")))?;
             let u = &model.underlyings[index];
             let relative = !matches!(kind, "skew" | "basis" | "funding");
+            if matches!(kind, "basis" | "funding") && moved.abs() > MAX_ABS_RATE {
+                return Err(bad(format!(
+                    "an annualised change beyond ±{MAX_ABS_RATE} (1000 %), found {moved}: 0.05 \
+                     means 5 %/year"
+                )));
+            }
             if !(moved.is_finite() && (!relative || moved > -1.0)) {
                 return Err(bad(format!(
                     "a relative move must be above -1 (-0.3 means x 0.7), found {moved}"
