@@ -243,3 +243,54 @@ fn bad_venues_are_refused_naming_the_key() {
     assert_eq!(none.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&none.stderr).contains("no [[venue]] entries"));
 }
+
+#[test]
+fn an_independent_venue_failure_loses_pd_times_lgd_times_exposure() {
+    // 1,000,000 USDT on a venue failing at 0.5 a year, 60 % lost: over a year the expected
+    // loss is (1 − e^{−0.5})·0.6·1,000,000, the loss is that exposure × LGD or nothing, and the
+    // fund's only tail is the failure
+    let run =
+        "[run]\npaths = 40000\nseed = 8\nhorizon_days = 365\nsteps = 1\nconfidence = [0.99]\n";
+    let s = Scenario::new(
+        run,
+        MODEL,
+        MARKET,
+        "positions.csv",
+        "id,kind,underlying,quantity,venue\nc,cash,USDT,1000000,ftx\n",
+    );
+    let venue = "\n[[venue]]\nname = \"ftx\"\ninitial_margin = 0.1\nmaintenance_margin = 0.05\n\
+                 default_probability = 0.5\nloss_given_default = 0.6\n";
+    let text = std::fs::read_to_string(s.scenario()).unwrap() + venue;
+    s.write("scenario.toml", &text);
+    let doc = margin(&s, &[]);
+    let v = &doc["venues"][0];
+    let p = 1.0 - (-0.5f64).exp();
+    let (pd, pd_se) = (
+        v["p_default"]["value"].as_f64().unwrap(),
+        v["p_default"]["stderr"].as_f64().unwrap(),
+    );
+    assert!(
+        (pd - p).abs() <= 4.0 * pd_se,
+        "{pd} against {p} ± 4·{pd_se}"
+    );
+    let loss = &v["expected_default_loss"];
+    let (mean, se) = (
+        loss["value"].as_f64().unwrap(),
+        loss["stderr"].as_f64().unwrap(),
+    );
+    let exact = p * 0.6 * 1_000_000.0;
+    assert!(
+        (mean - exact).abs() <= 4.0 * se,
+        "{mean} against {exact} ± 4·{se}"
+    );
+    let fund = &doc["fund"];
+    assert_eq!(fund["counterparty_es"][0].as_f64(), Some(600_000.0));
+    assert!((fund["counterparty_es_share"][0].as_f64().unwrap() - 1.0).abs() < 1e-12);
+    assert_eq!(
+        fund["measures_with_defaults"][0]["var"].as_f64(),
+        Some(600_000.0)
+    );
+    // a run does not draw the failure factor: its numbers do not depend on the venue entry
+    let run_doc = json(&s.tailrisk("run", &["--format", "json"]));
+    assert_eq!(common::measure(&run_doc, 0.99).0, 0.0);
+}

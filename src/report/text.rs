@@ -831,20 +831,30 @@ pub fn render_margin(r: &MarginReport) -> String {
     };
     let _ = writeln!(
         out,
-        "\n{:<12} {:>16} {:>12} {:>16} {:>12} {:>16} {:>14}",
-        "venue", "P(margin call)", "hours", "P(liquidation)", "hours", "E[liq. loss]", "buffer"
+        "\n{:<12} {:>16} {:>12} {:>16} {:>12} {:>14} {:>12} {:>16} {:>14}",
+        "venue",
+        "P(margin call)",
+        "hours",
+        "P(liquidation)",
+        "hours",
+        "E[liq. loss]",
+        "buffer",
+        "P(failure)",
+        "E[failure loss]"
     );
     for v in &r.venues {
         let _ = writeln!(
             out,
-            "{:<12} {:>16} {:>12} {:>16} {:>12} {:>16} {:>14}",
+            "{:<12} {:>16} {:>12} {:>16} {:>12} {:>14} {:>12} {:>16} {:>14}",
             v.name,
             format!("{:.4} ±{:.4}", v.p_margin_call, v.p_margin_call_stderr),
             hours(&v.hours_to_margin_call),
             format!("{:.4} ±{:.4}", v.p_liquidation, v.p_liquidation_stderr),
             hours(&v.hours_to_liquidation),
             money(v.expected_liquidation_loss, 0),
-            money(v.buffer, 0)
+            money(v.buffer, 0),
+            format!("{:.4} ±{:.4}", v.p_default.value, v.p_default.stderr),
+            money(v.expected_default_loss.value, 0)
         );
     }
     let f = &r.fund;
@@ -872,18 +882,38 @@ pub fn render_margin(r: &MarginReport) -> String {
     );
     let _ = writeln!(
         out,
-        "\n{:<10} {:>24} {:>24} {:>24} {:>24}",
-        "confidence", "VaR", "VaR with liquidations", "ES", "ES with liquidations"
+        "\n{:<10} {:>22} {:>22} {:>22} {:>22} {:>22} {:>22} {:>16}",
+        "confidence",
+        "VaR",
+        "with liquidations",
+        "with failures too",
+        "ES",
+        "with liquidations",
+        "with failures too",
+        "failures' ES"
     );
-    for (a, b) in f.measures.iter().zip(&f.measures_with_liquidation) {
+    let measures = f
+        .measures
+        .iter()
+        .zip(&f.measures_with_liquidation)
+        .zip(&f.measures_with_defaults);
+    for (i, ((a, b), c)) in measures.enumerate() {
+        let pm = |x: f64, se: f64| format!("{} ±{}", money(x, 0), money(se, 0));
         let _ = writeln!(
             out,
-            "{:>9.2}% {:>24} {:>24} {:>24} {:>24}",
+            "{:>9.2}% {:>22} {:>22} {:>22} {:>22} {:>22} {:>22} {:>16}",
             a.confidence * 100.0,
-            format!("{} ±{}", money(a.var, 0), money(a.var_stderr, 0)),
-            format!("{} ±{}", money(b.var, 0), money(b.var_stderr, 0)),
-            format!("{} ±{}", money(a.es, 0), money(a.es_stderr, 0)),
-            format!("{} ±{}", money(b.es, 0), money(b.es_stderr, 0))
+            pm(a.var, a.var_stderr),
+            pm(b.var, b.var_stderr),
+            pm(c.var, c.var_stderr),
+            pm(a.es, a.es_stderr),
+            pm(b.es, b.es_stderr),
+            pm(c.es, c.es_stderr),
+            format!(
+                "{} ({:.1}%)",
+                money(f.counterparty_es[i], 0),
+                f.counterparty_es_share[i] * 100.0
+            )
         );
     }
     out
