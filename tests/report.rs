@@ -152,4 +152,9 @@ fn report_is_self_contained_and_shows_the_run_figures() {
         assert!(html.contains(&shown), "report lacks {shown}");
     }
     assert!(html.contains("27,095,392"), "base value");
+    // the sample fund has [[venue]] entries: today's requirements are in the margin section
+    assert!(html.contains("Margin, liquidations and venue failure"));
+    for venue in ["deribit", "binance", "okx"] {
+        assert!(html.contains(&format!("<tr><td>{venue}</td><td>")), "{venue}");
+    }
 }
