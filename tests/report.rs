@@ -155,6 +155,9 @@ fn report_is_self_contained_and_shows_the_run_figures() {
     // the sample fund has [[venue]] entries: today's requirements are in the margin section
     assert!(html.contains("Margin, liquidations and venue failure"));
     for venue in ["deribit", "binance", "okx"] {
-        assert!(html.contains(&format!("<tr><td>{venue}</td><td>")), "{venue}");
+        assert!(
+            html.contains(&format!("<tr><td>{venue}</td><td>")),
+            "{venue}"
+        );
     }
 }

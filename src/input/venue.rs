@@ -26,7 +26,8 @@ pub struct VenueSpec {
     /// currencies not listed count in full. Applies to the venue's balances and spot too.
     #[serde(default)]
     pub haircut: BTreeMap<String, f64>,
-    /// `linear` (fractions of notional) or `portfolio` (worst loss over a scenario grid).
+    /// `linear` (fractions of notional), `portfolio` (worst loss over a scenario grid) or
+    /// `none` (custody: no derivatives margined, only collateral and failure).
     #[serde(default = "default_margin")]
     pub margin: String,
     /// Linear margin: initial margin as a fraction of notional.
@@ -174,9 +175,10 @@ impl VenueSpec {
         match self.margin.as_str() {
             "linear" => self.check_linear(&bad),
             "portfolio" => self.portfolio.check(&bad),
+            "none" => Ok(()),
             other => Err(bad(
                 "margin",
-                format!("expected 'linear' or 'portfolio', found '{other}'"),
+                format!("expected 'linear', 'portfolio' or 'none', found '{other}'"),
             )),
         }
     }

@@ -186,6 +186,12 @@ impl VenueBook {
 
     /// Initial and maintenance margin on path `m` (prices and vols of `revaluer`'s horizon).
     pub fn requirement(&self, revaluer: &Revaluer, m: PathMove) -> Requirement {
+        if self.spec.margin == "none" {
+            return Requirement {
+                initial: 0.0,
+                maintenance: 0.0,
+            };
+        }
         if self.spec.margin == "portfolio" {
             let maintenance = self.portfolio_margin(revaluer, m);
             return Requirement {
