@@ -75,29 +75,32 @@ fn liquidation_probability_is_the_discretely_monitored_first_passage() {
 
 #[test]
 fn after_a_liquidation_the_venue_earns_nothing() {
-    // no collateral and a 50 % maintenance rate: liquidated at the first step (hour 24) on
-    // every path; the loss with liquidation is then 10·S_0 − (1 − fee)·10·S_1, monotone in
-    // S_1, so VaR_a = 10·S_0·(1 − 0.99·e^{−s·z_a}) with s = σ√(1/365) — the second day adds
-    // nothing — while without liquidation it is the 2-day 10·S_0·(1 − e^{−σ√(2/365)·z_a})
+    // no collateral against a 50 % maintenance rate: the venue is below maintenance today, so
+    // it is liquidated at hour 0 on every path and the fund's P&L with liquidations is only
+    // the close-out fee, 1 % of 10·S_0, whatever the paths do afterwards; without liquidation
+    // the 2-day VaR is 10·S_0·(1 − e^{−σ√(2/365)·z_a})
     let venue = "\n[[venue]]\nname = \"binance\"\ninitial_margin = 0.5\nmaintenance_margin = 0.5\n\
                  liquidation_fee = 0.01\n";
     let run = "[run]\npaths = 100000\nseed = 4\nhorizon_days = 2\nsteps = 2\nconfidence = [0.99]\n";
     let doc = margin(&perpetual(run, venue), &[]);
     let v = &doc["venues"][0];
     assert_eq!(v["p_liquidation"], 1.0);
-    assert_eq!(v["hours_to_liquidation"]["value"], 24.0);
-    let z = Normal::new(0.0, 1.0).unwrap().inverse_cdf(0.99);
-    let one_day = 0.6 * (1.0 / DAYS_PER_YEAR).sqrt();
+    assert_eq!(v["hours_to_liquidation"]["value"], 0.0);
+    assert_eq!(
+        v["utilisation"],
+        serde_json::Value::Null,
+        "no equity: infinite"
+    );
     let with = &doc["fund"]["measures_with_liquidation"][0];
-    let exact = 10.0 * S0 * (1.0 - 0.99 * (-one_day * z).exp());
-    let (var, se) = (
-        with["var"].as_f64().unwrap(),
-        with["var_stderr"].as_f64().unwrap(),
-    );
-    assert!(
-        (var - exact).abs() <= 4.0 * se,
-        "{var} against {exact} ± 4·{se}"
-    );
+    let fee = 0.01 * 10.0 * S0;
+    for key in ["var", "es"] {
+        let got = with[key].as_f64().unwrap();
+        assert!(
+            (got - fee).abs() < 1e-6,
+            "{key} {got} against the fee {fee}"
+        );
+    }
+    let z = Normal::new(0.0, 1.0).unwrap().inverse_cdf(0.99);
     let without = &doc["fund"]["measures"][0];
     let exact = 10.0 * S0 * (1.0 - (-0.6 * (2.0 / DAYS_PER_YEAR).sqrt() * z).exp());
     let (var, se) = (
@@ -190,7 +193,7 @@ fn bad_venues_are_refused_naming_the_key() {
         (
             "margin = \"cross\"\n",
             "venue[0].margin",
-            "expected 'linear' or 'portfolio'",
+            "expected 'linear', 'portfolio' or 'none'",
         ),
         (
             "initial_margin = 0.05\nmaintenance_margin = 0.1\n",
@@ -226,7 +229,7 @@ fn bad_venues_are_refused_naming_the_key() {
         (
             "margin = \"portfolio\"\nportfolio = { price_steps = 1 }\n",
             "venue[0].portfolio.price_steps",
-            "at least 2",
+            "an odd number of price moves",
         ),
     ];
     for (body, key, message) in cases {
@@ -290,7 +293,15 @@ fn an_independent_venue_failure_loses_pd_times_lgd_times_exposure() {
         fund["measures_with_defaults"][0]["var"].as_f64(),
         Some(600_000.0)
     );
-    // a run does not draw the failure factor: its numbers do not depend on the venue entry
-    let run_doc = json(&s.tailrisk("run", &["--format", "json"]));
-    assert_eq!(common::measure(&run_doc, 0.99).0, 0.0);
+    // a run does not draw the failure factor: a BTC book's numbers are the same to the bit
+    // with and without the failing venue
+    s.write(
+        "positions.csv",
+        "id,kind,underlying,quantity,venue\nc,cash,USDT,1000000,ftx\nb,spot,BTC,3,ftx\n",
+    );
+    let with_venue = json(&s.tailrisk("run", &["--format", "json"]));
+    s.write("scenario.toml", &text.replace(venue, ""));
+    let without = json(&s.tailrisk("run", &["--format", "json"]));
+    assert_eq!(with_venue["measures"], without["measures"]);
+    assert!(common::measure(&with_venue, 0.99).0 > 0.0);
 }

@@ -230,11 +230,21 @@ pub(crate) struct MarginArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) steps: Option<u32>,
     /// Target liquidation probability of the capital buffers.
-    #[arg(long, default_value_t = 0.01, value_parser = parse_level)]
+    #[arg(long, default_value_t = 0.01, value_parser = parse_probability)]
     pub(crate) target: f64,
     /// Hours before a central reserve can reach a venue after its first margin call.
     #[arg(long, value_name = "HOURS", default_value_t = 4.0, value_parser = parse_hours)]
     pub(crate) reserve_delay: f64,
+}
+
+/// A probability strictly between 0 and 1.
+fn parse_probability(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if p > 0.0 && p < 1.0 => Ok(p),
+        _ => Err(format!(
+            "expected a probability between 0 and 1 like 0.01, found '{text}'"
+        )),
+    }
 }
 
 /// A non-negative number of hours.

@@ -32,6 +32,9 @@ pub struct Job {
     pub aggregated: AggregatedBook,
     /// The currency figures are reported in (`[run] currency`, or `--currency`).
     pub currency: ReportingCurrency,
+    /// Whether a correlation matrix that is not positive definite may be repaired
+    /// (`--repair-correlation`), kept for models built later from the same scenario.
+    pub repair_correlation: bool,
 }
 
 impl Job {
@@ -68,6 +71,7 @@ impl Job {
             model,
             aggregated,
             currency,
+            repair_correlation,
         })
     }
 
@@ -91,14 +95,20 @@ impl Job {
     /// (`{venue}.default`), for the margin projection. The other factors keep their order
     /// and the netted book stays valid.
     pub fn simulating_venue_defaults(mut self) -> Result<Job> {
-        if self.scenario.model.venue_defaults.is_empty() {
+        if self
+            .scenario
+            .model
+            .venue_defaults
+            .values()
+            .all(|&pd| pd == 0.0)
+        {
             return Ok(self);
         }
         self.scenario.model.simulate_defaults = true;
         self.model = FactorModel::build(
             &self.scenario.model,
             &self.scenario.path,
-            self.model.repair.is_some(),
+            self.repair_correlation,
         )?;
         Ok(self)
     }

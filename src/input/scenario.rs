@@ -144,8 +144,8 @@ pub struct ModelSpec {
     /// `[model.depeg.C]`: de-peg jumps of USD stablecoins, by currency (sorted); empty: every
     /// stablecoin holds its peg.
     pub depeg: BTreeMap<String, DepegSpec>,
-    /// Failure rates per year of the `[[venue]]` entries that have one, by venue: their
-    /// latent factors `{venue}.default` may be listed in `[model.correlation]`.
+    /// Failure rates per year of every `[[venue]]` entry (0 when it cannot fail), by venue:
+    /// their latent factors `{venue}.default` may be listed in `[model.correlation]`.
     pub venue_defaults: BTreeMap<String, f64>,
     /// Whether the model simulates those factors (the margin projection does; a run, whose P&L
     /// does not depend on them, does not draw them).
@@ -400,7 +400,6 @@ impl ScenarioFile {
         let mut model = validate_model(raw.model, path)?;
         model.venue_defaults = venues
             .iter()
-            .filter(|v| v.default_probability > 0.0)
             .map(|v| (v.name.clone(), v.default_probability))
             .collect();
         let scenario = ScenarioFile {

@@ -108,6 +108,9 @@ impl Default for PortfolioGridSpec {
     }
 }
 
+/// Most price moves of a portfolio grid (each costs a revaluation per step and path).
+pub const MAX_PRICE_STEPS: u32 = 101;
+
 fn default_margin() -> String {
     "linear".to_owned()
 }
@@ -275,11 +278,12 @@ impl PortfolioGridSpec {
                 ),
             ));
         }
-        if self.price_steps < 2 {
+        if !(3..=MAX_PRICE_STEPS).contains(&self.price_steps) || self.price_steps % 2 == 0 {
             return Err(bad(
                 "portfolio.price_steps",
                 format!(
-                    "needs at least 2 price moves (9 is Deribit's), found {}",
+                    "needs an odd number of price moves from 3 to {MAX_PRICE_STEPS}, so that 0 \
+                     is one of them (9 is Deribit's), found {}",
                     self.price_steps
                 ),
             ));

@@ -30,7 +30,7 @@ use crate::margin::venue_book::{Requirement, VenueBook};
 use crate::mc::paths::HorizonMoves;
 use crate::mc::simulation::{SimulationSettings, Simulator};
 use crate::pricing::revaluation::Revaluer;
-use crate::risk::measures::{var_es, RiskMeasure};
+use crate::risk::measures::{count_at_rate, var_es, RiskMeasure};
 
 /// What a margin projection is asked for.
 #[derive(Debug, Clone)]
@@ -213,6 +213,7 @@ pub fn project_margin(job: &Job, request: &MarginRequest) -> Result<MarginReport
                     revaluers: &revaluers,
                     failure_slots: &failure_slots,
                     delay_steps,
+                    today: &today,
                 };
                 project_block(&context, b)
             })
@@ -224,8 +225,8 @@ pub fn project_margin(job: &Job, request: &MarginRequest) -> Result<MarginReport
     ))
 }
 
-/// Equity and requirements today.
-fn today(job: &Job, venues: &[VenueBook], revaluer: &Revaluer) -> Vec<(f64, Requirement)> {
+/// Every venue's equity, requirements, derivatives' value and close-out fee today.
+fn today(job: &Job, venues: &[VenueBook], revaluer: &Revaluer) -> Vec<Today> {
     let mut flat = HorizonMoves::default();
     flat.reset(1, job.model.underlyings.len(), job.model.surface_width);
     let m = flat.row(0);
@@ -233,7 +234,12 @@ fn today(job: &Job, venues: &[VenueBook], revaluer: &Revaluer) -> Vec<(f64, Requ
     revaluer.unit_pnl(m, &mut unit);
     venues
         .iter()
-        .map(|v| (v.equity(&unit, None), v.requirement(revaluer, m)))
+        .map(|v| Today {
+            equity: v.equity(&unit, None),
+            requirement: v.requirement(revaluer, m),
+            derivatives: v.derivatives_value(&unit),
+            fee: v.spec.liquidation_fee * v.notional(revaluer, m),
+        })
         .collect()
 }
 
@@ -246,6 +252,54 @@ struct BlockContext<'a> {
     /// Per venue, the surface slot of its failure's move (−1 on failure), if it can fail.
     failure_slots: &'a [Option<usize>],
     delay_steps: u32,
+    /// Per venue, today's equity, requirements, derivatives' value and close-out fee: step 0.
+    today: &'a [Today],
+}
+
+/// A venue's state at the valuation time, the same on every path.
+#[derive(Debug, Clone, Copy)]
+struct Today {
+    equity: f64,
+    requirement: Requirement,
+    derivatives: f64,
+    fee: f64,
+}
+
+impl VenuePath {
+    /// Records step `step`'s equity against `requirement`: the excess over maintenance with
+    /// positions kept, a first margin call (setting the reserve's arrival), a liquidation
+    /// freezing the derivatives at `derivatives` with close-out `fee`.
+    fn observe(
+        &mut self,
+        step: u32,
+        equity: f64,
+        requirement: Requirement,
+        close_out: impl FnOnce() -> (f64, f64),
+        delay_steps: u32,
+    ) {
+        let kept = equity - requirement.maintenance;
+        self.min_excess = self.min_excess.min(kept);
+        if self.call_step.is_none()
+            && self.liquidation_step.is_none()
+            && equity < requirement.initial
+        {
+            self.call_step = Some(step);
+            self.arrival = Some(step + delay_steps);
+        }
+        match self.arrival {
+            Some(arrival) if step >= arrival => {
+                self.min_after_arrival = self.min_after_arrival.min(kept)
+            }
+            Some(_) => self.min_before_arrival = self.min_before_arrival.min(kept),
+            None => {}
+        }
+        if self.liquidation_step.is_none() && equity < requirement.maintenance {
+            let (derivatives, fee) = close_out();
+            self.liquidation_step = Some(step);
+            self.frozen = Some(derivatives);
+            self.fee = fee;
+        }
+    }
 }
 
 fn project_block(c: &BlockContext, block: u64) -> Vec<PathOutcome> {
@@ -268,6 +322,19 @@ fn project_block(c: &BlockContext, block: u64) -> Vec<PathOutcome> {
             ],
         })
         .collect();
+    for outcome in &mut out {
+        for ((v, state), t) in venues.iter().zip(&mut outcome.venues).zip(c.today) {
+            if v.is_margined() {
+                state.observe(
+                    0,
+                    t.equity,
+                    t.requirement,
+                    || (t.derivatives, t.fee),
+                    delay_steps,
+                );
+            }
+        }
+    }
     let mut unit = vec![0.0; revaluers[0].instrument_count()];
     simulator.visit_block_steps(block, |step, moves| {
         let revaluer = &revaluers[step as usize];
@@ -275,37 +342,16 @@ fn project_block(c: &BlockContext, block: u64) -> Vec<PathOutcome> {
             let m = moves.row(i);
             revaluer.unit_pnl(m, &mut unit);
             for (v, state) in venues.iter().zip(outcome.venues.iter_mut()) {
-                if !v.has_derivatives() {
+                if !v.is_margined() {
                     continue;
                 }
                 let requirement = v.requirement(revaluer, m);
                 let equity = v.equity(&unit, None);
-                let kept = equity - requirement.maintenance;
-                state.min_excess = state.min_excess.min(kept);
-                match state.arrival {
-                    Some(arrival) if step >= arrival => {
-                        state.min_after_arrival = state.min_after_arrival.min(kept)
-                    }
-                    Some(_) => state.min_before_arrival = state.min_before_arrival.min(kept),
-                    None => {}
-                }
-                if state.liquidation_step.is_some() {
-                    continue;
-                }
-                if equity < requirement.initial && state.call_step.is_none() {
-                    state.call_step = Some(step);
-                    state.arrival = Some(step + delay_steps);
-                    if delay_steps == 0 {
-                        state.min_after_arrival = state.min_after_arrival.min(kept);
-                    } else {
-                        state.min_before_arrival = state.min_before_arrival.min(kept);
-                    }
-                }
-                if equity < requirement.maintenance {
-                    state.liquidation_step = Some(step);
-                    state.frozen = Some(v.derivatives_value(&unit));
-                    state.fee = v.spec.liquidation_fee * v.notional(revaluer, m);
-                }
+                let close_out = || {
+                    let fee = v.spec.liquidation_fee * v.notional(revaluer, m);
+                    (v.derivatives_value(&unit), fee)
+                };
+                state.observe(step, equity, requirement, close_out, delay_steps);
             }
             if step as usize == last {
                 outcome.pnl = revaluer.path_pnl(m);
@@ -322,8 +368,8 @@ fn project_block(c: &BlockContext, block: u64) -> Vec<PathOutcome> {
                 for ((v, s), slot) in failing.zip(c.failure_slots) {
                     if slot.is_some_and(|slot| m.surface[slot] < 0.0) {
                         s.defaulted = true;
-                        let equity = v.equity(&unit, s.frozen);
-                        s.default_loss = v.spec.loss_given_default * equity.max(0.0);
+                        let value = v.value_at_failure(&unit, s.frozen) - s.fee;
+                        s.default_loss = v.spec.loss_given_default * value.max(0.0);
                     }
                 }
             }
@@ -336,7 +382,7 @@ fn summarise(
     job: &Job,
     request: &MarginRequest,
     venues: &[VenueBook],
-    today: &[(f64, Requirement)],
+    today: &[Today],
     outcomes: &[PathOutcome],
     step_days: f64,
 ) -> MarginReport {
@@ -360,14 +406,18 @@ fn summarise(
                 value: 0.0,
                 stderr: 0.0,
             });
-            let (equity, requirement) = today[j];
+            let Today {
+                equity,
+                requirement,
+                ..
+            } = today[j];
             VenueMargin {
                 name: v.spec.name.clone(),
                 margin: v.spec.margin.clone(),
                 equity,
                 initial_margin: requirement.initial,
                 maintenance_margin: requirement.maintenance,
-                utilisation: requirement.maintenance / equity,
+                utilisation: utilisation(requirement.maintenance, equity),
                 p_margin_call: calls.value,
                 p_margin_call_stderr: calls.stderr,
                 p_liquidation: liquidations.value,
@@ -449,7 +499,8 @@ fn summarise(
 }
 
 /// The part of ES at level `a` (`es`) owned by `part` (a loss per path): its mean over the
-/// ⌈n(1 − a)⌉ worst paths of `pnl` (ties in path order) over `es`.
+/// ⌈n(1 − a)⌉ worst paths of `pnl` (ties in path order) over `es` — whole paths, where ES
+/// weighs the boundary path by its fraction, so exact when n(1 − a) is whole.
 fn tail_share(pnl: &[f64], part: &[f64], a: f64, es: f64) -> f64 {
     let mut order: Vec<usize> = (0..pnl.len()).collect();
     order.sort_by(|&i, &j| pnl[i].total_cmp(&pnl[j]).then(i.cmp(&j)));
@@ -474,6 +525,18 @@ fn mean_or_zero(values: impl Iterator<Item = f64>) -> Estimate {
     })
 }
 
+/// Maintenance margin over equity: 0 without a requirement, infinite (JSON null) when a
+/// requirement meets no positive equity.
+fn utilisation(maintenance: f64, equity: f64) -> f64 {
+    if maintenance <= 0.0 {
+        0.0
+    } else if equity <= 0.0 {
+        f64::INFINITY
+    } else {
+        maintenance / equity
+    }
+}
+
 /// USD a path needs on a venue never to fall below maintenance: −min excess, at least 0.
 fn need(min_excess: f64) -> f64 {
     if min_excess.is_finite() {
@@ -495,12 +558,13 @@ fn reserve_need(s: &VenuePath) -> f64 {
     need(s.min_after_arrival)
 }
 
-/// The smallest x with #(need > x) ≤ ⌊n·target⌋: the (⌊n·target⌋ + 1)-th largest need.
+/// The smallest x with #(need > x) ≤ ⌊n·target⌋: the (⌊n·target⌋ + 1)-th largest need
+/// (⌊n·target⌋ exact for the target as written, [`count_at_rate`]).
 fn smallest_covering(mut needs: Vec<f64>, target: f64) -> f64 {
     if needs.is_empty() {
         return 0.0;
     }
-    let allowed = ((needs.len() as f64) * target).floor() as usize;
+    let allowed = count_at_rate(needs.len(), target);
     needs.sort_by(|a, b| b.total_cmp(a));
     needs[allowed.min(needs.len() - 1)]
 }

@@ -179,9 +179,21 @@ impl VenueBook {
             .sum()
     }
 
-    /// Whether the venue holds any derivative (a venue of collateral only is never called).
-    pub fn has_derivatives(&self) -> bool {
-        !self.derivatives.is_empty()
+    /// Whether margin is checked: a margin model other than `none` and some derivative (a
+    /// venue of collateral only is never called).
+    pub fn is_margined(&self) -> bool {
+        self.spec.margin != "none" && !self.derivatives.is_empty()
+    }
+
+    /// What the fund has on the venue when it fails, USD: its collateral at full value plus
+    /// its derivatives' value (frozen at `derivatives_frozen_at` after a liquidation).
+    pub fn value_at_failure(&self, unit_pnl: &[f64], derivatives_frozen_at: Option<f64>) -> f64 {
+        let collateral: f64 = self
+            .collateral
+            .iter()
+            .map(|c| c.value_today + c.units * unit_pnl[c.instrument])
+            .sum();
+        collateral + derivatives_frozen_at.unwrap_or_else(|| self.derivatives_value(unit_pnl))
     }
 
     /// Initial and maintenance margin on path `m` (prices and vols of `revaluer`'s horizon).

@@ -585,7 +585,7 @@ impl Simulator {
                 .map(|b| {
                     let mut scratch = Scratch::default();
                     let mut rng = block_rng(self.settings.seed, PILOT_STREAM + b);
-                    self.draw_moves(&mut rng, BLOCK_PATHS, 1, None, &mut scratch);
+                    self.draw_moves(&mut rng, BLOCK_PATHS, 1, None, &mut scratch, |_, _| {});
                     let mut out = vec![0.0; BLOCK_PATHS];
                     self.revaluer.revalue(&scratch.moves, &mut out);
                     (out, scratch.draws)
@@ -630,7 +630,7 @@ impl Simulator {
         let mut rng = block_rng(self.settings.seed, block);
         let (paths, steps) = (self.block_len(block), self.builder.steps());
         let proposal = self.proposal.as_ref();
-        self.draw_moves_visiting(&mut rng, paths, steps, proposal, &mut scratch, visit);
+        self.draw_moves(&mut rng, paths, steps, proposal, &mut scratch, visit);
     }
 
     fn simulate_block(&self, block: u64, scratch: &mut Scratch, out: &mut [f64]) {
@@ -641,23 +641,19 @@ impl Simulator {
     fn generate_moves(&self, block: u64, paths: usize, scratch: &mut Scratch) {
         let mut rng = block_rng(self.settings.seed, block);
         let steps = self.builder.steps();
-        self.draw_moves(&mut rng, paths, steps, self.proposal.as_ref(), scratch);
+        self.draw_moves(
+            &mut rng,
+            paths,
+            steps,
+            self.proposal.as_ref(),
+            scratch,
+            |_, _| {},
+        );
     }
 
-    /// Draws `paths` paths of `steps` steps from `rng` into `scratch.moves`.
+    /// Draws `paths` paths of `steps` steps from `rng` into `scratch.moves`, calling
+    /// `visit(step, moves)` after each step.
     fn draw_moves(
-        &self,
-        rng: &mut rand_chacha::ChaCha8Rng,
-        paths: usize,
-        steps: u32,
-        proposal: Option<&Proposal>,
-        scratch: &mut Scratch,
-    ) {
-        self.draw_moves_visiting(rng, paths, steps, proposal, scratch, |_, _| {});
-    }
-
-    /// [`Simulator::draw_moves`], calling `visit(step, moves)` after each step.
-    fn draw_moves_visiting(
         &self,
         rng: &mut rand_chacha::ChaCha8Rng,
         paths: usize,

@@ -374,6 +374,7 @@ fn list_factors(spec: &ModelSpec) -> (Vec<UnderlyingFactors>, Jumps, Vec<String>
     let defaults = if spec.simulate_defaults {
         spec.venue_defaults
             .iter()
+            .filter(|(_, &probability)| probability > 0.0)
             .map(|(venue, &probability)| {
                 let failure = DepegSpec {
                     probability,
@@ -444,7 +445,7 @@ fn fill_correlation(
 /// de-pegs, or `{venue}.default` of a venue with a failure rate in a model that does not
 /// simulate failures: a factor with no randomness here.
 fn is_fixed_vol_factor(name: &str, spec: &ModelSpec) -> bool {
-    let Some((underlying, kind)) = name.split_once('.') else {
+    let Some((underlying, kind)) = name.rsplit_once('.') else {
         return false;
     };
     if kind == "peg" {
@@ -454,7 +455,10 @@ fn is_fixed_vol_factor(name: &str, spec: &ModelSpec) -> bool {
             .is_some_and(|d| d.probability == 0.0);
     }
     if kind == "default" {
-        return !spec.simulate_defaults && spec.venue_defaults.contains_key(underlying);
+        return spec
+            .venue_defaults
+            .get(underlying)
+            .is_some_and(|&pd| !spec.simulate_defaults || pd == 0.0);
     }
     spec.factors.get(underlying).is_some_and(|f| match kind {
         "vol" => f.vol_pillars.is_empty() && f.vol_of_vol.scalar() == 0.0,
