@@ -141,7 +141,9 @@ pub(crate) fn run_margin(args: &MarginArgs) -> Result<()> {
         reserve_delay_hours: args.reserve_delay,
     };
     let started = Instant::now();
-    let report = project_margin(&job, &request)?;
+    let bar = progress_bar(request.settings.paths, "paths", args.common.quiet);
+    let report = project_margin(&job, &request, &|done| bar.inc(done))?;
+    bar.finish_and_clear();
     match args.common.format {
         Format::Json => print_json(&report, &args.common.scenario),
         Format::Table => {

@@ -173,8 +173,13 @@ struct PathOutcome {
     venues: Vec<VenuePath>,
 }
 
-/// Projects every `[[venue]]` of `job` along the paths of `request`.
-pub fn project_margin(job: &Job, request: &MarginRequest) -> Result<MarginReport> {
+/// Projects every `[[venue]]` of `job` along the paths of `request`; `progress` is called
+/// with the number of paths of each finished block.
+pub fn project_margin(
+    job: &Job,
+    request: &MarginRequest,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<MarginReport> {
     let job = &job.clone().simulating_venue_defaults()?;
     let settings = request.settings;
     let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
@@ -215,7 +220,9 @@ pub fn project_margin(job: &Job, request: &MarginRequest) -> Result<MarginReport
                     delay_steps,
                     today: &today,
                 };
-                project_block(&context, b)
+                let paths = project_block(&context, b);
+                progress(paths.len() as u64);
+                paths
             })
             .collect()
     });

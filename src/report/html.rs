@@ -95,7 +95,7 @@ fn margin_projection(job: &Job, settings: SimulationSettings) -> Result<Option<M
         target: 0.01,
         reserve_delay_hours: 4.0,
     };
-    project_margin(job, &request).map(Some)
+    project_margin(job, &request, &|_| {}).map(Some)
 }
 
 /// The report as HTML text.
