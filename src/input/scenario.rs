@@ -174,7 +174,7 @@ fn default_tail_index() -> f64 {
 }
 
 impl DepegSpec {
-    /// E[L], the mean loss given a de-peg as a fraction of the peg:
+    /// E(L), the mean loss given a de-peg as a fraction of the peg:
     /// loss + (loss − loss^α)/(α − 1) (the Pareto mean truncated at a total loss).
     pub fn mean_loss(&self) -> f64 {
         let (m, a) = (self.loss, self.tail_index);

@@ -81,7 +81,7 @@ pub fn shock_cdf(distribution: Distribution, x: f64) -> f64 {
     }
 }
 
-/// The x with [`shock_cdf`](x) = `p` (0 < p < 1), by bisection to 1e-12 relative.
+/// The x with [`shock_cdf`] of x equal to `p` (0 < p < 1), by bisection to 1e-12 relative.
 pub fn shock_quantile(distribution: Distribution, p: f64) -> f64 {
     let (mut lo, mut hi) = (-50.0, 50.0);
     for _ in 0..200 {
