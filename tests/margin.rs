@@ -305,3 +305,37 @@ fn an_independent_venue_failure_loses_pd_times_lgd_times_exposure() {
     assert_eq!(with_venue["measures"], without["measures"]);
     assert!(common::measure(&with_venue, 0.99).0 > 0.0);
 }
+
+#[test]
+fn a_failure_correlated_with_the_market_comes_in_crashes() {
+    // 10 BTC on a venue failing at 0.5 a year: independent of BTC the failure loses
+    // E[10·S_h] ≈ 10·S_0·e^{σ²/2} on average; correlated +0.9 with BTC.spot (a failure is a
+    // low draw of its factor) it comes when BTC has fallen, so it loses much less per failure
+    // while the fund's tail holds both at once
+    let run =
+        "[run]\npaths = 40000\nseed = 8\nhorizon_days = 365\nsteps = 1\nconfidence = [0.99]\n";
+    let venue = "\n[[venue]]\nname = \"ftx\"\nmargin = \"none\"\ndefault_probability = 0.5\n";
+    let book = "id,kind,underlying,quantity,venue\nb,spot,BTC,10,ftx\n";
+    let loss_per_failure = |correlation: &str| {
+        let s = Scenario::new(run, MODEL, MARKET, "positions.csv", book);
+        let text = std::fs::read_to_string(s.scenario()).unwrap() + correlation + venue;
+        s.write("scenario.toml", &text);
+        let doc = margin(&s, &[]);
+        let v = &doc["venues"][0];
+        v["expected_default_loss"]["value"].as_f64().unwrap()
+            / v["p_default"]["value"].as_f64().unwrap()
+    };
+    let independent = loss_per_failure("");
+    let exact = 10.0 * S0 * (0.36f64 / 2.0).exp();
+    assert!(
+        (independent - exact).abs() < 0.03 * exact,
+        "{independent} against {exact}"
+    );
+    let wrong_way = loss_per_failure(
+        "\n[model.correlation]\nfactors = [\"BTC.spot\", \"ftx.default\"]\nmatrix = [[1.0, 0.9], [0.9, 1.0]]\n",
+    );
+    assert!(
+        wrong_way < 0.7 * independent,
+        "{wrong_way} vs {independent}"
+    );
+}
