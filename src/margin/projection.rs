@@ -242,7 +242,7 @@ fn today(job: &Job, venues: &[VenueBook], revaluer: &Revaluer) -> Vec<Today> {
     venues
         .iter()
         .map(|v| Today {
-            equity: v.equity(&unit, None),
+            equity: v.equity(&unit),
             requirement: v.requirement(revaluer, m),
             derivatives: v.derivatives_value(&unit),
             fee: v.spec.liquidation_fee * v.notional(revaluer, m),
@@ -353,7 +353,7 @@ fn project_block(c: &BlockContext, block: u64) -> Vec<PathOutcome> {
                     continue;
                 }
                 let requirement = v.requirement(revaluer, m);
-                let equity = v.equity(&unit, None);
+                let equity = v.equity(&unit);
                 let close_out = || {
                     let fee = v.spec.liquidation_fee * v.notional(revaluer, m);
                     (v.derivatives_value(&unit), fee)

@@ -3,6 +3,7 @@
 //! scenario losses set the requirements), each netted per instrument of the revaluation.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use crate::book::aggregate::Holding;
 use crate::book::instrument::{Instrument, OptionType, Settlement};
@@ -53,9 +54,13 @@ pub struct VenueBook {
     /// The `[[venue]]` entry.
     pub spec: VenueSpec,
     collateral: Vec<Collateral>,
+    /// In instrument order, so each underlying's derivatives are contiguous.
     derivatives: Vec<Derivative>,
-    /// Aggregated underlyings its derivatives are on, ascending.
-    underlyings: Vec<usize>,
+    /// Per aggregated underlying its derivatives are on (ascending), their range in
+    /// `derivatives`.
+    groups: Vec<(usize, Range<usize>)>,
+    /// The portfolio grid's price moves, −range to +range (empty under other margins).
+    price_moves: Vec<f64>,
 }
 
 impl VenueBook {
@@ -135,31 +140,42 @@ impl VenueBook {
                 }
             }
         }
-        let mut underlyings: Vec<usize> = derivatives.values().map(|d| d.underlying).collect();
-        underlyings.dedup();
+        let derivatives: Vec<Derivative> = derivatives.into_values().collect();
+        let mut groups: Vec<(usize, Range<usize>)> = Vec::new();
+        for (i, d) in derivatives.iter().enumerate() {
+            match groups.last_mut() {
+                Some((u, range)) if *u == d.underlying => range.end = i + 1,
+                _ => groups.push((d.underlying, i..i + 1)),
+            }
+        }
+        let grid = &spec.portfolio;
+        let price_moves = if spec.margin == "portfolio" {
+            let last = f64::from(grid.price_steps - 1);
+            (0..grid.price_steps)
+                .map(|i| grid.price_range * (2.0 * f64::from(i) / last - 1.0))
+                .collect()
+        } else {
+            Vec::new()
+        };
         VenueBook {
             spec: spec.clone(),
             collateral: collateral.into_values().collect(),
-            derivatives: derivatives.into_values().collect(),
-            underlyings,
+            derivatives,
+            groups,
+            price_moves,
         }
     }
 
     /// Equity on a path: collateral at its haircut plus the derivatives' value today and P&L
     /// since, USD, given every instrument's P&L per unit `unit_pnl`
-    /// ([`Revaluer::unit_pnl`]). With `derivatives_frozen_at` (after a liquidation), the
-    /// derivatives count with that P&L instead.
-    pub fn equity(&self, unit_pnl: &[f64], derivatives_frozen_at: Option<f64>) -> f64 {
-        self.collateral_value(unit_pnl)
-            + derivatives_frozen_at.unwrap_or_else(|| self.derivatives_value(unit_pnl))
-    }
-
-    /// Collateral at its haircut, USD.
-    pub fn collateral_value(&self, unit_pnl: &[f64]) -> f64 {
-        self.collateral
+    /// ([`Revaluer::unit_pnl`]).
+    pub fn equity(&self, unit_pnl: &[f64]) -> f64 {
+        let collateral: f64 = self
+            .collateral
             .iter()
             .map(|c| c.weight * (c.value_today + c.units * unit_pnl[c.instrument]))
-            .sum()
+            .sum();
+        collateral + self.derivatives_value(unit_pnl)
     }
 
     /// The derivatives' value today plus their P&L since, USD.
@@ -170,12 +186,12 @@ impl VenueBook {
             .sum()
     }
 
-    /// The derivatives' notional Σ |coins| × S on path `m`, USD: what a linear margin and a
-    /// liquidation fee are charged on.
+    /// The derivatives' notional Σ |coins| × S on path `m`, USD: what a liquidation fee is
+    /// charged on.
     pub fn notional(&self, revaluer: &Revaluer, m: PathMove) -> f64 {
-        self.derivatives
+        self.groups
             .iter()
-            .map(|d| (d.units * d.coins_per_unit).abs() * revaluer.spot(d.underlying, m))
+            .map(|(u, range)| notional(&self.derivatives[range.clone()], revaluer.spot(*u, m)))
             .sum()
     }
 
@@ -215,14 +231,9 @@ impl VenueBook {
             initial: 0.0,
             maintenance: 0.0,
         };
-        for &u in &self.underlyings {
-            let notional: f64 = self
-                .derivatives
-                .iter()
-                .filter(|d| d.underlying == u)
-                .map(|d| (d.units * d.coins_per_unit).abs() * revaluer.spot(u, m))
-                .sum();
-            let (initial, maintenance) = self.tiered(notional);
+        for (u, range) in &self.groups {
+            let held = &self.derivatives[range.clone()];
+            let (initial, maintenance) = self.tiered(notional(held, revaluer.spot(*u, m)));
             requirement.initial += initial;
             requirement.maintenance += maintenance;
         }
@@ -263,28 +274,21 @@ impl VenueBook {
     /// (vol up), plus a contingency per net short option contract.
     fn portfolio_margin(&self, revaluer: &Revaluer, m: PathMove) -> f64 {
         let grid = &self.spec.portfolio;
-        let steps = grid.price_steps.max(2);
-        let price_moves: Vec<f64> = (0..steps)
-            .map(|i| {
-                -grid.price_range + 2.0 * grid.price_range * f64::from(i) / f64::from(steps - 1)
-            })
-            .collect();
         let mut total = 0.0;
-        for &u in &self.underlyings {
-            let spot = revaluer.spot(u, m);
-            let held: Vec<(&Derivative, Option<(OptionState, f64)>)> = self
-                .derivatives
-                .iter()
-                .filter(|d| d.underlying == u)
-                .map(|d| (d, d.state(revaluer, m, spot)))
-                .collect();
+        for (u, range) in &self.groups {
+            let spot = revaluer.spot(*u, m);
+            let held: Vec<(&Derivative, Option<(OptionState, f64)>)> = self.derivatives
+                [range.clone()]
+            .iter()
+            .map(|d| (d, d.state(revaluer, m, spot)))
+            .collect();
             let pnl = |moved: f64, vol: f64| -> f64 {
                 held.iter()
                     .map(|(d, state)| d.scenario_pnl(*state, spot, moved, vol, grid))
                     .sum()
             };
             let mut worst: f64 = 0.0;
-            for &moved in &price_moves {
+            for &moved in &self.price_moves {
                 for vol in [grid.vol_up, 0.0, -grid.vol_down] {
                     worst = worst.max(-pnl(moved, vol));
                 }
@@ -301,6 +305,13 @@ impl VenueBook {
         }
         total
     }
+}
+
+/// Σ |coins| × `spot` of derivatives on one underlying, USD.
+fn notional(held: &[Derivative], spot: f64) -> f64 {
+    held.iter()
+        .map(|d| (d.units * d.coins_per_unit).abs() * spot)
+        .sum()
 }
 
 impl Derivative {

@@ -128,9 +128,9 @@ struct FundingStep {
     dt_years: f64,
 }
 
-/// One stablecoin's de-peg on the path (see [`JumpFactor`]).
+/// One jump on the path: a stablecoin's de-peg or a venue's failure (see [`JumpFactor`]).
 #[derive(Debug, Clone)]
-struct DepegStep {
+struct JumpStep {
     factor: usize,
     slot: usize,
     /// 1/√steps: a step's share of the standardised horizon shock.
@@ -144,10 +144,10 @@ struct DepegStep {
     distribution: Distribution,
 }
 
-impl DepegStep {
+impl JumpStep {
     fn new(d: &JumpFactor, distribution: Distribution, horizon_days: f64, steps: u32) -> Self {
         let probability = -(-d.spec.probability * horizon_days / DAYS_PER_YEAR).exp_m1();
-        DepegStep {
+        JumpStep {
             factor: d.factor,
             slot: d.slot,
             step_weight: 1.0 / f64::from(steps).sqrt(),
@@ -174,7 +174,7 @@ impl DepegStep {
 #[derive(Debug, Clone)]
 pub struct PathBuilder {
     scales: Vec<StepScales>,
-    depegs: Vec<DepegStep>,
+    jumps: Vec<JumpStep>,
     steps: u32,
     surface_width: usize,
 }
@@ -220,15 +220,15 @@ impl PathBuilder {
                 ),
             })
             .collect();
-        let depegs = model
+        let jumps = model
             .depegs
             .iter()
             .chain(&model.defaults)
-            .map(|d| DepegStep::new(d, model.distribution, horizon_days, steps))
+            .map(|d| JumpStep::new(d, model.distribution, horizon_days, steps))
             .collect();
         PathBuilder {
             scales,
-            depegs,
+            jumps,
             steps,
             surface_width: model.surface_width,
         }
@@ -284,7 +284,7 @@ impl PathBuilder {
                     f.accrue(e, *x, surface);
                 }
             }
-            for d in &self.depegs {
+            for d in &self.jumps {
                 surface[d.slot] += d.step_weight * e[d.factor];
                 if last {
                     surface[d.slot + 1] = d.price_move(surface[d.slot]);

@@ -75,9 +75,6 @@ impl FactorMove {
                 row[slot + 2] = rate_dt / growth;
             }
         }
-        for d in &model.depegs {
-            row[d.slot + 1] = 0.0;
-        }
         row
     }
 
