@@ -11,8 +11,8 @@ use crate::input::job::Job;
 use crate::input::venue::{PortfolioGridSpec, VenueSpec};
 use crate::mc::paths::PathMove;
 use crate::model::factors::term_structure_exponent;
-use crate::pricing::black_scholes::{bs_price, intrinsic};
-use crate::pricing::revaluation::{OptionState, Revaluer};
+use crate::pricing::black_scholes::{bs_price, intrinsic, price_from_parts};
+use crate::pricing::revaluation::Revaluer;
 use crate::time::DAYS_PER_YEAR;
 
 /// Initial and maintenance margin of a venue, USD.
@@ -277,24 +277,24 @@ impl VenueBook {
         let mut total = 0.0;
         for (u, range) in &self.groups {
             let spot = revaluer.spot(*u, m);
-            let held: Vec<(&Derivative, Option<(OptionState, f64)>)> = self.derivatives
-                [range.clone()]
-            .iter()
-            .map(|d| (d, d.state(revaluer, m, spot)))
-            .collect();
-            let pnl = |moved: f64, vol: f64| -> f64 {
+            let held: Vec<(&Derivative, Option<GridState>)> = self.derivatives[range.clone()]
+                .iter()
+                .map(|d| (d, d.grid_state(revaluer, m, spot, grid)))
+                .collect();
+            let pnl = |moved: f64, vol: usize| -> f64 {
+                let log_move = moved.ln_1p();
                 held.iter()
-                    .map(|(d, state)| d.scenario_pnl(*state, spot, moved, vol, grid))
+                    .map(|(d, state)| d.scenario_pnl(*state, spot, moved, log_move, vol))
                     .sum()
             };
             let mut worst: f64 = 0.0;
             for &moved in &self.price_moves {
-                for vol in [grid.vol_up, 0.0, -grid.vol_down] {
+                for vol in [VOL_UP, VOL_SAME, VOL_DOWN] {
                     worst = worst.max(-pnl(moved, vol));
                 }
             }
             for &moved in &grid.extended_moves {
-                worst = worst.max(-grid.extended_fraction * pnl(moved, grid.vol_up));
+                worst = worst.max(-grid.extended_fraction * pnl(moved, VOL_UP));
             }
             let short_contracts: f64 = held
                 .iter()
@@ -307,6 +307,40 @@ impl VenueBook {
     }
 }
 
+/// The portfolio grid's vol scenarios, as indices of [`GridState::vols`].
+const VOL_UP: usize = 0;
+const VOL_SAME: usize = 1;
+const VOL_DOWN: usize = 2;
+
+/// An option on a path as the portfolio grid revalues it: the Black–Scholes parts that do
+/// not change across the grid's scenarios ([`price_from_parts`]).
+#[derive(Debug, Clone, Copy)]
+struct GridState {
+    /// Expired inside the horizon: worth its intrinsic value.
+    expired: bool,
+    /// Its price at the path's spot and vol.
+    price: f64,
+    /// K·e^{−rτ}.
+    discounted_strike: f64,
+    /// ln(S/K) + rτ at the path's spot.
+    log_moneyness: f64,
+    /// σ·√τ in each vol scenario.
+    vol_sqrt_tau: [f64; 3],
+}
+
+impl GridState {
+    /// An expired option's state, its price to be filled in.
+    fn expired() -> GridState {
+        GridState {
+            expired: true,
+            price: 0.0,
+            discounted_strike: 0.0,
+            log_moneyness: 0.0,
+            vol_sqrt_tau: [0.0; 3],
+        }
+    }
+}
+
 /// Σ |coins| × `spot` of derivatives on one underlying, USD.
 fn notional(held: &[Derivative], spot: f64) -> f64 {
     held.iter()
@@ -315,41 +349,64 @@ fn notional(held: &[Derivative], spot: f64) -> f64 {
 }
 
 impl Derivative {
-    /// An option's state on path `m` and its price there (`None` for delta-one).
-    fn state(&self, revaluer: &Revaluer, m: PathMove, spot: f64) -> Option<(OptionState, f64)> {
+    /// An option's state on path `m`, its price there and its vols in the grid's vol
+    /// scenarios: 30-day vol moves of +`vol_up`, 0 and −`vol_down`, an option with T days
+    /// left moving by (1 + v)^((30/max(T, 1))^p). `None` for delta-one.
+    fn grid_state(
+        &self,
+        revaluer: &Revaluer,
+        m: PathMove,
+        spot: f64,
+        grid: &PortfolioGridSpec,
+    ) -> Option<GridState> {
         let (option, kind, strike, rate) = self.option?;
         let state = revaluer.option_state(self.underlying, option, m);
-        let price = if state.tau <= 0.0 {
-            intrinsic(kind, spot, strike)
-        } else {
-            bs_price(kind, spot, strike, state.tau, state.vol, rate)
-        };
-        Some((state, price))
+        if state.tau <= 0.0 {
+            return Some(GridState {
+                price: intrinsic(kind, spot, strike),
+                ..GridState::expired()
+            });
+        }
+        let power = term_structure_exponent(state.tau * DAYS_PER_YEAR, grid.vol_power);
+        let sqrt_tau = state.tau.sqrt();
+        let mut vol_sqrt_tau = [state.vol * sqrt_tau; 3];
+        vol_sqrt_tau[VOL_UP] *= (1.0 + grid.vol_up).powf(power);
+        vol_sqrt_tau[VOL_DOWN] *= (1.0 - grid.vol_down).powf(power);
+        Some(GridState {
+            expired: false,
+            price: bs_price(kind, spot, strike, state.tau, state.vol, rate),
+            discounted_strike: strike * (-rate * state.tau).exp(),
+            log_moneyness: (spot / strike).ln() + rate * state.tau,
+            vol_sqrt_tau,
+        })
     }
 
     /// Value change, USD, when the underlying's spot moves from `spot` by the relative
-    /// `moved` and 30-day implied vol by the relative `vol` (an option with T days left moving
-    /// by (1 + vol)^((30/max(T, 1))^p)), from an option's `state` and price there.
+    /// `moved` (`log_move` = ln(1 + moved)) in vol scenario `vol` ([`VOL_UP`], [`VOL_SAME`],
+    /// [`VOL_DOWN`]), from an option's grid state.
     fn scenario_pnl(
         &self,
-        state: Option<(OptionState, f64)>,
+        state: Option<GridState>,
         spot: f64,
         moved: f64,
-        vol: f64,
-        grid: &PortfolioGridSpec,
+        log_move: f64,
+        vol: usize,
     ) -> f64 {
-        let (Some((_, kind, strike, rate)), Some((state, price))) = (self.option, state) else {
+        let (Some((_, kind, strike, _)), Some(g)) = (self.option, state) else {
             return self.units * self.coins_per_unit * spot * moved;
         };
         let shocked = spot * (1.0 + moved);
-        let after = if state.tau <= 0.0 {
+        let after = if g.expired {
             intrinsic(kind, shocked, strike)
         } else {
-            let days = state.tau * DAYS_PER_YEAR;
-            let vol_after =
-                state.vol * (1.0 + vol).powf(term_structure_exponent(days, grid.vol_power));
-            bs_price(kind, shocked, strike, state.tau, vol_after, rate)
+            price_from_parts(
+                kind,
+                shocked,
+                g.discounted_strike,
+                g.log_moneyness + log_move,
+                g.vol_sqrt_tau[vol],
+            )
         };
-        self.units * (after - price)
+        self.units * (after - g.price)
     }
 }
