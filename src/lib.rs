@@ -31,6 +31,7 @@ pub mod mc;
 pub mod pricing;
 pub mod risk;
 pub mod margin;
+pub mod hedge;
 pub mod stress;
 pub mod backtest;
 pub mod report;

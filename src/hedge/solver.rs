@@ -1,0 +1,1084 @@
+//! The Rockafellar–Uryasev linear program of a hedge, solved by a primal–dual interior-point
+//! method shaped for it.
+//!
+//! With n equally likely paths, book P&L bᵢ, candidate j's P&L per unit Xᵢⱼ and tail mass
+//! m = n(1 − a), the ES at level a of the book plus trades q, net of their costs, is
+//!
+//!   ES(q) = min over t of  t + (1/m)·Σᵢ (Lᵢ(q) − t)⁺ + cost(q),   Lᵢ(q) = −bᵢ − Σⱼ Xᵢⱼ·qⱼ,
+//!
+//! the empirical tail mean with the boundary path's fractional weight, exactly as
+//! [`crate::risk::measures::var_es`] estimates it (Rockafellar and Uryasev 2000,
+//! "Optimization of conditional value-at-risk", J. Risk 2(3)). With uᵢ ≥ Lᵢ − t, uᵢ ≥ 0 and a
+//! trade split into a bought and a sold leg (cost c⁺ per unit bought, c⁻ per unit sold) it is
+//! a linear program:
+//!
+//!   min  c·v + t + (1/m)·Σ uᵢ     s.t.  uᵢ + Σₗ ±Xᵢⱼ₍ₗ₎·vₗ + t ≥ −bᵢ,  uᵢ ≥ 0,  lₗ ≤ vₗ ≤ hₗ,
+//!
+//! plus an optional budget row (premium and costs ≤ B).
+//!
+//! **Why a bespoke interior point.** The program has n + 2m + 1 variables and 2n rows, but
+//! only 2m + 1 of the variables are coupled: every uᵢ appears in its own two rows. Mehrotra's
+//! predictor–corrector method on the normal equations eliminates each uᵢ in closed form, so
+//! every iteration factors one dense (2m + 1)² matrix Σᵢ ωᵢ·gᵢgᵢᵀ + diag, built from XᵀΩX
+//! (O(n·m²) multiply–adds, a matrix product) and never an n × n system. General sparse
+//! solvers (Clarabel's sparse LDLᵀ of the whole KKT system) pay for the dense columns of X
+//! many times over: docs/model.md ("Hedging") gives the measurement.
+//!
+//! **Cutting planes.** Only the paths beyond VaR at the optimum carry weight, about m of the
+//! n. The program is solved on a working set of paths (the book's worst, plus every k-th path),
+//! each round adding the paths whose loss at the restricted optimum exceeds its VaR t, until
+//! none does; the restricted optimum is then optimal for all n paths (a path with Lᵢ ≤ t has
+//! uᵢ = 0 and adds nothing).
+//!
+//! **Target mode.** The cheapest trades with ES ≤ ES* are found as the least cost cap C whose
+//! least ES (under c·v ≤ C, a row on the trades only) is at most ES*: the least ES is convex
+//! and decreasing in C, and Newton steps on the cap row's dual price approach the root from
+//! below (a secant step when one would leave the bracket).
+//!
+//! Reproducible: every sum over paths runs over fixed chunks of [`CHUNK_PATHS`] paths whose
+//! partial sums are added in chunk order, so the result is bit-identical for any number of
+//! threads.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+use rayon::prelude::*;
+
+use crate::risk::measures::{mean_and_stdev, tail_mass};
+
+/// Paths per chunk of every parallel sum over paths (fixed, for bit-identical results).
+pub const CHUNK_PATHS: usize = 4096;
+
+/// Interior-point iterations before giving up.
+const MAX_ITERATIONS: usize = 200;
+
+/// Relative primal, dual and gap tolerance of the scaled program.
+const TOLERANCE: f64 = 1e-9;
+
+/// Tolerance of the best iterate kept when the iterations stall (the ES is then optimal to
+/// a relative 10⁻⁶, far inside its Monte Carlo error).
+const LOOSE_TOLERANCE: f64 = 1e-6;
+
+/// Iterations without a better iterate after which the method stops.
+const STALL_ITERATIONS: usize = 8;
+
+/// A scaled variable beyond this magnitude means the program is unbounded.
+const DIVERGENCE: f64 = 1e12;
+
+/// Rounds of iterative refinement of each Newton direction (the normal equations lose
+/// digits as the duals and slacks of the tail rows part near the optimum).
+const REFINEMENTS: usize = 2;
+
+/// Working-set paths per tail path at the start of the cutting planes.
+const WORKING_SET_TAILS: usize = 4;
+
+/// Most paths a cutting-plane round adds, per tail path.
+const ROUND_TAILS: usize = 2;
+
+/// Cost-cap solves of the target mode before it settles for the cheapest reaching one.
+const MAX_TARGET_SOLVES: usize = 30;
+
+/// Relative distance to the target ES at which the target mode stops.
+const TARGET_TOLERANCE: f64 = 1e-6;
+
+/// Fraction of the distance to the boundary an iteration moves.
+const STEP_FRACTION: f64 = 0.995;
+
+/// What trading one candidate costs and what bounds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CandidateTerms {
+    /// Cost per unit bought (fees and spread), reporting currency, ≥ 0.
+    pub buy_cost: f64,
+    /// Cost per unit sold, reporting currency, ≥ 0.
+    pub sell_cost: f64,
+    /// Premium per unit bought (received per unit sold), reporting currency: counts in the
+    /// budget, not in the P&L (a premium buys the candidate's value today).
+    pub premium: f64,
+    /// Least signed quantity (−∞ for none).
+    pub lower: f64,
+    /// Largest signed quantity (+∞ for none).
+    pub upper: f64,
+}
+
+/// What to optimise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Goal {
+    /// The trades of least ES (costs included).
+    MinimizeEs,
+    /// The cheapest trades whose ES (costs included) is at most this, reporting currency.
+    ReachEs(f64),
+}
+
+/// The scenarios and terms of one hedge program.
+#[derive(Debug, Clone, Copy)]
+pub struct EsProgram<'a> {
+    /// Confidence level a of the ES, in (0, 1).
+    pub confidence: f64,
+    /// The book's P&L on each path (positive = gain), reporting currency.
+    pub book_pnl: &'a [f64],
+    /// Candidate j's P&L per unit on path i at `candidate_pnl[j·n + i]` (column-major n × m).
+    pub candidate_pnl: &'a [f64],
+    /// Costs and bounds per candidate.
+    pub terms: &'a [CandidateTerms],
+    /// Most premium plus costs the trades may spend, reporting currency.
+    pub budget: Option<f64>,
+}
+
+/// The optimal trades and what they reach on the program's own paths (in-sample).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EsOptimum {
+    /// Signed quantity per candidate.
+    pub quantities: Vec<f64>,
+    /// ES of book plus trades, costs included, on the program's paths.
+    pub es: f64,
+    /// Costs of the trades.
+    pub cost: f64,
+    /// Premium plus costs (what the budget bounds).
+    pub spend: f64,
+    /// Interior-point iterations taken.
+    pub iterations: usize,
+}
+
+/// Why a program has no solution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SolveFailure {
+    /// No trades within the bounds and budget reach the target; the least ES they reach.
+    TargetOutOfReach {
+        /// Least ES the candidates reach, reporting currency.
+        least_es: f64,
+    },
+    /// The bounds and budget admit no trades at all.
+    Infeasible,
+    /// ES falls without bound: a candidate gains on nearly every path and is unbounded.
+    Unbounded,
+    /// The iterations did not converge (numerical trouble).
+    NotConverged,
+}
+
+/// One leg of a candidate: its bought (sign +1) or sold (sign −1) units v ∈ [lower, upper].
+#[derive(Debug, Clone, Copy)]
+struct Leg {
+    candidate: usize,
+    sign: f64,
+    cost: f64,
+    budget: f64,
+    lower: f64,
+    upper: f64,
+}
+
+/// Solves `program` for `goal`.
+pub fn solve(program: &EsProgram, goal: Goal) -> Result<EsOptimum, SolveFailure> {
+    let scaled = Scaled::new(program);
+    if scaled.infeasible_bounds() {
+        return Err(SolveFailure::Infeasible);
+    }
+    let mut working = scaled.initial_working_set();
+    let least = scaled.least_es(&mut working, None)?;
+    match goal {
+        Goal::MinimizeEs => Ok(scaled.optimum(&least)),
+        Goal::ReachEs(target) => {
+            let least_es = scaled.optimum(&least).es;
+            if least_es > target {
+                return Err(SolveFailure::TargetOutOfReach { least_es });
+            }
+            let target = target / scaled.loss_scale;
+            scaled
+                .cheapest_reaching(&mut working, target, least)
+                .map(|v| scaled.optimum(&v))
+        }
+    }
+}
+
+/// Leg values of a solved program (scaled), with the iterations that found them.
+#[derive(Debug, Clone)]
+struct Solved {
+    legs: Vec<f64>,
+    /// ES plus cost (scaled), exact on all paths.
+    es: f64,
+    /// Cost (scaled).
+    cost: f64,
+    /// Dual price of the cost cap, −∂(least ES)/∂cap (0 without a cap).
+    cap_price: f64,
+    iterations: usize,
+}
+
+/// A row on the legs only: Σₗ coefficientₗ·vₗ ≤ bound (the budget, a cost cap).
+#[derive(Debug, Clone)]
+struct LegRow {
+    coefficients: Vec<f64>,
+    bound: f64,
+}
+
+/// The program in units where the book's loss and each candidate's P&L have unit spread,
+/// with candidates split into legs and fixed legs folded into the book.
+#[derive(Debug, Clone)]
+struct Scaled {
+    paths: usize,
+    /// Weight 1/m of each path in the tail mean (of all paths, also on a working set).
+    tail_weight: f64,
+    /// Loss scale L (reporting currency per scaled unit).
+    loss_scale: f64,
+    /// Quantity scale per candidate (units per scaled unit).
+    quantity_scale: Vec<f64>,
+    /// Scaled candidate P&L, column-major paths × candidates.
+    x: Vec<f64>,
+    /// Scaled loss per path of the book plus the fixed legs.
+    loss: Vec<f64>,
+    legs: Vec<Leg>,
+    /// Costs of the fixed legs (scaled).
+    fixed_cost: f64,
+    /// Premium plus costs of the fixed legs (scaled).
+    fixed_spend: f64,
+    /// Fixed signed quantity per candidate (scaled), from legs whose bounds meet.
+    fixed: Vec<f64>,
+    /// The budget row, if any.
+    budget: Option<LegRow>,
+    candidates: usize,
+}
+
+impl Scaled {
+    fn new(program: &EsProgram) -> Scaled {
+        let n = program.book_pnl.len();
+        let m = program.terms.len();
+        let spread = |values: &[f64]| mean_and_stdev(values).1;
+        let column = |j: usize| &program.candidate_pnl[j * n..(j + 1) * n];
+        let candidate_sd: Vec<f64> = (0..m).map(|j| spread(column(j))).collect();
+        let loss_scale = std::iter::once(spread(program.book_pnl))
+            .chain(candidate_sd.iter().copied())
+            .find(|sd| *sd > 0.0 && sd.is_finite())
+            .unwrap_or(1.0);
+        let quantity_scale: Vec<f64> = candidate_sd
+            .iter()
+            .map(|&sd| if sd > 0.0 { loss_scale / sd } else { 1.0 })
+            .collect();
+        let mut x = vec![0.0; n * m];
+        for j in 0..m {
+            let factor = quantity_scale[j] / loss_scale;
+            for (out, value) in x[j * n..(j + 1) * n].iter_mut().zip(column(j)) {
+                *out = value * factor;
+            }
+        }
+        let mut scaled = Scaled {
+            paths: n,
+            tail_weight: 1.0 / tail_mass(n, program.confidence).total(),
+            loss_scale,
+            quantity_scale,
+            x,
+            loss: program.book_pnl.iter().map(|b| -b / loss_scale).collect(),
+            legs: Vec::new(),
+            fixed_cost: 0.0,
+            fixed_spend: 0.0,
+            fixed: vec![0.0; m],
+            budget: None,
+            candidates: m,
+        };
+        for (j, terms) in program.terms.iter().enumerate() {
+            scaled.add_legs(j, terms);
+        }
+        scaled.budget = program.budget.map(|b| LegRow {
+            coefficients: scaled.legs.iter().map(|l| l.budget).collect(),
+            bound: b / loss_scale - scaled.fixed_spend,
+        });
+        scaled
+    }
+
+    /// Splits candidate `j` into a bought and a sold leg; a leg whose bounds meet is fixed
+    /// and folded into the book's loss.
+    fn add_legs(&mut self, j: usize, terms: &CandidateTerms) {
+        let n = self.paths;
+        let q = self.quantity_scale[j];
+        let money = q / self.loss_scale;
+        let (lower, upper) = (terms.lower / q, terms.upper / q);
+        let buy = Leg {
+            candidate: j,
+            sign: 1.0,
+            cost: terms.buy_cost * money,
+            budget: (terms.premium + terms.buy_cost) * money,
+            lower: lower.max(0.0),
+            upper,
+        };
+        let sell = Leg {
+            candidate: j,
+            sign: -1.0,
+            cost: terms.sell_cost * money,
+            budget: (terms.sell_cost - terms.premium) * money,
+            lower: (-upper).max(0.0),
+            upper: -lower,
+        };
+        for leg in [buy, sell] {
+            if leg.upper <= 0.0 && leg.lower <= 0.0 {
+                continue;
+            }
+            if leg.lower >= leg.upper {
+                self.fixed[j] += leg.sign * leg.lower;
+                self.fixed_cost += leg.cost * leg.lower;
+                self.fixed_spend += leg.budget * leg.lower;
+            } else {
+                self.legs.push(leg);
+            }
+        }
+        let fixed = self.fixed[j];
+        if fixed != 0.0 {
+            for (l, xij) in self.loss.iter_mut().zip(&self.x[j * n..(j + 1) * n]) {
+                *l -= xij * fixed;
+            }
+        }
+    }
+
+    /// Whether a leg's bounds or the budget leave nothing to choose from.
+    fn infeasible_bounds(&self) -> bool {
+        let least_spend: f64 = self
+            .legs
+            .iter()
+            .map(|l| l.budget * if l.budget >= 0.0 { l.lower } else { l.upper })
+            .sum();
+        self.legs.iter().any(|l| l.lower > l.upper)
+            || self
+                .budget
+                .as_ref()
+                .is_some_and(|b| least_spend > b.bound + 1e-12)
+    }
+
+    /// The first working set: the book's worst paths and a stride through all paths.
+    fn initial_working_set(&self) -> Vec<usize> {
+        let n = self.paths;
+        let tail = (1.0 / self.tail_weight).ceil() as usize + 1;
+        let size = (WORKING_SET_TAILS * tail).min(n);
+        let mut set = worst(&self.loss, size / 2);
+        let stride = (2 * n / size.max(1)).max(1);
+        set.extend((0..n).step_by(stride));
+        set.sort_unstable();
+        set.dedup();
+        set
+    }
+
+    /// The legs of least ES (costs included), under the budget and the optional cost cap
+    /// (scaled), by cutting planes over `working` (which grows).
+    fn least_es(&self, working: &mut Vec<usize>, cost_cap: Option<f64>) -> Result<Solved, SolveFailure> {
+        let n = self.paths;
+        let per_round = (ROUND_TAILS as f64 / self.tail_weight).ceil() as usize + 1;
+        let mut iterations = 0;
+        loop {
+            let restricted = self.restricted(working);
+            let mut rows: Vec<LegRow> = self.budget.iter().cloned().collect();
+            if let Some(cap) = cost_cap {
+                rows.push(LegRow {
+                    coefficients: self.legs.iter().map(|l| l.cost).collect(),
+                    bound: cap - self.fixed_cost,
+                });
+            }
+            let mut ipm = InteriorPoint::new(&restricted, rows);
+            iterations += ipm.run()?;
+            let legs = ipm.legs_value();
+            let var = ipm.x[self.legs.len()];
+            let losses = self.losses_with_legs(&legs);
+            let mut member = vec![false; n];
+            working.iter().for_each(|&i| member[i] = true);
+            let tolerance = 1e-9 * (1.0 + var.abs());
+            let violators: Vec<usize> = (0..n)
+                .filter(|&i| !member[i] && losses[i] > var + tolerance)
+                .collect();
+            if violators.is_empty() {
+                let cost = self.fixed_cost
+                    + self.legs.iter().zip(&legs).map(|(l, v)| l.cost * v).sum::<f64>();
+                let cap_price = if cost_cap.is_some() {
+                    ipm.z.last().copied().unwrap_or(0.0)
+                } else {
+                    0.0
+                };
+                return Ok(Solved {
+                    es: tail_mean(&losses, self.tail_weight) + cost,
+                    cost,
+                    cap_price,
+                    legs,
+                    iterations,
+                });
+            }
+            let violator_losses: Vec<f64> = violators.iter().map(|&i| losses[i]).collect();
+            let chosen = worst(&violator_losses, per_round.min(violators.len()));
+            working.extend(chosen.into_iter().map(|k| violators[k]));
+            working.sort_unstable();
+        }
+    }
+
+    /// The cheapest legs whose ES (costs included) is at most `target` (scaled), given the
+    /// least-ES solution `least` (which reaches it). f(C) = least ES under cost ≤ C, minus
+    /// the target, is convex and decreasing: Newton steps from below the root use the cap
+    /// row's dual price −f′(C) and stay below it; a step that leaves the bracket falls back
+    /// to the secant.
+    fn cheapest_reaching(
+        &self,
+        working: &mut Vec<usize>,
+        target: f64,
+        least: Solved,
+    ) -> Result<Solved, SolveFailure> {
+        let tolerance = TARGET_TOLERANCE * (1.0 + target.abs());
+        let mut lo = self.least_es(working, Some(self.fixed_cost))?;
+        if lo.es <= target + tolerance {
+            return Ok(lo);
+        }
+        let mut hi = least;
+        for _ in 0..MAX_TARGET_SOLVES {
+            let (f_lo, f_hi) = (lo.es - target, hi.es - target);
+            if f_hi >= -tolerance {
+                return Ok(hi);
+            }
+            let newton = lo.cost + f_lo / lo.cap_price;
+            let secant = hi.cost - f_hi * (hi.cost - lo.cost) / (f_hi - f_lo);
+            let inside = |c: f64| c > lo.cost && c < hi.cost;
+            let cap = if lo.cap_price > 0.0 && inside(newton) {
+                newton
+            } else if inside(secant) {
+                secant
+            } else {
+                0.5 * (lo.cost + hi.cost)
+            };
+            let solved = self.least_es(working, Some(cap))?;
+            if solved.es - target <= tolerance {
+                if solved.es - target >= -tolerance {
+                    return Ok(solved);
+                }
+                hi = solved;
+            } else {
+                lo = solved;
+            }
+        }
+        Ok(hi)
+    }
+
+    /// The program on the paths `rows` only, with the tail weight of all paths.
+    fn restricted(&self, rows: &[usize]) -> Scaled {
+        let n = self.paths;
+        let mut x = Vec::with_capacity(rows.len() * self.candidates);
+        for j in 0..self.candidates {
+            x.extend(rows.iter().map(|&i| self.x[j * n + i]));
+        }
+        Scaled {
+            paths: rows.len(),
+            x,
+            loss: rows.iter().map(|&i| self.loss[i]).collect(),
+            ..self.clone_without_paths()
+        }
+    }
+
+    fn clone_without_paths(&self) -> Scaled {
+        Scaled {
+            paths: 0,
+            tail_weight: self.tail_weight,
+            loss_scale: self.loss_scale,
+            quantity_scale: self.quantity_scale.clone(),
+            x: Vec::new(),
+            loss: Vec::new(),
+            legs: self.legs.clone(),
+            fixed_cost: self.fixed_cost,
+            fixed_spend: self.fixed_spend,
+            fixed: self.fixed.clone(),
+            budget: self.budget.clone(),
+            candidates: self.candidates,
+        }
+    }
+
+    /// Quantities, ES, cost and spend of a solution, in reporting currency.
+    fn optimum(&self, solved: &Solved) -> EsOptimum {
+        let mut scaled_q = self.fixed.clone();
+        let mut spend = self.fixed_spend;
+        for (leg, &value) in self.legs.iter().zip(&solved.legs) {
+            scaled_q[leg.candidate] += leg.sign * value;
+            spend += leg.budget * value;
+        }
+        EsOptimum {
+            quantities: scaled_q
+                .iter()
+                .zip(&self.quantity_scale)
+                .map(|(q, s)| q * s)
+                .collect(),
+            es: solved.es * self.loss_scale,
+            cost: solved.cost * self.loss_scale,
+            spend: spend * self.loss_scale,
+            iterations: solved.iterations,
+        }
+    }
+
+    /// Scaled loss per path with leg values `legs` (the fixed legs already in the book).
+    fn losses_with_legs(&self, legs: &[f64]) -> Vec<f64> {
+        let mut q = vec![0.0; self.candidates];
+        for (leg, value) in self.legs.iter().zip(legs) {
+            q[leg.candidate] += leg.sign * value;
+        }
+        let moved = self.x_times(&q);
+        self.loss.iter().zip(moved).map(|(l, p)| l - p).collect()
+    }
+
+    /// X·q (scaled P&L of trades q on every path).
+    fn x_times(&self, q: &[f64]) -> Vec<f64> {
+        let n = self.paths;
+        let mut out = vec![0.0; n];
+        out.par_chunks_mut(CHUNK_PATHS)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                let start = c * CHUNK_PATHS;
+                for (j, &qj) in q.iter().enumerate() {
+                    if qj == 0.0 {
+                        continue;
+                    }
+                    let column = &self.x[j * n + start..j * n + start + chunk.len()];
+                    for (o, x) in chunk.iter_mut().zip(column) {
+                        *o += qj * x;
+                    }
+                }
+            });
+        out
+    }
+
+    /// (Xᵀw per candidate, Σw), summed chunk by chunk in order.
+    fn x_transpose_times(&self, w: &[f64]) -> (Vec<f64>, f64) {
+        let n = self.paths;
+        let m = self.candidates;
+        let partials: Vec<Vec<f64>> = w
+            .par_chunks(CHUNK_PATHS)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let start = c * CHUNK_PATHS;
+                let mut part: Vec<f64> = (0..m)
+                    .map(|j| {
+                        let column = &self.x[j * n + start..j * n + start + chunk.len()];
+                        column.iter().zip(chunk).map(|(x, w)| x * w).sum()
+                    })
+                    .collect();
+                part.push(chunk.iter().sum());
+                part
+            })
+            .collect();
+        let mut total = vec![0.0; m + 1];
+        for part in partials {
+            total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+        }
+        let sum = total.pop().unwrap_or(0.0);
+        (total, sum)
+    }
+
+    /// (XᵀΩX, XᵀΩ1, Σω) with Ω = diag(`omega`), summed chunk by chunk in order.
+    fn weighted_gram(&self, omega: &[f64]) -> (Mat<f64>, Vec<f64>, f64) {
+        let n = self.paths;
+        let m = self.candidates;
+        let partials: Vec<(Mat<f64>, Vec<f64>, f64)> = omega
+            .par_chunks(CHUNK_PATHS)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let start = c * CHUNK_PATHS;
+                let rows = chunk.len();
+                let mut weighted = vec![0.0; rows * m];
+                let mut linear = vec![0.0; m];
+                for j in 0..m {
+                    let column = &self.x[j * n + start..j * n + start + rows];
+                    let out = &mut weighted[j * rows..(j + 1) * rows];
+                    for ((o, x), w) in out.iter_mut().zip(column).zip(chunk) {
+                        *o = x * w.sqrt();
+                        linear[j] += x * w;
+                    }
+                }
+                let y = MatRef::from_column_major_slice(&weighted, rows, m);
+                let mut gram = Mat::<f64>::zeros(m, m);
+                matmul(gram.as_mut(), Accum::Replace, y.transpose(), y, 1.0, Par::Seq);
+                (gram, linear, chunk.iter().sum())
+            })
+            .collect();
+        let mut gram = Mat::<f64>::zeros(m, m);
+        let mut linear = vec![0.0; m];
+        let mut sum = 0.0;
+        for (g, l, s) in partials {
+            gram += &g;
+            linear.iter_mut().zip(l).for_each(|(a, b)| *a += b);
+            sum += s;
+        }
+        (gram, linear, sum)
+    }
+}
+
+/// Indices of the `count` largest of `values` (ties by index).
+fn worst(values: &[f64], count: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    let count = count.min(values.len());
+    if count == 0 {
+        return Vec::new();
+    }
+    let descending = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
+    if count < order.len() {
+        order.select_nth_unstable_by(count - 1, descending);
+        order.truncate(count);
+    }
+    order
+}
+
+/// The ES estimator's tail mean of `losses` with tail weight 1/m per path.
+fn tail_mean(losses: &[f64], tail_weight: f64) -> f64 {
+    let m = 1.0 / tail_weight;
+    let whole = m.floor() as usize;
+    let fraction = m - whole as f64;
+    let sorted = worst(losses, whole + 1);
+    let mut tail: Vec<f64> = sorted.iter().map(|&i| losses[i]).collect();
+    tail.sort_unstable_by(|a, b| b.total_cmp(a));
+    let head: f64 = tail.iter().take(whole).sum();
+    let boundary = tail.get(whole).copied().unwrap_or(0.0) * fraction;
+    (head + boundary) * tail_weight
+}
+
+/// Primal–dual state of the interior-point method.
+///
+/// Variables x = (v legs, t, u paths). Rows, all as (row·x ≥ rhs) with slack s ≥ 0 and dual
+/// z ≥ 0, in this order: the n path rows uᵢ + gᵢ·y ≥ lossᵢ (y = (v, t), gᵢ = (±Xᵢⱼ₍ₗ₎, 1)),
+/// the n rows uᵢ ≥ 0, the legs' lower bounds, their finite upper bounds, the leg rows
+/// (−row·v ≥ −bound).
+struct InteriorPoint<'a> {
+    p: &'a Scaled,
+    /// Rows on the legs only (budget, cost cap).
+    leg_rows: Vec<LegRow>,
+    /// Legs with a finite upper bound.
+    capped: Vec<usize>,
+    x: Vec<f64>,
+    s: Vec<f64>,
+    z: Vec<f64>,
+    /// Objective coefficients.
+    c: Vec<f64>,
+    /// Row right-hand sides.
+    b: Vec<f64>,
+}
+
+/// Where each block of rows starts.
+struct Rows {
+    n: usize,
+    legs: usize,
+    capped: usize,
+}
+
+impl Rows {
+    fn lower(&self) -> usize {
+        2 * self.n
+    }
+    fn upper(&self) -> usize {
+        self.lower() + self.legs
+    }
+    fn leg_rows(&self) -> usize {
+        self.upper() + self.capped
+    }
+}
+
+impl<'a> InteriorPoint<'a> {
+    fn new(p: &'a Scaled, leg_rows: Vec<LegRow>) -> InteriorPoint<'a> {
+        let n = p.paths;
+        let k = p.legs.len();
+        let capped: Vec<usize> = (0..k).filter(|&l| p.legs[l].upper.is_finite()).collect();
+        let mut c = vec![0.0; k + 1 + n];
+        for (cl, leg) in c.iter_mut().zip(&p.legs) {
+            *cl = leg.cost;
+        }
+        c[k] = 1.0;
+        c[k + 1..].iter_mut().for_each(|ci| *ci = p.tail_weight);
+        let mut b = p.loss.clone();
+        b.extend(std::iter::repeat_n(0.0, n));
+        b.extend(p.legs.iter().map(|l| l.lower));
+        b.extend(capped.iter().map(|&l| -p.legs[l].upper));
+        b.extend(leg_rows.iter().map(|r| -r.bound));
+        let mut x = vec![0.0; k + 1 + n];
+        for (xl, leg) in x.iter_mut().zip(&p.legs) {
+            *xl = if leg.upper.is_finite() {
+                0.5 * (leg.lower + leg.upper)
+            } else {
+                leg.lower + 1.0
+            };
+        }
+        let mut ipm = InteriorPoint {
+            p,
+            leg_rows,
+            capped,
+            x,
+            s: Vec::new(),
+            z: Vec::new(),
+            c,
+            b,
+        };
+        ipm.start_at_the_tail();
+        ipm
+    }
+
+    /// A starting point in Mehrotra's manner: t at the level's quantile of the starting
+    /// losses, u their excess, the duals of the tail mean (1/n per path row, the rest of the
+    /// weight 1/m on uᵢ ≥ 0, bound duals absorbing the legs' dual residual), then slacks and
+    /// duals shifted to be positive and balanced.
+    fn start_at_the_tail(&mut self) {
+        let p = self.p;
+        let (n, k) = (p.paths, p.legs.len());
+        let rows = self.apply_a(&self.x);
+        let mut excess: Vec<f64> = self.b[..n].iter().zip(&rows).map(|(b, r)| b - r).collect();
+        let tail = (1.0 / p.tail_weight).floor() as usize;
+        let t0 = worst(&excess, tail + 1)
+            .into_iter()
+            .map(|i| excess[i])
+            .fold(f64::INFINITY, f64::min);
+        excess.iter_mut().for_each(|e| *e -= t0);
+        self.x[k] = t0;
+        for (u, e) in self.x[k + 1..].iter_mut().zip(&excess) {
+            *u = e.max(0.0);
+        }
+        let rows = self.apply_a(&self.x);
+        let mut s: Vec<f64> = rows.iter().zip(&self.b).map(|(r, b)| r - b).collect();
+        let r = self.rows();
+        let mut z = vec![0.0; s.len()];
+        let path = (1.0 / n as f64).min(p.tail_weight);
+        z[..n].iter_mut().for_each(|v| *v = path);
+        z[n..2 * n].iter_mut().for_each(|v| *v = p.tail_weight - path);
+        let r_d: Vec<f64> = self
+            .apply_at(&z)
+            .iter()
+            .zip(&self.c)
+            .map(|(a, c)| a - c)
+            .collect();
+        for l in 0..k {
+            z[r.lower() + l] = (-r_d[l]).max(0.0);
+        }
+        for (i, &l) in self.capped.iter().enumerate() {
+            z[r.upper() + i] = r_d[l].max(0.0);
+        }
+        let shift = |values: &[f64]| {
+            (-1.5 * values.iter().copied().fold(f64::INFINITY, f64::min)).max(0.0)
+        };
+        let (ds, dz) = (shift(&s), shift(&z));
+        s.iter_mut().for_each(|v| *v += ds);
+        z.iter_mut().for_each(|v| *v += dz);
+        let sz = dot(&s, &z);
+        let (sum_s, sum_z) = (s.iter().sum::<f64>(), z.iter().sum::<f64>());
+        let (ds, dz) = (0.5 * sz / sum_z, 0.5 * sz / sum_s);
+        s.iter_mut().for_each(|v| *v += ds.max(1e-8));
+        z.iter_mut().for_each(|v| *v += dz.max(1e-8));
+        self.s = s;
+        self.z = z;
+    }
+
+    fn rows(&self) -> Rows {
+        Rows {
+            n: self.p.paths,
+            legs: self.p.legs.len(),
+            capped: self.capped.len(),
+        }
+    }
+
+    fn legs_value(&self) -> Vec<f64> {
+        self.x[..self.p.legs.len()].to_vec()
+    }
+
+    /// Candidate quantities (scaled) of leg values `v`.
+    fn candidate_vector(&self, v: &[f64]) -> Vec<f64> {
+        let mut q = vec![0.0; self.p.candidates];
+        for (leg, value) in self.p.legs.iter().zip(v) {
+            q[leg.candidate] += leg.sign * value;
+        }
+        q
+    }
+
+    /// A·x over all rows.
+    fn apply_a(&self, x: &[f64]) -> Vec<f64> {
+        let k = self.p.legs.len();
+        let (v, t, u) = (&x[..k], x[k], &x[k + 1..]);
+        let moved = self.p.x_times(&self.candidate_vector(v));
+        let mut out: Vec<f64> = moved.iter().zip(u).map(|(m, ui)| ui + m + t).collect();
+        out.extend_from_slice(u);
+        out.extend_from_slice(v);
+        out.extend(self.capped.iter().map(|&l| -v[l]));
+        out.extend(self.leg_rows.iter().map(|r| -dot(&r.coefficients, v)));
+        out
+    }
+
+    /// Aᵀ·w over all variables.
+    fn apply_at(&self, w: &[f64]) -> Vec<f64> {
+        let r = self.rows();
+        let (n, k) = (r.n, r.legs);
+        let (xtw, sum) = self.p.x_transpose_times(&w[..n]);
+        let mut out = vec![0.0; k + 1 + n];
+        for (o, leg) in out.iter_mut().zip(&self.p.legs) {
+            *o = leg.sign * xtw[leg.candidate];
+        }
+        out[k] = sum;
+        for i in 0..n {
+            out[k + 1 + i] = w[i] + w[n + i];
+        }
+        for l in 0..k {
+            out[l] += w[r.lower() + l];
+        }
+        for (i, &l) in self.capped.iter().enumerate() {
+            out[l] -= w[r.upper() + i];
+        }
+        for (row, &wr) in self.leg_rows.iter().zip(&w[r.leg_rows()..]) {
+            axpy(&mut out[..k], -wr, &row.coefficients);
+        }
+        out
+    }
+
+    /// Runs Mehrotra's predictor–corrector iterations to convergence; the iteration count.
+    /// Near the optimum the normal equations lose digits (the slacks of the paths at VaR go
+    /// to zero on both of their rows); when the iterates stop improving, the best iterate met
+    /// is kept if it is within [`LOOSE_TOLERANCE`].
+    fn run(&mut self) -> Result<usize, SolveFailure> {
+        let scale_b = 1.0 + max_abs(&self.b);
+        let scale_c = 1.0 + max_abs(&self.c);
+        let mut best: Option<(f64, Vec<f64>)> = None;
+        let mut since_best = 0;
+        let mut taken = 0;
+        for iteration in 0..MAX_ITERATIONS {
+            taken = iteration;
+            let ax = self.apply_a(&self.x);
+            let r_p: Vec<f64> = (0..ax.len())
+                .map(|i| ax[i] - self.s[i] - self.b[i])
+                .collect();
+            let r_d: Vec<f64> = self
+                .apply_at(&self.z)
+                .iter()
+                .zip(&self.c)
+                .map(|(a, c)| a - c)
+                .collect();
+            let primal = dot(&self.c, &self.x);
+            let dual = dot(&self.b, &self.z);
+            let mu = dot(&self.s, &self.z) / self.s.len() as f64;
+            let error = (max_abs(&r_p) / scale_b)
+                .max(max_abs(&r_d) / scale_c)
+                .max((primal - dual).abs() / (1.0 + primal.abs()));
+            if error < TOLERANCE {
+                return Ok(iteration);
+            }
+            if best.as_ref().is_none_or(|(e, _)| error < *e) {
+                best = Some((error, self.x.clone()));
+                since_best = 0;
+            } else {
+                since_best += 1;
+            }
+            if since_best >= STALL_ITERATIONS {
+                break;
+            }
+            if max_abs(&self.x) > DIVERGENCE {
+                return Err(SolveFailure::Unbounded);
+            }
+            if self.step(&r_p, &r_d, mu).is_none() {
+                break;
+            }
+        }
+        match best {
+            Some((error, x)) if error < LOOSE_TOLERANCE => {
+                self.x = x;
+                Ok(taken)
+            }
+            _ => Err(SolveFailure::NotConverged),
+        }
+    }
+
+    /// One predictor–corrector step; `None` when the normal equations cannot be factored or
+    /// the step is not finite.
+    fn step(&mut self, r_p: &[f64], r_d: &[f64], mu: f64) -> Option<()> {
+        let d: Vec<f64> = self.z.iter().zip(&self.s).map(|(z, s)| z / s).collect();
+        let normal = NormalEquations::factor(self, &d)?;
+        let v_affine: Vec<f64> = self.s.iter().zip(&self.z).map(|(s, z)| -s * z).collect();
+        let (_, ds_a, dz_a) = self.direction(&normal, &d, r_p, r_d, &v_affine);
+        let (ap, ad) = (
+            step_to_boundary(&self.s, &ds_a),
+            step_to_boundary(&self.z, &dz_a),
+        );
+        let mu_affine = (0..self.s.len())
+            .map(|i| (self.s[i] + ap * ds_a[i]) * (self.z[i] + ad * dz_a[i]))
+            .sum::<f64>()
+            / self.s.len() as f64;
+        let sigma = (mu_affine / mu).clamp(0.0, 1.0).powi(3);
+        let v: Vec<f64> = (0..self.s.len())
+            .map(|i| -self.s[i] * self.z[i] - ds_a[i] * dz_a[i] + sigma * mu)
+            .collect();
+        let (dx, ds, dz) = self.direction(&normal, &d, r_p, r_d, &v);
+        let ap = (STEP_FRACTION * step_to_boundary(&self.s, &ds)).min(1.0);
+        let ad = (STEP_FRACTION * step_to_boundary(&self.z, &dz)).min(1.0);
+        axpy(&mut self.x, ap, &dx);
+        axpy(&mut self.s, ap, &ds);
+        axpy(&mut self.z, ad, &dz);
+        self.x.iter().chain(&self.z).all(|v| v.is_finite()).then_some(())
+    }
+
+    /// The Newton direction for complementarity target `v` (s∘z + Δs∘z + s∘Δz = v + s∘z):
+    /// M·Δx = r_d − Aᵀ·D·r_p + Aᵀ·(v/s), Δs = A·Δx + r_p, Δz = −D·Δs + v/s, with M = AᵀDA
+    /// solved by the factor and [`REFINEMENTS`] rounds of iterative refinement.
+    fn direction(
+        &self,
+        normal: &NormalEquations,
+        d: &[f64],
+        r_p: &[f64],
+        r_d: &[f64],
+        v: &[f64],
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let w: Vec<f64> = (0..d.len())
+            .map(|i| v[i] / self.s[i] - d[i] * r_p[i])
+            .collect();
+        let rhs: Vec<f64> = r_d
+            .iter()
+            .zip(self.apply_at(&w))
+            .map(|(a, b)| a + b)
+            .collect();
+        let mut dx = normal.solve(self, &rhs);
+        for _ in 0..REFINEMENTS {
+            let scaled: Vec<f64> = self.apply_a(&dx).iter().zip(d).map(|(a, d)| a * d).collect();
+            let residual: Vec<f64> = rhs
+                .iter()
+                .zip(self.apply_at(&scaled))
+                .map(|(r, m)| r - m)
+                .collect();
+            axpy(&mut dx, 1.0, &normal.solve(self, &residual));
+        }
+        let ds: Vec<f64> = self
+            .apply_a(&dx)
+            .iter()
+            .zip(r_p)
+            .map(|(a, r)| a + r)
+            .collect();
+        let dz: Vec<f64> = (0..d.len())
+            .map(|i| -d[i] * ds[i] + v[i] / self.s[i])
+            .collect();
+        (dx, ds, dz)
+    }
+}
+
+/// The factored normal equations M = A·D·Aᵀ: the paths' u eliminated in closed form and a
+/// dense Cholesky factor of the Schur complement on y = (v, t).
+struct NormalEquations {
+    /// Lower Cholesky factor of the Schur complement S (row-major, dimension legs + 1).
+    factor: Vec<f64>,
+    dim: usize,
+    /// d₁ᵢ/λᵢ per path (λᵢ = d₁ᵢ + d₂ᵢ, d₁ of the path row, d₂ of uᵢ ≥ 0).
+    ratio: Vec<f64>,
+    /// 1/λᵢ per path.
+    inverse_lambda: Vec<f64>,
+    /// d₁ᵢ per path.
+    d1: Vec<f64>,
+}
+
+impl NormalEquations {
+    /// S = Σᵢ ωᵢ·gᵢgᵢᵀ + bound and leg-row terms, ωᵢ = d₁ᵢd₂ᵢ/λᵢ, factored.
+    fn factor(ipm: &InteriorPoint, d: &[f64]) -> Option<NormalEquations> {
+        let r = ipm.rows();
+        let (n, k) = (r.n, r.legs);
+        let legs = &ipm.p.legs;
+        let d1 = d[..n].to_vec();
+        let lambda: Vec<f64> = (0..n).map(|i| d[i] + d[n + i]).collect();
+        let omega: Vec<f64> = (0..n).map(|i| d1[i] * d[n + i] / lambda[i]).collect();
+        let (gram, linear, total) = ipm.p.weighted_gram(&omega);
+        let dim = k + 1;
+        let mut s = vec![0.0; dim * dim];
+        for a in 0..k {
+            for b in 0..k {
+                let (la, lb) = (legs[a], legs[b]);
+                s[a * dim + b] = la.sign * lb.sign * gram[(la.candidate, lb.candidate)];
+            }
+            s[a * dim + k] = legs[a].sign * linear[legs[a].candidate];
+            s[k * dim + a] = s[a * dim + k];
+            s[a * dim + a] += d[r.lower() + a];
+        }
+        s[k * dim + k] = total;
+        for (i, &l) in ipm.capped.iter().enumerate() {
+            s[l * dim + l] += d[r.upper() + i];
+        }
+        for (row, &dr) in ipm.leg_rows.iter().zip(&d[r.leg_rows()..]) {
+            for a in 0..k {
+                for b in 0..k {
+                    s[a * dim + b] += dr * row.coefficients[a] * row.coefficients[b];
+                }
+            }
+        }
+        Some(NormalEquations {
+            factor: cholesky(&s, dim)?,
+            dim,
+            ratio: (0..n).map(|i| d1[i] / lambda[i]).collect(),
+            inverse_lambda: lambda.iter().map(|l| 1.0 / l).collect(),
+            d1,
+        })
+    }
+
+    /// M⁻¹·rhs: Δy = S⁻¹(r_y − Σᵢ (d₁ᵢ/λᵢ)·r_uᵢ·gᵢ), Δuᵢ = (r_uᵢ − d₁ᵢ·gᵢ·Δy)/λᵢ.
+    fn solve(&self, ipm: &InteriorPoint, rhs: &[f64]) -> Vec<f64> {
+        let k = ipm.p.legs.len();
+        let (ry, ru) = rhs.split_at(k + 1);
+        let weighted: Vec<f64> = ru.iter().zip(&self.ratio).map(|(r, q)| r * q).collect();
+        let (xtw, sum) = ipm.p.x_transpose_times(&weighted);
+        let mut y = ry.to_vec();
+        for (yl, leg) in y.iter_mut().zip(&ipm.p.legs) {
+            *yl -= leg.sign * xtw[leg.candidate];
+        }
+        y[k] -= sum;
+        cholesky_solve(&self.factor, self.dim, &mut y);
+        let moved = ipm.p.x_times(&ipm.candidate_vector(&y[..k]));
+        let t = y[k];
+        let mut out = y;
+        out.extend(
+            ru.iter()
+                .zip(&moved)
+                .zip(self.d1.iter().zip(&self.inverse_lambda))
+                .map(|((r, m), (d1, il))| (r - d1 * (m + t)) * il),
+        );
+        out
+    }
+}
+
+/// Lower Cholesky factor (row-major) of the symmetric `dim`² matrix `a`, with a tiny ridge
+/// relative to its diagonal; `None` if it is not positive definite.
+fn cholesky(a: &[f64], dim: usize) -> Option<Vec<f64>> {
+    let ridge = 1e-14 * (0..dim).map(|i| a[i * dim + i].abs()).fold(0.0, f64::max);
+    let mut l = vec![0.0; dim * dim];
+    for i in 0..dim {
+        for j in 0..=i {
+            let mut sum = a[i * dim + j];
+            for p in 0..j {
+                sum -= l[i * dim + p] * l[j * dim + p];
+            }
+            if i == j {
+                let diagonal = sum + ridge;
+                if diagonal <= 0.0 || !diagonal.is_finite() {
+                    return None;
+                }
+                l[i * dim + i] = diagonal.sqrt();
+            } else {
+                l[i * dim + j] = sum / l[j * dim + j];
+            }
+        }
+    }
+    Some(l)
+}
+
+/// Solves L·Lᵀ·x = b in place.
+fn cholesky_solve(l: &[f64], dim: usize, b: &mut [f64]) {
+    for i in 0..dim {
+        let mut sum = b[i];
+        for p in 0..i {
+            sum -= l[i * dim + p] * b[p];
+        }
+        b[i] = sum / l[i * dim + i];
+    }
+    for i in (0..dim).rev() {
+        let mut sum = b[i];
+        for p in i + 1..dim {
+            sum -= l[p * dim + i] * b[p];
+        }
+        b[i] = sum / l[i * dim + i];
+    }
+}
+
+/// Largest step α ≤ 1 keeping `value + α·step` ≥ 0.
+fn step_to_boundary(value: &[f64], step: &[f64]) -> f64 {
+    value
+        .iter()
+        .zip(step)
+        .filter(|(_, d)| **d < 0.0)
+        .map(|(v, d)| -v / d)
+        .fold(1.0, f64::min)
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn max_abs(a: &[f64]) -> f64 {
+    a.iter().fold(0.0, |m, v| m.max(v.abs()))
+}
+
+fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+}
