@@ -147,6 +147,18 @@ fn parse_position(
     market: &MarketData,
     valuation_time: DateTime<Utc>,
 ) -> Result<Position> {
+    let quantity = row.number("quantity")?;
+    parse_holding(row, market, valuation_time, quantity)
+}
+
+/// A positions-file row's instrument and placement (every column but `quantity`), held in
+/// `quantity`: what a hedge candidate is, before a size is chosen.
+pub(crate) fn parse_holding(
+    row: &Row,
+    market: &MarketData,
+    valuation_time: DateTime<Utc>,
+    quantity: f64,
+) -> Result<Position> {
     let id = row.required_text("id")?.to_owned();
     let underlying = row.required_text("underlying")?;
     let instrument = parse_instrument(row, valuation_time)?;
@@ -181,7 +193,7 @@ fn parse_position(
         id,
         instrument,
         underlying: underlying.to_owned(),
-        quantity: row.number("quantity")?,
+        quantity,
         multiplier,
         settlement,
         counterparty: row.text("counterparty").unwrap_or(&venue).to_owned(),

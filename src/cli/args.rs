@@ -44,6 +44,10 @@ pub(crate) enum Command {
     /// VaR and ES before and after adding trades and/or removing positions, on common random
     /// numbers, with the standard error of the change.
     Whatif(WhatifArgs),
+    /// Propose hedge trades among candidate instruments: least ES, or the cheapest reaching a
+    /// target ES (a linear program on the simulated paths), or delta / vega neutral; judged on
+    /// fresh paths with the in-sample figure beside.
+    Hedge(HedgeArgs),
     /// Margin per `[[venue]]` today and along the paths: margin calls, liquidations, their
     /// probabilities and timing, VaR and ES with liquidations, and capital buffers.
     Margin(MarginArgs),
@@ -279,6 +283,70 @@ pub(crate) struct WhatifArgs {
     /// Position ids to take out of the book, comma separated.
     #[arg(long, value_name = "ID,ID", value_delimiter = ',')]
     pub(crate) remove: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  tailrisk hedge scenarios/fund.toml\n  tailrisk hedge \
+scenarios/fund.toml --instruments scenarios/hedge/candidates.csv --target-es 500000 --budget 20000 \
+--out hedge/\n  tailrisk whatif scenarios/fund.toml --trades hedge/trades.csv"
+)]
+pub(crate) struct HedgeArgs {
+    #[command(flatten)]
+    pub(crate) common: ScenarioArgs,
+    #[command(flatten)]
+    pub(crate) simulation: SimulationArgs,
+    /// Candidate instruments: the positions file's columns (quantity not read) plus optional
+    /// cost (USD per unit), bid / ask, min_quantity / max_quantity and lot. Default: one linear
+    /// perpetual per coin held, at 5 bp of notional per unit.
+    #[arg(long, value_name = "CANDIDATES")]
+    pub(crate) instruments: Option<PathBuf>,
+    /// Minimise ES at --level (the default goal).
+    #[arg(long, value_enum, conflicts_with_all = ["target_es", "neutralize"])]
+    pub(crate) minimize: Option<Minimize>,
+    /// The cheapest trades whose ES at --level (costs included) is at most X, USD.
+    #[arg(long, value_name = "X", value_parser = parse_loss, conflicts_with = "neutralize")]
+    pub(crate) target_es: Option<f64>,
+    /// Skip the optimisation: zero net delta per underlying with perpetuals, or net vega with
+    /// each underlying's option candidate of most vega (then delta with perpetuals).
+    #[arg(long, value_enum)]
+    pub(crate) neutralize: Option<Greek>,
+    /// ES confidence level.
+    #[arg(long, default_value_t = 0.975, value_parser = parse_probability)]
+    pub(crate) level: f64,
+    /// Most net premium plus fees and spread the trades may spend, USD.
+    #[arg(long, value_name = "USD", value_parser = parse_budget)]
+    pub(crate) budget: Option<f64>,
+    /// Seed of the fresh paths the trades are judged on (default: the run's seed + 1).
+    #[arg(long)]
+    pub(crate) check_seed: Option<u64>,
+    /// Write trades.csv (positions format, ready for `whatif --trades`) and summary.json here.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+/// What `--minimize` may minimise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Minimize {
+    /// Expected Shortfall at --level.
+    Es,
+}
+
+/// A sensitivity `--neutralize` zeroes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Greek {
+    /// Net delta per underlying, with perpetuals.
+    Delta,
+    /// Net vega per underlying, with option candidates (then delta).
+    Vega,
+}
+
+/// A budget: a finite amount of money ≥ 0.
+fn parse_budget(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("expected an amount ≥ 0 like 25000, found '{text}'")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -8,24 +8,29 @@ use tailrisk::backtest::report::{rolling_report, series_report, RollingRequest};
 use tailrisk::backtest::rolling::{RollingSettings, ShockModel};
 use tailrisk::book::exposures::exposures;
 use tailrisk::error::{Error, Result};
+use tailrisk::hedge::candidates::Candidates;
+use tailrisk::hedge::proposal::{propose_hedge, HedgeGoal, HedgeRequest};
 use tailrisk::input::job::Job;
 use tailrisk::input::synthetic::{write_synthetic_scenario, SyntheticSpec};
 use tailrisk::margin::projection::{project_margin, MarginRequest};
 use tailrisk::mc::shard::merge;
 use tailrisk::model::calibration::{calibrate, load_returns};
-use tailrisk::report::files::{write_backtest_series, write_run_outputs, write_summary};
+use tailrisk::report::files::{
+    write_backtest_series, write_hedge_outputs, write_run_outputs, write_summary,
+};
 use tailrisk::report::html::committee_report_of;
 use tailrisk::report::text::{
-    render_backtest, render_contributions, render_exposures, render_margin, render_run,
-    render_stress, render_what_if,
+    render_backtest, render_contributions, render_exposures, render_hedge, render_margin,
+    render_run, render_stress, render_what_if,
 };
 use tailrisk::risk::run::{run_shard, RunRequest};
 use tailrisk::risk::whatif::what_if;
 use tailrisk::stress::report::{stress_report, StressRequest};
 
 use crate::cli::args::{
-    threads, BacktestArgs, CalibrateArgs, CurrencyArg, ExposuresArgs, Format, MarginArgs,
-    MergeArgs, ReportArgs, RunArgs, StressArgs, StressOptions, SyntheticArgs, WhatifArgs,
+    threads, BacktestArgs, CalibrateArgs, CurrencyArg, ExposuresArgs, Format, Greek, HedgeArgs,
+    MarginArgs, MergeArgs, ReportArgs, RunArgs, StressArgs, StressOptions, SyntheticArgs,
+    WhatifArgs,
 };
 use crate::cli::present::{print_json, progress_bar};
 
@@ -172,6 +177,42 @@ pub(crate) fn run_what_if(args: &WhatifArgs) -> Result<()> {
         Format::Json => print_json(&result, &args.common.scenario),
         Format::Table => {
             print!("{}", render_what_if(&result));
+            Ok(())
+        }
+    }
+}
+
+/// `tailrisk hedge`: propose trades and judge them on fresh paths.
+pub(crate) fn run_hedge(args: &HedgeArgs) -> Result<()> {
+    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let settings = args.simulation.settings(&job);
+    let candidates = match &args.instruments {
+        Some(file) => Candidates::load(file, &job)?,
+        None => Candidates::default_perpetuals(&job),
+    };
+    let goal = match (args.neutralize, args.target_es) {
+        (Some(Greek::Delta), _) => HedgeGoal::NeutralizeDelta,
+        (Some(Greek::Vega), _) => HedgeGoal::NeutralizeVega,
+        (None, Some(x)) => HedgeGoal::TargetEs(x),
+        (None, None) => HedgeGoal::MinimizeEs,
+    };
+    let request = HedgeRequest {
+        goal,
+        level: args.level,
+        budget: args.budget,
+        settings,
+        check_seed: args.check_seed.unwrap_or(settings.seed.wrapping_add(1)),
+    };
+    let bar = progress_bar(2 * settings.paths, "paths", args.common.quiet);
+    let proposal = propose_hedge(&job, &candidates, &request, &|done| bar.inc(done))?;
+    bar.finish_and_clear();
+    if let Some(dir) = &args.out {
+        write_hedge_outputs(dir, &proposal)?;
+    }
+    match args.common.format {
+        Format::Json => print_json(&proposal, &args.common.scenario),
+        Format::Table => {
+            print!("{}", render_hedge(&proposal));
             Ok(())
         }
     }

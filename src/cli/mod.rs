@@ -29,6 +29,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => commands::run(&args),
         Command::Exposures(args) => commands::show_exposures(&args),
         Command::Whatif(args) => commands::run_what_if(&args),
+        Command::Hedge(args) => commands::run_hedge(&args),
         Command::Margin(args) => commands::run_margin(&args),
         Command::Stress(args) => commands::run_stress(&args),
         Command::Report(args) => commands::write_report(&args),

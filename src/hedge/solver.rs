@@ -55,11 +55,15 @@ const MAX_ITERATIONS: usize = 200;
 const TOLERANCE: f64 = 1e-9;
 
 /// Tolerance of the best iterate kept when the iterations stall (the ES is then optimal to
-/// a relative 10⁻⁶, far inside its Monte Carlo error).
-const LOOSE_TOLERANCE: f64 = 1e-6;
+/// a relative 10⁻⁵, far inside its Monte Carlo error).
+const LOOSE_TOLERANCE: f64 = 1e-5;
 
-/// Iterations without a better iterate after which the method stops.
+/// Iterations without a better iterate after which the method stops, once the best
+/// iterate is within [`STALL_NEAR`] (early iterates do not improve monotonically).
 const STALL_ITERATIONS: usize = 8;
+
+/// Error below which a stall ends the iterations.
+const STALL_NEAR: f64 = 1e-3;
 
 /// A scaled variable beyond this magnitude means the program is unbounded.
 const DIVERGENCE: f64 = 1e12;
@@ -353,7 +357,11 @@ impl Scaled {
 
     /// The legs of least ES (costs included), under the budget and the optional cost cap
     /// (scaled), by cutting planes over `working` (which grows).
-    fn least_es(&self, working: &mut Vec<usize>, cost_cap: Option<f64>) -> Result<Solved, SolveFailure> {
+    fn least_es(
+        &self,
+        working: &mut Vec<usize>,
+        cost_cap: Option<f64>,
+    ) -> Result<Solved, SolveFailure> {
         let n = self.paths;
         let per_round = (ROUND_TAILS as f64 / self.tail_weight).ceil() as usize + 1;
         let mut iterations = 0;
@@ -379,7 +387,12 @@ impl Scaled {
                 .collect();
             if violators.is_empty() {
                 let cost = self.fixed_cost
-                    + self.legs.iter().zip(&legs).map(|(l, v)| l.cost * v).sum::<f64>();
+                    + self
+                        .legs
+                        .iter()
+                        .zip(&legs)
+                        .map(|(l, v)| l.cost * v)
+                        .sum::<f64>();
                 let cap_price = if cost_cap.is_some() {
                     ipm.z.last().copied().unwrap_or(0.0)
                 } else {
@@ -412,7 +425,7 @@ impl Scaled {
         least: Solved,
     ) -> Result<Solved, SolveFailure> {
         let tolerance = TARGET_TOLERANCE * (1.0 + target.abs());
-        let mut lo = self.least_es(working, Some(self.fixed_cost))?;
+        let mut lo = self.no_trades();
         if lo.es <= target + tolerance {
             return Ok(lo);
         }
@@ -443,6 +456,20 @@ impl Scaled {
             }
         }
         Ok(hi)
+    }
+
+    /// No trades beyond the fixed legs (a cap of zero would leave the interior point no
+    /// interior), evaluated exactly; its cap price is unknown (0).
+    fn no_trades(&self) -> Solved {
+        let legs = self.legs.iter().map(|l| l.lower).collect::<Vec<f64>>();
+        let cost = self.fixed_cost + self.legs.iter().map(|l| l.cost * l.lower).sum::<f64>();
+        Solved {
+            es: tail_mean(&self.losses_with_legs(&legs), self.tail_weight) + cost,
+            cost,
+            cap_price: 0.0,
+            legs,
+            iterations: 0,
+        }
     }
 
     /// The program on the paths `rows` only, with the tail weight of all paths.
@@ -578,7 +605,14 @@ impl Scaled {
                 }
                 let y = MatRef::from_column_major_slice(&weighted, rows, m);
                 let mut gram = Mat::<f64>::zeros(m, m);
-                matmul(gram.as_mut(), Accum::Replace, y.transpose(), y, 1.0, Par::Seq);
+                matmul(
+                    gram.as_mut(),
+                    Accum::Replace,
+                    y.transpose(),
+                    y,
+                    1.0,
+                    Par::Seq,
+                );
                 (gram, linear, chunk.iter().sum())
             })
             .collect();
@@ -680,11 +714,7 @@ impl<'a> InteriorPoint<'a> {
         b.extend(leg_rows.iter().map(|r| -r.bound));
         let mut x = vec![0.0; k + 1 + n];
         for (xl, leg) in x.iter_mut().zip(&p.legs) {
-            *xl = if leg.upper.is_finite() {
-                0.5 * (leg.lower + leg.upper)
-            } else {
-                leg.lower + 1.0
-            };
+            *xl = leg.lower + (0.5 * (leg.upper - leg.lower)).min(1.0);
         }
         let mut ipm = InteriorPoint {
             p,
@@ -725,7 +755,9 @@ impl<'a> InteriorPoint<'a> {
         let mut z = vec![0.0; s.len()];
         let path = (1.0 / n as f64).min(p.tail_weight);
         z[..n].iter_mut().for_each(|v| *v = path);
-        z[n..2 * n].iter_mut().for_each(|v| *v = p.tail_weight - path);
+        z[n..2 * n]
+            .iter_mut()
+            .for_each(|v| *v = p.tail_weight - path);
         let r_d: Vec<f64> = self
             .apply_at(&z)
             .iter()
@@ -738,9 +770,8 @@ impl<'a> InteriorPoint<'a> {
         for (i, &l) in self.capped.iter().enumerate() {
             z[r.upper() + i] = r_d[l].max(0.0);
         }
-        let shift = |values: &[f64]| {
-            (-1.5 * values.iter().copied().fold(f64::INFINITY, f64::min)).max(0.0)
-        };
+        let shift =
+            |values: &[f64]| (-1.5 * values.iter().copied().fold(f64::INFINITY, f64::min)).max(0.0);
         let (ds, dz) = (shift(&s), shift(&z));
         s.iter_mut().for_each(|v| *v += ds);
         z.iter_mut().for_each(|v| *v += dz);
@@ -849,7 +880,8 @@ impl<'a> InteriorPoint<'a> {
             } else {
                 since_best += 1;
             }
-            if since_best >= STALL_ITERATIONS {
+            let near = best.as_ref().is_some_and(|(e, _)| *e < STALL_NEAR);
+            if near && since_best >= STALL_ITERATIONS {
                 break;
             }
             if max_abs(&self.x) > DIVERGENCE {
@@ -893,7 +925,11 @@ impl<'a> InteriorPoint<'a> {
         axpy(&mut self.x, ap, &dx);
         axpy(&mut self.s, ap, &ds);
         axpy(&mut self.z, ad, &dz);
-        self.x.iter().chain(&self.z).all(|v| v.is_finite()).then_some(())
+        self.x
+            .iter()
+            .chain(&self.z)
+            .all(|v| v.is_finite())
+            .then_some(())
     }
 
     /// The Newton direction for complementarity target `v` (s∘z + Δs∘z + s∘Δz = v + s∘z):
@@ -917,7 +953,12 @@ impl<'a> InteriorPoint<'a> {
             .collect();
         let mut dx = normal.solve(self, &rhs);
         for _ in 0..REFINEMENTS {
-            let scaled: Vec<f64> = self.apply_a(&dx).iter().zip(d).map(|(a, d)| a * d).collect();
+            let scaled: Vec<f64> = self
+                .apply_a(&dx)
+                .iter()
+                .zip(d)
+                .map(|(a, d)| a * d)
+                .collect();
             let residual: Vec<f64> = rhs
                 .iter()
                 .zip(self.apply_at(&scaled))

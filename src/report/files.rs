@@ -1,5 +1,5 @@
 //! Files written by `--out DIR`: per-path P&L as Parquet, the summary as JSON and the
-//! measures as CSV (polars for both tables).
+//! measures as CSV (polars for both tables); a hedge's trades as a positions CSV.
 
 use std::fs::File;
 use std::path::Path;
@@ -7,7 +7,10 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::backtest::statistics::Observation;
+use crate::book::instrument::Instrument;
+use crate::book::positions::Position;
 use crate::error::{Error, Result};
+use crate::hedge::proposal::HedgeProposal;
 use crate::report::text::RunReport;
 
 /// Per-path P&L file name inside the output folder (columns `path`, `pnl`).
@@ -109,4 +112,86 @@ pub fn write_backtest_series(dir: &Path, series: &[Observation]) -> Result<()> {
     CsvWriter::new(&mut file)
         .finish(&mut frame)
         .map_err(|e| Error::output(&csv, e))
+}
+
+/// The hedge's trades file name inside the output folder (positions format).
+pub const TRADES_FILE: &str = "trades.csv";
+
+/// Writes a hedge proposal into `dir` (created if missing): `trades.csv` in the positions
+/// format, ready for `whatif --trades`, and `summary.json` (the `--format json` document).
+pub fn write_hedge_outputs(dir: &Path, proposal: &HedgeProposal) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
+    let trades = &proposal.positions;
+    let text = |f: fn(&Position) -> Option<String>| trades.iter().map(f).collect::<Vec<_>>();
+    let contract = |p: &Position| match &p.instrument {
+        Instrument::Option(o) => Some(o.clone()),
+        _ => None,
+    };
+    let mut frame = DataFrame::new(
+        trades.len(),
+        vec![
+            Column::new("id".into(), text(|p| Some(p.id.clone()))),
+            Column::new(
+                "kind".into(),
+                text(|p| Some(p.instrument.kind_name().to_owned())),
+            ),
+            Column::new("underlying".into(), text(|p| Some(p.underlying.clone()))),
+            Column::new(
+                "quantity".into(),
+                trades.iter().map(|p| p.quantity).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "multiplier".into(),
+                trades.iter().map(|p| p.multiplier).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "settlement".into(),
+                text(|p| Some(p.settlement.as_str().to_owned())),
+            ),
+            Column::new("venue".into(), text(|p| Some(p.venue.clone()))),
+            Column::new(
+                "counterparty".into(),
+                text(|p| Some(p.counterparty.clone())),
+            ),
+            Column::new("book".into(), text(|p| Some(p.book.clone()))),
+            Column::new(
+                "expiry".into(),
+                text(|p| match &p.instrument {
+                    Instrument::Option(o) => Some(o.expiry.to_rfc3339()),
+                    Instrument::Future { expiry } => expiry.map(|e| e.to_rfc3339()),
+                    _ => None,
+                }),
+            ),
+            Column::new(
+                "option_type".into(),
+                trades
+                    .iter()
+                    .map(|p| contract(p).map(|o| o.option_type.as_str().to_owned()))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "strike".into(),
+                trades
+                    .iter()
+                    .map(|p| contract(p).map(|o| o.strike))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "implied_vol".into(),
+                trades
+                    .iter()
+                    .map(|p| contract(p).and_then(|o| o.implied_vol))
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+    )
+    .map_err(|e| Error::output(dir, e))?;
+    let path = dir.join(TRADES_FILE);
+    let mut file = File::create(&path).map_err(|e| Error::output(&path, e))?;
+    CsvWriter::new(&mut file)
+        .finish(&mut frame)
+        .map_err(|e| Error::output(&path, e))?;
+    let summary = dir.join(SUMMARY_FILE);
+    let json = serde_json::to_string_pretty(proposal).map_err(|e| Error::output(&summary, e))?;
+    std::fs::write(&summary, json + "\n").map_err(|e| Error::output(&summary, e))
 }

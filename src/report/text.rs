@@ -8,6 +8,7 @@ use crate::backtest::rolling::{RollingSettings, ShockModel};
 use crate::backtest::statistics::{Backtest, Observation, TRAFFIC_LIGHT_DAYS};
 use crate::book::exposures::ExposureRow;
 use crate::book::grouping::Grouping;
+use crate::hedge::proposal::HedgeProposal;
 use crate::input::job::Job;
 use crate::input::scenario::Distribution;
 use crate::margin::projection::{Estimate, MarginReport};
@@ -1063,6 +1064,119 @@ fn write_currency_total(out: &mut String, key: &str, underlying: &str, rows: &[&
         money(sum(|x| x.theta), 0),
         money(sum(|x| x.value), 0)
     );
+}
+
+/// `tailrisk hedge` as text: the trades, ES before and after on fresh paths with the
+/// in-sample figure beside, and every candidate's marginal ES at the proposal.
+pub fn render_hedge(h: &HedgeProposal) -> String {
+    let mut out = String::new();
+    let goal = match h.target_es {
+        Some(x) => format!("cheapest hedge reaching ES {} USD", money(x, 0)),
+        None => h.goal.replace('-', " "),
+    };
+    let _ = writeln!(
+        out,
+        "hedge: {goal} at {:.2}% over {} day(s); {} candidates; chosen on {} paths (seed {}), \
+         judged on {} fresh paths (seed {})",
+        h.level * 100.0,
+        h.horizon_days,
+        h.candidates,
+        money(h.paths as f64, 0),
+        h.seed,
+        money(h.paths as f64, 0),
+        h.check_seed
+    );
+    if let Some(budget) = h.budget {
+        let _ = writeln!(
+            out,
+            "budget {} USD (net premium plus fees and spread)",
+            money(budget, 0)
+        );
+    }
+    if h.trades.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nno trades: the book is already at the optimum among the candidates"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "\n{:<28} {:<10} {:<6} {:>16} {:>16} {:>14} {:>14}",
+            "trade", "kind", "coin", "quantity", "unrounded", "cost USD", "premium USD"
+        );
+        for t in &h.trades {
+            let _ = writeln!(
+                out,
+                "{:<28} {:<10} {:<6} {:>16} {:>16} {:>14} {:>14}",
+                t.id,
+                t.kind,
+                t.underlying,
+                format!("{:.6}", t.quantity),
+                format!("{:.6}", t.unrounded_quantity),
+                money(t.cost, 2),
+                money(t.premium, 2)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "total cost {} USD; spend (net premium + cost) {} USD",
+            money(h.cost, 2),
+            money(h.spend, 2)
+        );
+    }
+    let cell = |v: f64, se: f64| format!("{:>22}", format!("{} ±{}", money(v, 0), money(se, 0)));
+    let _ = writeln!(
+        out,
+        "\nfresh paths {:>10} {:>22} {:>22} {:>22}",
+        "", "before ± s.e.", "after ± s.e.", "change ± s.e."
+    );
+    for (name, pick) in [("VaR", false), ("ES", true)] {
+        let get = |m: &RiskMeasure| {
+            if pick {
+                (m.es, m.es_stderr)
+            } else {
+                (m.var, m.var_stderr)
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{:>22} {} {} {}",
+            format!("{:.2}% {name}", h.level * 100.0),
+            cell(get(&h.before).0, get(&h.before).1),
+            cell(get(&h.after).0, get(&h.after).1),
+            cell(get(&h.change).0, get(&h.change).1)
+        );
+    }
+    let s = &h.in_sample;
+    let _ = writeln!(
+        out,
+        "in sample (the optimisation's own paths, biased low): ES {} → {} (optimum before \
+         rounding {}, rounding {:+})",
+        money(s.es_before, 0),
+        money(s.es_after, 0),
+        money(s.es_optimal, 0),
+        money(s.rounding_effect, 0)
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:>16} {:>26}",
+        "candidate", "quantity", "marginal ES ± s.e. (USD/unit)"
+    );
+    for m in &h.marginal_es {
+        let _ = writeln!(
+            out,
+            "{:<28} {:>16} {:>26}",
+            m.id,
+            format!("{:.6}", m.quantity),
+            format!("{} ±{}", money(m.marginal_es, 2), money(m.stderr, 2))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nES after includes the trades' fees and spread; `whatif --trades` on the trades shows \
+         it less the cost. Marginal ES: ∂ES/∂quantity on the fresh paths."
+    );
+    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,240 @@
+//! `tailrisk hedge` end to end: a cross-hedge of SOL with a BTC perpetual, its trades file
+//! fed back to `whatif`, target mode judged on fresh paths, bounds, lots and budget, and
+//! bad candidates.
+
+mod common;
+
+use common::{json, Scenario, MARKET};
+
+/// Normal one-day model of BTC and SOL with correlation 0.7.
+const MODEL: &str = r#"[model]
+distribution = "normal"
+
+[model.factors.BTC]
+spot_vol = 0.55
+
+[model.factors.ETH]
+spot_vol = 0.70
+
+[model.factors.SOL]
+spot_vol = 0.90
+
+[model.correlation]
+factors = ["BTC.spot", "SOL.spot"]
+matrix = [[1.0, 0.7], [0.7, 1.0]]
+"#;
+
+const RUN: &str = "[run]\npaths = 40000\nseed = 5\nconfidence = [0.975]\n";
+
+const SOL_BOOK: &str = "id,kind,underlying,quantity\nsol,spot,SOL,10000\n";
+
+const BTC_PERP: &str = "id,kind,underlying,cost,min_quantity,max_quantity,lot\n\
+btc-perp,perpetual,BTC,5,-1000,1000,0.01\n";
+
+fn scenario(book: &str) -> Scenario {
+    let s = Scenario::new(RUN, MODEL, MARKET, "positions.csv", book);
+    s.write("candidates.csv", BTC_PERP);
+    s
+}
+
+fn hedge(s: &Scenario, extra: &[&str]) -> serde_json::Value {
+    let candidates = s.path("candidates.csv");
+    let mut args = vec![
+        "--instruments",
+        candidates.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = s.tailrisk("hedge", &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(&out)
+}
+
+/// −ρ·σ_SOL·V_SOL/(σ_BTC·S_BTC) BTC: the minimum-variance hedge of 10,000 SOL.
+fn minimum_variance_hedge() -> f64 {
+    -0.7 * 0.90 * 10_000.0 * 140.0 / (0.55 * 92_000.0)
+}
+
+#[test]
+fn cross_hedge_is_near_minimum_variance_and_whatif_reproduces_it() {
+    let s = scenario(SOL_BOOK);
+    let out = s.path("out");
+    let doc = hedge(&s, &["--out", out.to_str().unwrap()]);
+    let trades = doc["trades"].as_array().unwrap();
+    assert_eq!(trades.len(), 1);
+    let q = trades[0]["quantity"].as_f64().unwrap();
+    let lots = q / 0.01;
+    assert!(
+        (lots - lots.round()).abs() < 1e-6,
+        "{q} is not a multiple of the lot"
+    );
+    // One-day lognormal moves are nearly Gaussian, but the ES curve is flat near its minimum:
+    // the skew of long SOL and the 5 USD cost per unit pull the ES hedge ~6 % short of the
+    // minimum-variance one (tests/hedge_solver.rs checks the Gaussian case exactly; the
+    // brute-force test below checks this optimum on its own paths).
+    let mv = minimum_variance_hedge();
+    assert!(
+        q / mv > 0.85 && q / mv < 1.0,
+        "hedge {q} vs minimum variance {mv}"
+    );
+    for key in ["before", "after", "in_sample", "marginal_es", "change"] {
+        assert!(!doc[key].is_null(), "JSON lacks {key}");
+    }
+    // whatif on the trades file, on the fresh paths, shows after − cost.
+    let check_seed = doc["check_seed"].as_u64().unwrap().to_string();
+    let trades_file = out.join("trades.csv");
+    let w = s.tailrisk(
+        "whatif",
+        &[
+            "--trades",
+            trades_file.to_str().unwrap(),
+            "--seed",
+            &check_seed,
+            "--format",
+            "json",
+        ],
+    );
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    let w = json(&w);
+    let whatif_es = w["after"]["measures"][0]["es"].as_f64().unwrap();
+    let cost = doc["cost"].as_f64().unwrap();
+    let after = doc["after"]["es"].as_f64().unwrap();
+    assert!(
+        (whatif_es + cost - after).abs() < 1e-6 * after,
+        "whatif {whatif_es} + cost {cost} vs hedge {after}"
+    );
+    // The marginal ES of the traded perpetual is its cost per unit at the optimum, within
+    // its standard error.
+    let m = &doc["marginal_es"][0];
+    let (marginal, se) = (
+        m["marginal_es"].as_f64().unwrap(),
+        m["stderr"].as_f64().unwrap(),
+    );
+    assert!(
+        (marginal.abs() - 5.0).abs() < 4.0 * se + 1.0,
+        "marginal {marginal} ± {se}"
+    );
+}
+
+#[test]
+fn in_sample_optimum_beats_a_brute_force_search_on_the_same_paths() {
+    let s = scenario(SOL_BOOK);
+    let doc = hedge(&s, &[]);
+    let optimal = doc["in_sample"]["es_optimal"].as_f64().unwrap();
+    let q = doc["trades"][0]["unrounded_quantity"].as_f64().unwrap();
+    // ES of book + x BTC perpetuals on the optimisation paths (seed 5), by whatif, plus cost.
+    let es_at = |x: f64| {
+        s.write(
+            "probe.csv",
+            &format!("id,kind,underlying,quantity\nprobe,perpetual,BTC,{x}\n"),
+        );
+        let probe = s.path("probe.csv");
+        let w = s.tailrisk(
+            "whatif",
+            &["--trades", probe.to_str().unwrap(), "--format", "json"],
+        );
+        json(&w)["after"]["measures"][0]["es"].as_f64().unwrap() + 5.0 * x.abs()
+    };
+    for step in [-0.05, -0.01, -0.002, 0.002, 0.01, 0.05] {
+        let x = q * (1.0 + step);
+        assert!(
+            optimal <= es_at(x) + 1e-6 * optimal,
+            "ES at {x} beats the optimum {optimal}"
+        );
+    }
+    assert!((es_at(q) - optimal).abs() < 1e-6 * optimal);
+}
+
+#[test]
+fn a_book_already_hedged_gets_no_trades() {
+    let s = scenario(SOL_BOOK);
+    let q = hedge(&s, &[])["trades"][0]["quantity"].as_f64().unwrap();
+    let hedged = scenario(&format!("{SOL_BOOK}btc,perpetual,BTC,{q}\n"));
+    let doc = hedge(&hedged, &[]);
+    assert_eq!(doc["trades"].as_array().unwrap().len(), 0, "{doc}");
+}
+
+#[test]
+fn target_mode_reaches_its_target_on_fresh_paths_within_the_error() {
+    let s = scenario(SOL_BOOK);
+    let least = hedge(&s, &[]);
+    let before = least["before"]["es"].as_f64().unwrap();
+    let best = least["after"]["es"].as_f64().unwrap();
+    let target = 0.5 * (before + best);
+    let doc = hedge(&s, &["--target-es", &target.to_string()]);
+    let after = doc["after"]["es"].as_f64().unwrap();
+    let se = doc["after"]["es_stderr"].as_f64().unwrap();
+    assert!(
+        (after - target).abs() < 4.0 * se,
+        "after {after} ± {se} vs target {target}"
+    );
+    let in_sample = doc["in_sample"]["es_optimal"].as_f64().unwrap();
+    assert!(
+        (in_sample - target).abs() < 1e-4 * target,
+        "in sample {in_sample} vs {target}"
+    );
+    let cheaper = doc["cost"].as_f64().unwrap();
+    assert!(cheaper < least["cost"].as_f64().unwrap());
+}
+
+#[test]
+#[ignore = "open (issue 16): the interior point stalls on this bounded option + perpetual program"]
+fn bounds_and_budget_hold() {
+    let s = scenario(SOL_BOOK);
+    s.write(
+        "candidates.csv",
+        "id,kind,underlying,cost,min_quantity,max_quantity,lot,option_type,strike,expiry\n\
+         btc-perp,perpetual,BTC,5,-3,1000,0.01,,,\n\
+         sol-put,option,SOL,2,0,50000,10,put,120,2026-12-25\n",
+    );
+    let bounded = hedge(&s, &[]);
+    let q = bounded["trades"][0]["quantity"].as_f64().unwrap();
+    assert!((-3.0..=1000.0).contains(&q), "{q}");
+    let doc = hedge(&s, &["--budget", "0"]);
+    assert!(doc["spend"].as_f64().unwrap() <= 1e-6, "{doc}");
+}
+
+#[test]
+fn bad_candidates_are_refused_with_row_and_field() {
+    let s = scenario(SOL_BOOK);
+    for (rows, field) in [
+        (
+            "id,kind,underlying,min_quantity,max_quantity\nx,perpetual,BTC,5,1\n",
+            "min_quantity",
+        ),
+        ("id,kind,underlying\nx,perpetual,DOGE\n", "underlying"),
+        ("id,kind,underlying,lot\nx,perpetual,BTC,0\n", "lot"),
+        ("id,kind,underlying,bid,ask\nx,perpetual,BTC,10,5\n", "bid"),
+        ("id,kind,underlying\nsol,perpetual,BTC\n", "id"),
+        ("id,kind,underlying\nx,cash,BTC\n", "kind"),
+    ] {
+        s.write("candidates.csv", rows);
+        let candidates = s.path("candidates.csv");
+        let out = s.tailrisk("hedge", &["--instruments", candidates.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{rows}: {err}");
+        assert!(
+            err.contains(field) && err.contains("row 1"),
+            "{rows}: {err}"
+        );
+    }
+    s.write("candidates.csv", BTC_PERP);
+    let candidates = s.path("candidates.csv");
+    let out = s.tailrisk(
+        "hedge",
+        &[
+            "--instruments",
+            candidates.to_str().unwrap(),
+            "--neutralize",
+            "delta",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has no perpetual on SOL"), "{err}");
+}
