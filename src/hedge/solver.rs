@@ -22,7 +22,7 @@
 //! every iteration factors one dense (2m + 1)² matrix Σᵢ ωᵢ·gᵢgᵢᵀ + diag, built from XᵀΩX
 //! (O(n·m²) multiply–adds, a matrix product) and never an n × n system. General sparse
 //! solvers (Clarabel's sparse LDLᵀ of the whole KKT system) pay for the dense columns of X
-//! many times over: docs/model.md ("Hedging") gives the measurement.
+//! many times over.
 //!
 //! **Cutting planes.** Only the paths beyond VaR at the optimum carry weight, about m of the
 //! n. The program is solved on a working set of paths (the book's worst, plus every k-th path),
