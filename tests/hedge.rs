@@ -183,8 +183,7 @@ fn target_mode_reaches_its_target_on_fresh_paths_within_the_error() {
 }
 
 #[test]
-#[ignore = "open (issue 16): the interior point stalls on this bounded option + perpetual program"]
-fn bounds_and_budget_hold() {
+fn bounds_budget_and_lots_hold() {
     let s = scenario(SOL_BOOK);
     s.write(
         "candidates.csv",
@@ -192,11 +191,41 @@ fn bounds_and_budget_hold() {
          btc-perp,perpetual,BTC,5,-3,1000,0.01,,,\n\
          sol-put,option,SOL,2,0,50000,10,put,120,2026-12-25\n",
     );
-    let bounded = hedge(&s, &[]);
-    let q = bounded["trades"][0]["quantity"].as_f64().unwrap();
-    assert!((-3.0..=1000.0).contains(&q), "{q}");
-    let doc = hedge(&s, &["--budget", "0"]);
-    assert!(doc["spend"].as_f64().unwrap() <= 1e-6, "{doc}");
+    let quantity = |doc: &serde_json::Value, id: &str| {
+        doc["trades"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .map_or(0.0, |t| t["quantity"].as_f64().unwrap())
+    };
+    let free = hedge(&s, &[]);
+    let btc = quantity(&free, "btc-perp");
+    assert!((-3.0..=1000.0).contains(&btc), "{btc}");
+    let puts = quantity(&free, "sol-put");
+    assert!(
+        puts > 0.0 && (puts / 10.0 - (puts / 10.0).round()).abs() < 1e-9,
+        "{puts}"
+    );
+    let budget = 20_000.0;
+    let doc = hedge(&s, &["--budget", "20000"]);
+    let spend = doc["spend"].as_f64().unwrap();
+    assert!(spend <= budget + 1e-6, "spend {spend}");
+    assert!(spend > 0.95 * budget, "a binding budget is spent: {spend}");
+    // With fewer puts the short BTC cross-hedge wants more than 3: the bound holds it.
+    assert_eq!(quantity(&doc, "btc-perp"), -3.0, "{doc}");
+    let capped = quantity(&doc, "sol-put");
+    assert!(
+        capped > 0.0 && capped < puts,
+        "{capped} puts within the budget, {puts} without"
+    );
+    assert!(
+        doc["after"]["es"].as_f64().unwrap() > free["after"]["es"].as_f64().unwrap(),
+        "the budget costs ES"
+    );
+    // A zero budget leaves only the trade that spends nothing: none.
+    let none = hedge(&s, &["--budget", "0"]);
+    assert_eq!(none["trades"].as_array().unwrap().len(), 0, "{none}");
 }
 
 #[test]

@@ -169,6 +169,18 @@ struct Leg {
     upper: f64,
 }
 
+impl Leg {
+    /// The least the leg can add to the budget row (at its lower bound if it spends, else at
+    /// its upper bound; −∞ when that is unbounded).
+    fn least_spend(&self) -> f64 {
+        if self.budget >= 0.0 {
+            self.budget * self.lower
+        } else {
+            self.budget * self.upper
+        }
+    }
+}
+
 /// Solves `program` for `goal`.
 pub fn solve(program: &EsProgram, goal: Goal) -> Result<EsOptimum, SolveFailure> {
     let scaled = Scaled::new(program);
@@ -278,17 +290,15 @@ impl Scaled {
         for (j, terms) in program.terms.iter().enumerate() {
             scaled.add_legs(j, terms);
         }
-        scaled.budget = program.budget.map(|b| LegRow {
-            coefficients: scaled.legs.iter().map(|l| l.budget).collect(),
-            bound: b / loss_scale - scaled.fixed_spend,
-        });
+        scaled.budget = program
+            .budget
+            .and_then(|b| scaled.fix_legs_at_an_exhausted_budget(b / loss_scale));
         scaled
     }
 
     /// Splits candidate `j` into a bought and a sold leg; a leg whose bounds meet is fixed
     /// and folded into the book's loss.
     fn add_legs(&mut self, j: usize, terms: &CandidateTerms) {
-        let n = self.paths;
         let q = self.quantity_scale[j];
         let money = q / self.loss_scale;
         let (lower, upper) = (terms.lower / q, terms.upper / q);
@@ -313,28 +323,61 @@ impl Scaled {
                 continue;
             }
             if leg.lower >= leg.upper {
-                self.fixed[j] += leg.sign * leg.lower;
-                self.fixed_cost += leg.cost * leg.lower;
-                self.fixed_spend += leg.budget * leg.lower;
+                self.fold(leg, leg.lower);
             } else {
                 self.legs.push(leg);
             }
         }
-        let fixed = self.fixed[j];
-        if fixed != 0.0 {
+    }
+
+    /// Fixes `leg` at `value`: its P&L joins the book's, its cost and spend the fixed ones.
+    fn fold(&mut self, leg: Leg, value: f64) {
+        let n = self.paths;
+        let j = leg.candidate;
+        let moved = leg.sign * value;
+        self.fixed[j] += moved;
+        self.fixed_cost += leg.cost * value;
+        self.fixed_spend += leg.budget * value;
+        if moved != 0.0 {
             for (l, xij) in self.loss.iter_mut().zip(&self.x[j * n..(j + 1) * n]) {
-                *l -= xij * fixed;
+                *l -= xij * moved;
             }
         }
     }
 
+    /// With a budget no larger than the least spend the legs allow, every leg that spends is
+    /// held at its cheapest bound (the budget leaves the interior point no interior): fold
+    /// them and drop the budget.
+    fn fix_legs_at_an_exhausted_budget(&mut self, budget: f64) -> Option<LegRow> {
+        let least_spend: f64 = self.legs.iter().map(Leg::least_spend).sum();
+        let bound = budget - self.fixed_spend;
+        if bound - least_spend > 1e-9 * (1.0 + bound.abs())
+            || least_spend > bound + 1e-9 * (1.0 + bound.abs())
+        {
+            return Some(LegRow {
+                coefficients: self.legs.iter().map(|l| l.budget).collect(),
+                bound,
+            });
+        }
+        let legs = std::mem::take(&mut self.legs);
+        for leg in legs {
+            if leg.budget == 0.0 {
+                self.legs.push(leg);
+            } else {
+                let value = if leg.budget > 0.0 {
+                    leg.lower
+                } else {
+                    leg.upper
+                };
+                self.fold(leg, value);
+            }
+        }
+        None
+    }
+
     /// Whether a leg's bounds or the budget leave nothing to choose from.
     fn infeasible_bounds(&self) -> bool {
-        let least_spend: f64 = self
-            .legs
-            .iter()
-            .map(|l| l.budget * if l.budget >= 0.0 { l.lower } else { l.upper })
-            .sum();
+        let least_spend: f64 = self.legs.iter().map(Leg::least_spend).sum();
         self.legs.iter().any(|l| l.lower > l.upper)
             || self
                 .budget

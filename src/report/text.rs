@@ -1096,7 +1096,7 @@ pub fn render_hedge(h: &HedgeProposal) -> String {
     if h.trades.is_empty() {
         let _ = writeln!(
             out,
-            "\nno trades: the book is already at the optimum among the candidates"
+            "\nno trades: none lowers ES by more than it costs, within the candidates' bounds and the budget"
         );
     } else {
         let _ = writeln!(
