@@ -175,7 +175,7 @@ pub fn propose_hedge(
         HedgeGoal::NeutralizeDelta => (neutral_quantities(job, candidates, false)?, 0),
         HedgeGoal::NeutralizeVega => (neutral_quantities(job, candidates, true)?, 0),
     };
-    let rounded = round_to_lots(&optimal, candidates, request.budget);
+    let rounded = round_to_lots(&optimal, candidates, request.budget, &fit, request.level);
     let es_at = |matrix: &ScenarioMatrix, q: &[f64]| {
         var_es(
             &matrix.hedged_pnl(q, total_cost(candidates, q)),
@@ -341,10 +341,17 @@ fn explain(failure: SolveFailure, request: &HedgeRequest) -> Error {
     Error::Usage { message }
 }
 
-/// Rounds each quantity to its candidate's lot (nearest, inside the bounds); if the rounded
-/// trades then spend more than the budget, the one-lot move toward zero that saves the most
-/// spend is taken, again and again, until they fit (or no such move saves any).
-fn round_to_lots(quantities: &[f64], candidates: &Candidates, budget: Option<f64>) -> Vec<f64> {
+/// Rounds each quantity to its candidate's lot (nearest, inside the bounds). If the rounded
+/// trades then spend more than the budget, one-lot moves (either way, inside the bounds) are
+/// taken one at a time, each the move that saves spend at the least increase of ES on the
+/// optimisation paths `fit`, until the trades fit the budget or no move saves spend.
+fn round_to_lots(
+    quantities: &[f64],
+    candidates: &Candidates,
+    budget: Option<f64>,
+    fit: &ScenarioMatrix,
+    level: f64,
+) -> Vec<f64> {
     let mut rounded: Vec<f64> = quantities
         .iter()
         .zip(&candidates.list)
@@ -357,22 +364,34 @@ fn round_to_lots(quantities: &[f64], candidates: &Candidates, budget: Option<f64
         return rounded;
     };
     let slack = 1e-9 * budget.abs().max(1.0);
-    for _ in 0..100_000 {
-        if total_spend(candidates, &rounded) <= budget + slack {
+    let es_of = |q: &[f64]| var_es(&fit.hedged_pnl(q, total_cost(candidates, q)), &[level])[0].es;
+    for _ in 0..10_000 {
+        let spend = total_spend(candidates, &rounded);
+        if spend <= budget + slack {
             break;
         }
-        let saving = |j: usize| {
-            let c = &candidates.list[j];
-            let lot = c.lot.unwrap_or(0.0).min(rounded[j].abs());
-            let moved = rounded[j] - lot * rounded[j].signum();
-            (spend_of(c, rounded[j]) - spend_of(c, moved), moved)
-        };
-        let best = (0..rounded.len())
-            .filter(|&j| rounded[j] != 0.0 && candidates.list[j].lot.is_some())
-            .map(|j| (j, saving(j)))
-            .filter(|(_, (saved, _))| *saved > 0.0)
-            .max_by(|a, b| a.1 .0.total_cmp(&b.1 .0));
-        let Some((j, (_, moved))) = best else { break };
+        let es = es_of(&rounded);
+        let mut best: Option<(f64, usize, f64)> = None;
+        for (j, c) in candidates.list.iter().enumerate() {
+            let Some(lot) = c.lot else { continue };
+            for step in [-lot, lot] {
+                let moved = rounded[j] + step;
+                if moved < c.min_quantity || moved > c.max_quantity {
+                    continue;
+                }
+                let saved = spend_of(c, rounded[j]) - spend_of(c, moved);
+                if saved <= 0.0 {
+                    continue;
+                }
+                let mut trial = rounded.clone();
+                trial[j] = moved;
+                let price = (es_of(&trial) - es) / saved;
+                if best.is_none_or(|(p, _, _)| price < p) {
+                    best = Some((price, j, moved));
+                }
+            }
+        }
+        let Some((_, j, moved)) = best else { break };
         rounded[j] = moved;
     }
     rounded

@@ -458,9 +458,9 @@ impl Scaled {
 
     /// The cheapest legs whose ES (costs included) is at most `target` (scaled), given the
     /// least-ES solution `least` (which reaches it). f(C) = least ES under cost ≤ C, minus
-    /// the target, is convex and decreasing: Newton steps from below the root use the cap
-    /// row's dual price −f′(C) and stay below it; a step that leaves the bracket falls back
-    /// to the secant.
+    /// the target, is convex and decreasing: Newton steps on the cap row's dual price −f′(C)
+    /// land at or below the root from either end and then climb to it; a step that leaves
+    /// the bracket falls back to an Illinois secant.
     fn cheapest_reaching(
         &self,
         working: &mut Vec<usize>,
@@ -473,16 +473,23 @@ impl Scaled {
             return Ok(lo);
         }
         let mut hi = least;
+        let mut stuck = (0, 0);
         for _ in 0..MAX_TARGET_SOLVES {
             let (f_lo, f_hi) = (lo.es - target, hi.es - target);
             if f_hi >= -tolerance {
                 return Ok(hi);
             }
-            let newton = lo.cost + f_lo / lo.cap_price;
-            let secant = hi.cost - f_hi * (hi.cost - lo.cost) / (f_hi - f_lo);
             let inside = |c: f64| c > lo.cost && c < hi.cost;
-            let cap = if lo.cap_price > 0.0 && inside(newton) {
-                newton
+            // Tangents of a convex decreasing f cross zero at or before its root, from
+            // either side; the secant (Illinois-weighted against a stuck end) crosses after.
+            let from_lo = lo.cost + f_lo / lo.cap_price;
+            let from_hi = hi.cost + f_hi / hi.cap_price;
+            let (w_lo, w_hi) = (0.5f64.powi(stuck.0), 0.5f64.powi(stuck.1));
+            let secant = hi.cost - f_hi * w_hi * (hi.cost - lo.cost) / (f_hi * w_hi - f_lo * w_lo);
+            let cap = if lo.cap_price > 0.0 && inside(from_lo) {
+                from_lo
+            } else if hi.cap_price > 0.0 && inside(from_hi) {
+                from_hi
             } else if inside(secant) {
                 secant
             } else {
@@ -494,8 +501,10 @@ impl Scaled {
                     return Ok(solved);
                 }
                 hi = solved;
+                stuck = (stuck.0 + 1, 0);
             } else {
                 lo = solved;
+                stuck = (0, stuck.1 + 1);
             }
         }
         Ok(hi)
