@@ -267,3 +267,33 @@ fn bad_candidates_are_refused_with_row_and_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has no perpetual on SOL"), "{err}");
 }
+
+#[test]
+fn the_committee_report_shows_the_same_proposed_hedge() {
+    let s = scenario(SOL_BOOK);
+    let q = hedge(&s, &[])["trades"][0]["quantity"].as_f64().unwrap();
+    let candidates = s.path("candidates.csv");
+    let page = s.path("report.html");
+    let out = s.tailrisk(
+        "report",
+        &[
+            "--out",
+            page.to_str().unwrap(),
+            "--hedge-instruments",
+            candidates.to_str().unwrap(),
+            "--quiet",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(page).unwrap();
+    let section = &html[html.find("<h2>Proposed hedge</h2>").expect("hedge section")..];
+    assert!(section.contains("btc-perp"), "{section}");
+    assert!(
+        section.contains(&format!("{q:.4}")),
+        "quantity {q} missing: {section}"
+    );
+}

@@ -424,6 +424,13 @@ pub(crate) struct ReportArgs {
     pub(crate) simulation: SimulationArgs,
     #[command(flatten)]
     pub(crate) stress: StressOptions,
+    /// Add a proposed hedge: the least-ES trades at 97.5 % among the default perpetuals (one
+    /// per coin held), judged on fresh paths (USD reports only).
+    #[arg(long)]
+    pub(crate) hedge: bool,
+    /// Propose the hedge among these candidates instead (implies --hedge).
+    #[arg(long, value_name = "CANDIDATES")]
+    pub(crate) hedge_instruments: Option<PathBuf>,
 }
 
 /// How the past is weighted.

@@ -252,10 +252,19 @@ pub(crate) fn run_stress(args: &StressArgs) -> Result<()> {
 pub(crate) fn write_report(args: &ReportArgs) -> Result<()> {
     let job = load_job(&args.scenario, args.repair_correlation, &args.currency)?;
     let settings = args.simulation.settings(&job);
+    let candidates = match (&args.hedge_instruments, args.hedge) {
+        (Some(file), _) => Some(Candidates::load(file, &job)?),
+        (None, true) => Some(Candidates::default_perpetuals(&job)),
+        (None, false) => None,
+    };
     let bar = progress_bar(settings.paths, "paths", args.quiet);
-    let html = committee_report_of(&job, settings, &stress_request(&args.stress), &|done| {
-        bar.inc(done)
-    })?;
+    let html = committee_report_of(
+        &job,
+        settings,
+        &stress_request(&args.stress),
+        candidates.as_ref(),
+        &|done| bar.inc(done),
+    )?;
     bar.finish_and_clear();
     std::fs::write(&args.out, html).map_err(|e| Error::output(&args.out, e))?;
     if !args.quiet {
