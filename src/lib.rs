@@ -11,9 +11,11 @@
 //! 6. [`pricing`] — Black–Scholes, full revaluation and revaluation surfaces;
 //! 7. [`risk`] — VaR and ES with standard errors, contributions, what-if;
 //! 8. [`margin`] — venue margin along the paths: margin calls, liquidations, buffers;
-//! 9. [`stress`] — named scenarios, grids, historical replay, reverse stress;
-//! 10. [`backtest`] — rolling forecasts and their statistical tests;
-//! 11. [`report`] — result documents, text tables, output files, the committee report.
+//! 9. [`hedge`] — proposed trades: least ES or the cheapest reaching a target, judged on
+//!    fresh paths;
+//! 10. [`stress`] — named scenarios, grids, historical replay, reverse stress;
+//! 11. [`backtest`] — rolling forecasts and their statistical tests;
+//! 12. [`report`] — result documents, text tables, output files, the committee report.
 //!
 //! [`error`] types every failure with its exit code; [`time`] holds the 365-day calendar.
 //! The command line is the binary's own (`src/cli/`), a thin shell over these modules.
