@@ -238,6 +238,10 @@ fn bad_candidates_are_refused_with_row_and_field() {
         ),
         ("id,kind,underlying\nx,perpetual,DOGE\n", "underlying"),
         ("id,kind,underlying,lot\nx,perpetual,BTC,0\n", "lot"),
+        (
+            "id,kind,underlying,min_quantity,max_quantity,lot\nx,perpetual,BTC,0.3,0.7,1\n",
+            "lot",
+        ),
         ("id,kind,underlying,bid,ask\nx,perpetual,BTC,10,5\n", "bid"),
         ("id,kind,underlying\nsol,perpetual,BTC\n", "id"),
         ("id,kind,underlying\nx,cash,BTC\n", "kind"),
@@ -295,5 +299,42 @@ fn the_committee_report_shows_the_same_proposed_hedge() {
     assert!(
         section.contains(&format!("{q:.4}")),
         "quantity {q} missing: {section}"
+    );
+}
+
+#[test]
+fn neutralising_refuses_a_budget_and_quantities_outside_the_bounds() {
+    let s = scenario(SOL_BOOK);
+    s.write(
+        "candidates.csv",
+        "id,kind,underlying,min_quantity,max_quantity\nsol-perp,perpetual,SOL,-100,100\n",
+    );
+    let candidates = s.path("candidates.csv");
+    let path = candidates.to_str().unwrap();
+    let out = s.tailrisk("hedge", &["--instruments", path, "--neutralize", "delta"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("outside its bounds"), "{err}");
+    let out = s.tailrisk(
+        "hedge",
+        &[
+            "--instruments",
+            path,
+            "--neutralize",
+            "delta",
+            "--budget",
+            "10",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    s.write(
+        "candidates.csv",
+        "id,kind,underlying\nsol-perp,perpetual,SOL\n",
+    );
+    let doc = hedge(&s, &["--neutralize", "delta"]);
+    assert_eq!(
+        doc["trades"][0]["quantity"].as_f64().unwrap(),
+        -10_000.0,
+        "{doc}"
     );
 }

@@ -295,6 +295,8 @@ pub(crate) struct HedgeArgs {
     #[command(flatten)]
     pub(crate) common: ScenarioArgs,
     #[command(flatten)]
+    pub(crate) currency: CurrencyArg,
+    #[command(flatten)]
     pub(crate) simulation: SimulationArgs,
     /// Candidate instruments: the positions file's columns (quantity not read) plus optional
     /// cost (USD per unit), bid / ask, min_quantity / max_quantity and lot. Default: one linear
@@ -314,8 +316,9 @@ pub(crate) struct HedgeArgs {
     /// ES confidence level.
     #[arg(long, default_value_t = 0.975, value_parser = parse_probability)]
     pub(crate) level: f64,
-    /// Most net premium plus fees and spread the trades may spend, USD.
-    #[arg(long, value_name = "USD", value_parser = parse_budget)]
+    /// Most net premium plus fees and spread the trades may spend, USD (not with
+    /// --neutralize, whose quantities are fixed by the exposures).
+    #[arg(long, value_name = "USD", value_parser = parse_budget, conflicts_with = "neutralize")]
     pub(crate) budget: Option<f64>,
     /// Seed of the fresh paths the trades are judged on (default: the run's seed + 1).
     #[arg(long)]

@@ -184,7 +184,11 @@ pub(crate) fn run_what_if(args: &WhatifArgs) -> Result<()> {
 
 /// `tailrisk hedge`: propose trades and judge them on fresh paths.
 pub(crate) fn run_hedge(args: &HedgeArgs) -> Result<()> {
-    let job = Job::load(&args.common.scenario, args.common.repair_correlation)?;
+    let job = load_job(
+        &args.common.scenario,
+        args.common.repair_correlation,
+        &args.currency,
+    )?;
     let settings = args.simulation.settings(&job);
     let candidates = match &args.instruments {
         Some(file) => Candidates::load(file, &job)?,

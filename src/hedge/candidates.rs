@@ -97,16 +97,25 @@ impl Candidates {
     }
 
     /// One linear perpetual (multiplier 1) per coin the book holds, in model order, id
-    /// `hedge-{coin}-perp`, costing [`DEFAULT_PERPETUAL_FEE`] of spot per unit.
+    /// `hedge-{coin}-perp` (with a number appended while the book already uses it), costing
+    /// [`DEFAULT_PERPETUAL_FEE`] of spot per unit.
     pub fn default_perpetuals(job: &Job) -> Candidates {
+        let taken: HashSet<&str> = job.book.positions.iter().map(|p| p.id.as_str()).collect();
         let list = job
             .aggregated
             .underlyings
             .iter()
             .map(|u| {
                 let fee = DEFAULT_PERPETUAL_FEE * u.quote.spot;
+                let mut position = perpetual(&u.name);
+                let base = position.id.clone();
+                let mut n = 1;
+                while taken.contains(position.id.as_str()) {
+                    n += 1;
+                    position.id = format!("{base}-{n}");
+                }
                 Candidate {
-                    position: perpetual(&u.name),
+                    position,
                     unit_value: 0.0,
                     buy_cost: fee,
                     sell_cost: fee,
@@ -186,6 +195,12 @@ fn candidate_terms(row: &Row, position: Position, unit_value: f64) -> Result<Can
     if let Some(lot) = lot {
         if lot <= 0.0 {
             return Err(row.error("lot", format!("must be positive, found {lot}")));
+        }
+        if (min_quantity / lot).ceil() > (max_quantity / lot).floor() {
+            return Err(row.error(
+                "lot",
+                format!("no multiple of {lot} lies within [{min_quantity}, {max_quantity}]"),
+            ));
         }
     }
     Ok(Candidate {

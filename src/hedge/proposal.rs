@@ -158,7 +158,8 @@ pub fn propose_hedge(
     if job.currency.coin.is_some() {
         return Err(Error::Usage {
             message: format!(
-                "hedge reports in USD only (the scenario reports in {}): pass --currency USD",
+                "hedge reports in USD only (the scenario reports in {}): pass --currency USD or \
+                 set [run] currency = \"USD\"",
                 job.currency.name
             ),
         });
@@ -175,7 +176,7 @@ pub fn propose_hedge(
         HedgeGoal::NeutralizeDelta => (neutral_quantities(job, candidates, false)?, 0),
         HedgeGoal::NeutralizeVega => (neutral_quantities(job, candidates, true)?, 0),
     };
-    let rounded = round_to_lots(&optimal, candidates, request.budget, &fit, request.level);
+    let rounded = round_to_lots(&optimal, candidates, request.budget, &fit, request.level)?;
     let es_at = |matrix: &ScenarioMatrix, q: &[f64]| {
         var_es(
             &matrix.hedged_pnl(q, total_cost(candidates, q)),
@@ -351,7 +352,7 @@ fn round_to_lots(
     budget: Option<f64>,
     fit: &ScenarioMatrix,
     level: f64,
-) -> Vec<f64> {
+) -> Result<Vec<f64>> {
     let mut rounded: Vec<f64> = quantities
         .iter()
         .zip(&candidates.list)
@@ -361,11 +362,11 @@ fn round_to_lots(
         })
         .collect();
     let Some(budget) = budget else {
-        return rounded;
+        return Ok(rounded);
     };
     let slack = 1e-9 * budget.abs().max(1.0);
     let es_of = |q: &[f64]| var_es(&fit.hedged_pnl(q, total_cost(candidates, q)), &[level])[0].es;
-    for _ in 0..10_000 {
+    for _ in 0..MAX_BUDGET_MOVES {
         let spend = total_spend(candidates, &rounded);
         if spend <= budget + slack {
             break;
@@ -374,8 +375,8 @@ fn round_to_lots(
         let mut best: Option<(f64, usize, f64)> = None;
         for (j, c) in candidates.list.iter().enumerate() {
             let Some(lot) = c.lot else { continue };
-            for step in [-lot, lot] {
-                let moved = rounded[j] + step;
+            for step in [-1.0, 1.0] {
+                let moved = ((rounded[j] / lot).round() + step) * lot;
                 if moved < c.min_quantity || moved > c.max_quantity {
                     continue;
                 }
@@ -394,8 +395,20 @@ fn round_to_lots(
         let Some((_, j, moved)) = best else { break };
         rounded[j] = moved;
     }
-    rounded
+    let spend = total_spend(candidates, &rounded);
+    if spend > budget + slack {
+        return Err(Error::Usage {
+            message: format!(
+                "rounded to lots the trades spend {spend:.2} USD, above the budget of {budget:.2}; \
+                 raise the budget or make the lots finer"
+            ),
+        });
+    }
+    Ok(rounded)
 }
+
+/// One-lot moves the budget repair after rounding may take.
+const MAX_BUDGET_MOVES: usize = 1_000;
 
 /// A multiple of `lot` at or inside the candidate's bounds, nearest `q`.
 fn lot_inside_bounds(q: f64, lot: f64, c: &Candidate) -> f64 {
@@ -409,15 +422,16 @@ fn lot_inside_bounds(q: f64, lot: f64, c: &Candidate) -> f64 {
 }
 
 fn cost_of(c: &Candidate, q: f64) -> f64 {
-    if q >= 0.0 {
+    let cost = if q >= 0.0 {
         q * c.buy_cost
     } else {
         -q * c.sell_cost
-    }
+    };
+    cost + 0.0
 }
 
 fn spend_of(c: &Candidate, q: f64) -> f64 {
-    q * c.unit_value + cost_of(c, q)
+    q * c.unit_value + cost_of(c, q) + 0.0
 }
 
 fn total_cost(candidates: &Candidates, q: &[f64]) -> f64 {
@@ -451,7 +465,7 @@ fn trades(candidates: &Candidates, rounded: &[f64], optimal: &[f64]) -> Vec<Hedg
             quantity: q,
             unrounded_quantity: unrounded,
             cost: cost_of(c, q),
-            premium: q * c.unit_value,
+            premium: q * c.unit_value + 0.0,
         })
         .collect()
 }
@@ -537,6 +551,16 @@ fn neutral_quantities(job: &Job, candidates: &Candidates, vega: bool) -> Result<
                 .find(|&j| unit_rows[j].delta != 0.0)
                 .ok_or_else(|| missing(candidates, &row.underlying, "perpetual"))?;
             quantities[perpetual] = -delta / unit_rows[perpetual].delta;
+        }
+    }
+    for (c, &q) in candidates.list.iter().zip(&quantities) {
+        if q < c.min_quantity || q > c.max_quantity {
+            return Err(Error::Usage {
+                message: format!(
+                    "the neutral quantity {q:.6} of {} lies outside its bounds [{}, {}]",
+                    c.position.id, c.min_quantity, c.max_quantity
+                ),
+            });
         }
     }
     Ok(quantities)

@@ -84,6 +84,10 @@ const MAX_TARGET_SOLVES: usize = 30;
 /// Relative distance to the target ES at which the target mode stops.
 const TARGET_TOLERANCE: f64 = 1e-6;
 
+/// A scaled bound beyond this is no bound (the spread-scaled quantities of a sensible hedge
+/// are of order one).
+const UNBOUNDED: f64 = 1e9;
+
 /// Fraction of the distance to the boundary an iteration moves.
 const STEP_FRACTION: f64 = 0.995;
 
@@ -301,7 +305,17 @@ impl Scaled {
     fn add_legs(&mut self, j: usize, terms: &CandidateTerms) {
         let q = self.quantity_scale[j];
         let money = q / self.loss_scale;
-        let (lower, upper) = (terms.lower / q, terms.upper / q);
+        let finite = |b: f64| {
+            if b.abs() > UNBOUNDED {
+                b.signum() * f64::INFINITY
+            } else {
+                b
+            }
+        };
+        let (lower, upper) = (finite(terms.lower / q), finite(terms.upper / q));
+        let reach = self.x[j * self.paths..(j + 1) * self.paths]
+            .iter()
+            .fold(0.0_f64, |m, v| m.max(v.abs()));
         let buy = Leg {
             candidate: j,
             sign: 1.0,
@@ -322,7 +336,8 @@ impl Scaled {
             if leg.upper <= 0.0 && leg.lower <= 0.0 {
                 continue;
             }
-            if leg.lower >= leg.upper {
+            // A leg costing more per unit than it can move any path's loss never pays.
+            if leg.lower >= leg.upper || leg.cost >= reach {
                 self.fold(leg, leg.lower);
             } else {
                 self.legs.push(leg);
