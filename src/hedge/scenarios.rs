@@ -82,7 +82,13 @@ pub fn simulate(
         .zip(&netted.holdings)
         .map(|(p, &h)| (revaluer.instrument_index(h), p.units()))
         .collect();
-    let (book_weights, candidate_weights) = weights.split_at(book_len);
+    let (book_positions, candidate_weights) = weights.split_at(book_len);
+    // The book's P&L per netted instrument, not per position: units summed per instrument.
+    let mut netted_units = std::collections::BTreeMap::new();
+    for &(i, w) in book_positions {
+        *netted_units.entry(i).or_insert(0.0) += w;
+    }
+    let book_weights: Vec<(usize, f64)> = netted_units.into_iter().collect();
     let m = candidate_weights.len();
     let blocks: Vec<(Vec<f64>, Vec<f64>)> = simulator.install(|| {
         (0..simulator.block_count())
