@@ -228,6 +228,242 @@ fn bounds_budget_and_lots_hold() {
     assert_eq!(none["trades"].as_array().unwrap().len(), 0, "{none}");
 }
 
+/// A budget too small for the put, which costs 2 USD a unit plus premium and moves the ES
+/// far less per dollar than the perpetual at 5 USD a BTC: the whole budget goes to the
+/// short perpetual, B/5 BTC. The interior point used to stop here with "did not converge"
+/// for budgets of 10 and 14 USD (its iterates borrowed budget from a put a hair below its
+/// lower bound).
+#[test]
+fn a_small_binding_budget_goes_to_the_perpetual() {
+    let s = scenario(SOL_BOOK);
+    s.write(
+        "candidates.csv",
+        "id,kind,underlying,cost,min_quantity,max_quantity,lot,option_type,strike,expiry\n\
+         btc-perp,perpetual,BTC,5,-3,1000,0.01,,,\n\
+         sol-put,option,SOL,2,0,50000,10,put,120,2026-12-25\n",
+    );
+    for budget in [2.0, 5.0, 10.0, 14.0] {
+        let doc = hedge(&s, &["--budget", &budget.to_string()]);
+        let trades = doc["trades"].as_array().unwrap();
+        assert_eq!(trades.len(), 1, "budget {budget}: {doc}");
+        assert_eq!(trades[0]["id"], "btc-perp");
+        let q = trades[0]["unrounded_quantity"].as_f64().unwrap();
+        assert!(
+            (q + budget / 5.0).abs() < 1e-6,
+            "budget {budget}: {q} BTC, not {}",
+            -budget / 5.0
+        );
+    }
+}
+
+/// Budgets and bounds that used to stall the interior point or were misjudged: a forced
+/// purchase of puts under a budget that pays for it; a short-only future under budgets
+/// from half a contract's fee up (all spent on it, B/5 contracts); a budget of zero with
+/// calls sold for premium (the premium funds the rest); a forced short the budget cannot
+/// pay for (infeasible, exit 2).
+#[test]
+fn hostile_budgets_and_bounds_are_solved_or_refused() {
+    let s = scenario(SOL_BOOK);
+    let header = "id,kind,underlying,cost,min_quantity,max_quantity,lot,multiplier,option_type,strike,expiry\n";
+    let put = "sol-put,option,SOL,2,0,50000,10,,put,120,2026-12-25\n";
+    let quantity = |doc: &serde_json::Value, id: &str| {
+        doc["trades"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .map_or(0.0, |t| t["quantity"].as_f64().unwrap())
+    };
+    s.write(
+        "candidates.csv",
+        &format!("{header}btc-perp,perpetual,BTC,5,-3,1000,0.01,,,,\nsol-put,option,SOL,2,100,50000,10,,put,120,2026-12-25\n"),
+    );
+    let doc = hedge(&s, &["--budget", "1000"]);
+    assert!(doc["spend"].as_f64().unwrap() <= 1000.005, "{doc}");
+    assert!(quantity(&doc, "sol-put") >= 100.0, "{doc}");
+
+    s.write(
+        "candidates.csv",
+        &format!("{header}btc-fut,future,BTC,5,-1000,0,,5,,,2026-12-25\n{put}"),
+    );
+    for budget in [0.5, 5.0, 14.0] {
+        let doc = hedge(&s, &["--budget", &budget.to_string()]);
+        let contracts = doc["trades"][0]["quantity"].as_f64().unwrap();
+        assert!(
+            (contracts + budget / 5.0).abs() < 1e-5,
+            "budget {budget}: {contracts} contracts"
+        );
+    }
+
+    s.write(
+        "candidates.csv",
+        &format!(
+            "{header}btc-perp,perpetual,BTC,5,-3,1000,0.01,,,,\n{put}\
+             sol-call,option,SOL,0.5,-20000,0,10,,call,160,2026-12-25\n"
+        ),
+    );
+    let doc = hedge(&s, &["--budget", "0"]);
+    assert!(doc["spend"].as_f64().unwrap() <= 0.005, "{doc}");
+    assert!(quantity(&doc, "sol-call") < 0.0, "calls sold: {doc}");
+    assert!(
+        quantity(&doc, "sol-put") > 0.0,
+        "puts bought with the premium: {doc}"
+    );
+
+    s.write(
+        "candidates.csv",
+        &format!("{header}btc-perp,perpetual,BTC,5,-1000,-10,0.01,,,,\n"),
+    );
+    let candidates = s.path("candidates.csv");
+    let out = s.tailrisk(
+        "hedge",
+        &[
+            "--instruments",
+            candidates.to_str().unwrap(),
+            "--budget",
+            "10",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("admit no trades"), "{err}");
+}
+
+/// A coarse lot (a CME-style future of 5 BTC a contract, the cheapest to trade) beside a fine
+/// one (the perpetual, 0.01 BTC): rounding the future to the nearest contract alone leaves
+/// up to 2.5 BTC of the cross-hedge undone; settling the future's lot first and re-solving
+/// lets the perpetual take up the rest. The proposal must beat nearest rounding on the
+/// optimisation paths (priced by `whatif`) and lose little to the unrounded optimum.
+#[test]
+fn a_coarse_lot_is_settled_and_the_fine_candidates_make_up_the_rest() {
+    let s = scenario(SOL_BOOK);
+    s.write(
+        "candidates.csv",
+        "id,kind,underlying,cost,lot,multiplier,expiry\n\
+         btc-fut,future,BTC,5,1,5,2026-12-25\n\
+         btc-perp,perpetual,BTC,5,0.01,,\n",
+    );
+    let doc = hedge(&s, &[]);
+    let quantity = |field: &str, id: &str| {
+        doc["trades"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .map_or(0.0, |t| t[field].as_f64().unwrap())
+    };
+    let contracts = quantity("quantity", "btc-fut");
+    assert!(quantity("quantity", "btc-perp") != 0.0, "{doc}");
+    // ES on the optimisation paths (seed 5) of whole contracts alone around the proposal,
+    // costs included, by whatif: nearest rounding of the optimum is one of them.
+    let futures_alone = |k: f64| {
+        s.write(
+            "nearest.csv",
+            &format!(
+                "id,kind,underlying,quantity,multiplier,expiry\n\
+                 n,future,BTC,{k},5,2026-12-25\n"
+            ),
+        );
+        let trades = s.path("nearest.csv");
+        let w = s.tailrisk(
+            "whatif",
+            &["--trades", trades.to_str().unwrap(), "--format", "json"],
+        );
+        assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+        json(&w)["after"]["measures"][0]["es"].as_f64().unwrap() + 5.0 * k.abs()
+    };
+    let nearest_es = [contracts - 1.0, contracts, contracts + 1.0]
+        .into_iter()
+        .map(futures_alone)
+        .fold(f64::INFINITY, f64::min);
+    let optimal = doc["in_sample"]["es_optimal"].as_f64().unwrap();
+    let settled = doc["in_sample"]["es_after"].as_f64().unwrap();
+    println!(
+        "optimal {optimal} settled {settled} whole contracts alone {nearest_es} ({contracts})"
+    );
+    assert!(
+        settled - optimal < 0.1 * (nearest_es - optimal),
+        "settling loses {} to the optimum, whole contracts alone {}",
+        settled - optimal,
+        nearest_es - optimal
+    );
+}
+
+/// A short BTC straddle (two-sided tail) with the same call and put as candidates: buying
+/// both back to zero is the unique least-ES hedge (any residual option position has a loss
+/// tail, and costs more), so the proposal is exactly +10 calls and +10 puts, and the ES after,
+/// in sample and on fresh paths, is exactly the 20 USD of costs. Checked on a one-day normal
+/// model with the options expiring an hour after the horizon, and on ten daily steps of
+/// Student-t shocks with vol of vol where they expire inside the horizon.
+#[test]
+fn a_short_straddle_is_bought_back_exactly_on_hard_books() {
+    let one_day = (RUN, MODEL, "2026-11-21T09:00:00Z");
+    let ten_steps = (
+        "[run]\npaths = 20000\nseed = 3\nhorizon_days = 10\nsteps = 10\nconfidence = [0.975]\n",
+        "[model]\ndistribution = \"student-t\"\ndof = 4\n\n[model.factors.BTC]\nspot_vol = 0.55\nvol_of_vol = 1.0\n",
+        "2026-11-27T08:00:00Z",
+    );
+    for (run, model, expiry) in [one_day, ten_steps] {
+        let book = format!(
+            "id,kind,underlying,quantity,option_type,strike,expiry\n\
+             c,option,BTC,-10,call,92000,{expiry}\n\
+             p,option,BTC,-10,put,92000,{expiry}\n"
+        );
+        let s = Scenario::new(run, model, MARKET, "positions.csv", &book);
+        s.write(
+            "candidates.csv",
+            &format!(
+                "id,kind,underlying,cost,min_quantity,max_quantity,lot,option_type,strike,expiry\n\
+                 buy-c,option,BTC,1,-50,50,0.1,call,92000,{expiry}\n\
+                 buy-p,option,BTC,1,-50,50,0.1,put,92000,{expiry}\n"
+            ),
+        );
+        let doc = hedge(&s, &[]);
+        let trades = doc["trades"].as_array().unwrap();
+        assert_eq!(trades.len(), 2, "{expiry}: {doc}");
+        for t in trades {
+            let q = t["quantity"].as_f64().unwrap();
+            assert!((q - 10.0).abs() < 1e-9, "{expiry}: {t}");
+        }
+        let before = doc["before"]["es"].as_f64().unwrap();
+        assert!(
+            before > 1_000.0,
+            "{expiry}: the straddle has risk: {before}"
+        );
+        for es in [&doc["in_sample"]["es_after"], &doc["after"]["es"]] {
+            let es = es.as_f64().unwrap();
+            assert!(
+                (es - 20.0).abs() < 1e-6 * before,
+                "{expiry}: ES {es}, not the costs"
+            );
+        }
+    }
+}
+
+/// Too few tail paths to fit a hedge to is a usage error naming the paths needed, and a
+/// target the book already meets says so.
+#[test]
+fn too_few_paths_are_refused_and_a_met_target_says_so() {
+    let s = scenario(SOL_BOOK);
+    let candidates = s.path("candidates.csv");
+    let path = candidates.to_str().unwrap();
+    let out = s.tailrisk("hedge", &["--instruments", path, "--paths", "2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--paths 800"), "{err}");
+    let out = s.tailrisk("hedge", &["--instruments", path, "--target-es", "1e9"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("no trades: the book's ES is already at or below the target"),
+        "{text}"
+    );
+}
+
 #[test]
 fn bad_candidates_are_refused_with_row_and_field() {
     let s = scenario(SOL_BOOK);

@@ -88,9 +88,14 @@ fn relative(a: f64, b: f64) -> f64 {
     (a - b).abs() / a.abs().max(b.abs()).max(1e-300)
 }
 
-/// Tailrisk's optimum keeps the bounds and budget, and its ES, cost and spend are those of
-/// its quantities (recomputed by sorting).
+/// Tailrisk's optimum comes from its own interior point (no round left to the Clarabel
+/// fallback), keeps the bounds and budget, and its ES, cost and spend are those of its
+/// quantities (recomputed by sorting).
 fn check_feasible_and_consistent(label: &str, program: &OwnedProgram, opt: &EsOptimum) {
+    assert_eq!(
+        opt.fallback_solves, 0,
+        "{label}: the interior point stalled and Clarabel solved a round"
+    );
     let q = &opt.quantities;
     for (j, (t, v)) in program.terms.iter().zip(q).enumerate() {
         let slack = 1e-7 * (1.0 + v.abs());
@@ -182,6 +187,114 @@ fn least_es_matches_clarabel() {
             "{label}"
         );
     }
+}
+
+/// A long position in one underlying hedged under a tight budget by candidates whose cost
+/// per unit of P&L spread differs a thousandfold: a cheap linear contract on a correlated
+/// underlying whose short side is capped below its minimum-variance size (a perpetual), a
+/// dear out-of-the-money put on the book's own underlying that stays at its lower bound, and
+/// a cheaper put that is bought once the budget allows. With the budget binding, the dual
+/// prices of the budget and the dear put's bound run into the thousands while the rest stay
+/// of order one; the interior point used to stall there ("did not converge") for budgets
+/// between about a third and all of the perpetual's spend.
+fn tight_budget_program(seed: u64, n: usize) -> OwnedProgram {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+    for i in 0..n {
+        let z0: f64 = StandardNormal.sample(&mut rng);
+        let z1: f64 = StandardNormal.sample(&mut rng);
+        a[i] = 100.0 * (0.03 * z0).exp();
+        b[i] = 100.0 * (0.05 * (0.7 * z0 + 0.714 * z1)).exp();
+    }
+    let book: Vec<f64> = b.iter().map(|s| 10_000.0 * (s - 100.0)).collect();
+    let centred = |values: Vec<f64>| {
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        (
+            values.iter().map(|v| v - mean).collect::<Vec<f64>>(),
+            mean,
+            sd,
+        )
+    };
+    let (perpetual, _, perpetual_sd) = centred(a.iter().map(|s| s - 100.0).collect());
+    let put = |strike: f64| centred(b.iter().map(|s| (strike - s).max(0.0)).collect());
+    let (dear, dear_premium, dear_sd) = put(92.0);
+    let (cheap, cheap_premium, cheap_sd) = put(97.0);
+    let mut x = perpetual;
+    x.extend(dear);
+    x.extend(cheap);
+    let terms = vec![
+        CandidateTerms {
+            buy_cost: 0.002 * perpetual_sd,
+            sell_cost: 0.002 * perpetual_sd,
+            premium: 0.0,
+            lower: -3_000.0,
+            upper: 1e6,
+        },
+        CandidateTerms {
+            buy_cost: 3.0 * dear_sd,
+            sell_cost: 3.0 * dear_sd,
+            premium: dear_premium,
+            lower: 0.0,
+            upper: 50_000.0,
+        },
+        CandidateTerms {
+            buy_cost: 0.05 * cheap_sd,
+            sell_cost: 0.05 * cheap_sd,
+            premium: cheap_premium,
+            lower: 0.0,
+            upper: 50_000.0,
+        },
+    ];
+    OwnedProgram {
+        confidence: 0.975,
+        book,
+        x,
+        terms,
+        budget: None,
+    }
+}
+
+#[test]
+fn least_es_under_a_tight_budget_matches_clarabel() {
+    let mut program = tight_budget_program(31, 4000);
+    let perpetual_only = {
+        let mut p = program.clone();
+        p.terms[1].upper = 0.0;
+        p.terms[2].upper = 0.0;
+        solve(&p.program(), Goal::MinimizeEs).expect("tailrisk solves")
+    };
+    let perpetual_spend = perpetual_only.spend;
+    assert!(
+        perpetual_only.quantities[0] < -2_999.0,
+        "the perpetual's cap binds: {:?}",
+        perpetual_only.quantities
+    );
+    let free = solve(&program.program(), Goal::MinimizeEs).expect("tailrisk solves");
+    for fraction in [0.02, 0.1, 0.35, 0.6, 0.9, 1.0, 1.5, 4.0] {
+        program.budget = Some(fraction * perpetual_spend);
+        let label = format!("budget {fraction} × the perpetual's spend {perpetual_spend}");
+        let reference = clarabel_solve(&program, Goal::MinimizeEs);
+        assert_eq!(reference.status, SolverStatus::Solved, "{label}");
+        let opt = solve(&program.program(), Goal::MinimizeEs)
+            .unwrap_or_else(|e| panic!("{label}: tailrisk fails with {e:?}"));
+        println!(
+            "{label}: tailrisk ES {} ({} iterations) q {:?}, clarabel {}, unbudgeted {}",
+            opt.es, opt.iterations, opt.quantities, reference.objective, free.es
+        );
+        check_feasible_and_consistent(&label, &program, &opt);
+        assert!(
+            relative(opt.es, reference.objective) < 1e-6,
+            "{label}: tailrisk ES {} vs clarabel {}",
+            opt.es,
+            reference.objective
+        );
+        if fraction < 1.0 {
+            assert!(opt.es > free.es * (1.0 + 1e-4), "{label}: budget binds");
+        }
+    }
+    program.budget = Some(0.6 * perpetual_spend);
+    check_least_cost_to_a_target("tight budget, target", &program);
 }
 
 /// The least cost of reaching the ES halfway from the unhedged book's to the least, from

@@ -4,9 +4,10 @@
 //!
 //! [`candidates`] says what may be traded and at what cost, [`scenarios`] simulates the book
 //! and every candidate on the same paths, [`solver`] solves the Rockafellar–Uryasev linear
-//! program, [`proposal`] puts them together.
+//! program (with `fallback`, Clarabel, should its interior point stall), [`proposal`] puts them together.
 
 pub mod candidates;
 pub mod scenarios;
 pub mod solver;
+mod fallback;
 pub mod proposal;

@@ -18,12 +18,12 @@ use crate::book::positions::{Book, Position};
 use crate::error::{Error, Result};
 use crate::hedge::candidates::{Candidate, Candidates};
 use crate::hedge::scenarios::{simulate, ScenarioMatrix};
-use crate::hedge::solver::{solve, CandidateTerms, EsProgram, Goal, SolveFailure};
+use crate::hedge::solver::{solve, CandidateTerms, EsOptimum, EsProgram, Goal, SolveFailure};
 use crate::input::job::Job;
 use crate::mc::shocks::BLOCK_PATHS;
 use crate::mc::simulation::SimulationSettings;
 use crate::risk::contributions::{marginals, EntityLosses, TailPlan};
-use crate::risk::measures::{change, var_es, RiskMeasure};
+use crate::risk::measures::{change, mean_and_stdev, tail_mass, var_es, RiskMeasure};
 
 /// What the hedge is for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,7 +65,8 @@ pub struct HedgeTrade {
     pub underlying: String,
     /// Signed quantity, rounded to the candidate's lot.
     pub quantity: f64,
-    /// The optimiser's quantity before rounding.
+    /// The quantity before rounding to the lot: the optimiser's, re-optimised around the
+    /// coarse lots already settled.
     pub unrounded_quantity: f64,
     /// Fees and spread paid, USD.
     pub cost: f64,
@@ -99,8 +100,11 @@ pub struct InSample {
     pub es_after: f64,
     /// es_after − es_optimal: what rounding to lots cost.
     pub rounding_effect: f64,
-    /// Interior-point iterations of the last linear program (0 when neutralising).
+    /// Interior-point iterations of the linear program (0 when neutralising).
     pub iterations: usize,
+    /// Cutting-plane rounds on which the interior point stalled and Clarabel solved instead
+    /// (nearly always 0).
+    pub fallback_solves: usize,
 }
 
 /// The result of `tailrisk hedge` (JSON keys as in docs/spec.md).
@@ -142,6 +146,9 @@ pub struct HedgeProposal {
     pub in_sample: InSample,
     /// Every candidate's marginal ES at the proposal, on the fresh paths.
     pub marginal_es: Vec<MarginalEs>,
+    /// Whether the optimiser's (or the neutral) quantities, before rounding, trade at all.
+    #[serde(skip)]
+    pub optimum_traded: bool,
     /// The trades as positions (quantity set), in candidate order: the trades CSV.
     #[serde(skip)]
     pub positions: Vec<Position>,
@@ -170,13 +177,28 @@ pub fn propose_hedge(
                 .to_owned(),
         });
     }
+    let neutral = matches!(
+        request.goal,
+        HedgeGoal::NeutralizeDelta | HedgeGoal::NeutralizeVega
+    );
+    if let Some(message) = too_few_tail_paths(request.settings.paths, request.level) {
+        if !neutral {
+            return Err(Error::Usage { message });
+        }
+    }
     let fit = simulate(job, candidates, request.settings, progress)?;
-    let (optimal, iterations) = match request.goal {
+    let (optimal, iterations, fallback_solves) = match request.goal {
         HedgeGoal::MinimizeEs | HedgeGoal::TargetEs(_) => optimise(&fit, candidates, request)?,
-        HedgeGoal::NeutralizeDelta => (neutral_quantities(job, candidates, false)?, 0),
-        HedgeGoal::NeutralizeVega => (neutral_quantities(job, candidates, true)?, 0),
+        HedgeGoal::NeutralizeDelta => (neutral_quantities(job, candidates, false)?, 0, 0),
+        HedgeGoal::NeutralizeVega => (neutral_quantities(job, candidates, true)?, 0, 0),
     };
-    let rounded = round_to_lots(&optimal, candidates, request.budget, &fit, request.level)?;
+    let settled = match request.goal {
+        HedgeGoal::MinimizeEs | HedgeGoal::TargetEs(_) => {
+            settle_coarse_lots(&optimal, &fit, candidates, request)?
+        }
+        _ => optimal.clone(),
+    };
+    let rounded = round_to_lots(&settled, candidates, request.budget, &fit, request.level)?;
     let es_at = |matrix: &ScenarioMatrix, q: &[f64]| {
         var_es(
             &matrix.hedged_pnl(q, total_cost(candidates, q)),
@@ -190,6 +212,7 @@ pub fn propose_hedge(
         es_after: es_at(&fit, &rounded),
         rounding_effect: es_at(&fit, &rounded) - es_at(&fit, &optimal),
         iterations,
+        fallback_solves,
     };
     drop(fit);
     let fresh_settings = SimulationSettings {
@@ -218,7 +241,8 @@ pub fn propose_hedge(
         horizon_days: request.settings.horizon_days,
         currency: job.currency.name.clone(),
         candidates: candidates.list.len(),
-        trades: trades(candidates, &rounded, &optimal),
+        trades: trades(candidates, &rounded, &settled),
+        optimum_traded: optimal.iter().any(|&q| q != 0.0),
         cost,
         spend: total_spend(candidates, &rounded),
         change: change(&before_pnl, &after_pnl, &before, &after),
@@ -250,6 +274,27 @@ pub fn propose_hedge(
     })
 }
 
+/// Fewest paths beyond VaR the trades may be fitted to: an optimiser given fewer fits their
+/// noise (with one tail path it can make that path's loss vanish and call the ES zero).
+const MIN_TAIL_PATHS: f64 = 20.0;
+
+/// Why a hedge cannot be fitted to `paths` paths at `level`: their ES tail holds fewer than
+/// [`MIN_TAIL_PATHS`] paths. `None` when it holds enough.
+pub fn too_few_tail_paths(paths: u64, level: f64) -> Option<String> {
+    let tail = tail_mass(paths as usize, level).total();
+    if tail >= MIN_TAIL_PATHS {
+        return None;
+    }
+    let mut needed = (MIN_TAIL_PATHS / (1.0 - level)).ceil() as u64;
+    while tail_mass(needed as usize, level).total() < MIN_TAIL_PATHS {
+        needed += 1;
+    }
+    Some(format!(
+        "{paths} paths leave {tail} paths beyond VaR at {level}: a hedge needs at least \
+         {MIN_TAIL_PATHS} there; pass --paths {needed} or more"
+    ))
+}
+
 fn goal_name(goal: HedgeGoal) -> &'static str {
     match goal {
         HedgeGoal::MinimizeEs => "minimize-es",
@@ -259,13 +304,25 @@ fn goal_name(goal: HedgeGoal) -> &'static str {
     }
 }
 
-/// The linear program's quantities and iterations.
+/// The linear program's quantities, iterations and rounds solved by the fallback.
 fn optimise(
     fit: &ScenarioMatrix,
     candidates: &Candidates,
     request: &HedgeRequest,
-) -> Result<(Vec<f64>, usize)> {
-    let terms: Vec<CandidateTerms> = candidates
+) -> Result<(Vec<f64>, usize, usize)> {
+    match solve_with(fit, &candidate_terms(candidates), request) {
+        Ok(optimum) => Ok((
+            clean(optimum.quantities, candidates),
+            optimum.iterations,
+            optimum.fallback_solves,
+        )),
+        Err(failure) => Err(explain(failure, request)),
+    }
+}
+
+/// Each candidate's costs and bounds for the linear program.
+fn candidate_terms(candidates: &Candidates) -> Vec<CandidateTerms> {
+    candidates
         .list
         .iter()
         .map(|c| CandidateTerms {
@@ -275,22 +332,151 @@ fn optimise(
             lower: c.min_quantity,
             upper: c.max_quantity,
         })
-        .collect();
+        .collect()
+}
+
+/// The request's linear program on the paths `fit` under `terms`, solved.
+fn solve_with(
+    fit: &ScenarioMatrix,
+    terms: &[CandidateTerms],
+    request: &HedgeRequest,
+) -> std::result::Result<EsOptimum, SolveFailure> {
     let program = EsProgram {
         confidence: request.level,
         book_pnl: &fit.book_pnl,
         candidate_pnl: &fit.candidate_pnl,
-        terms: &terms,
+        terms,
         budget: request.budget,
     };
     let goal = match request.goal {
         HedgeGoal::TargetEs(x) => Goal::ReachEs(x),
         _ => Goal::MinimizeEs,
     };
-    match solve(&program, goal) {
-        Ok(optimum) => Ok((clean(optimum.quantities, candidates), optimum.iterations)),
-        Err(failure) => Err(explain(failure, request)),
+    solve(&program, goal)
+}
+
+/// Most candidates [`settle_coarse_lots`] fixes by re-solving.
+const MAX_SETTLED_LOTS: usize = 8;
+
+/// A rounding effect below this fraction of the hedged ES's standard error is immaterial.
+const MATERIAL_ROUNDING: f64 = 0.05;
+
+/// Settles the coarsest lots by re-optimising around them, before the rest are rounded to
+/// the nearest lot. Rounding one coarse lot (a CME future of 5 BTC) to nearest moves the ES
+/// by more than the other candidates could have made up for. While rounding to the nearest
+/// lots would cost materially (raise the in-sample ES by more than [`MATERIAL_ROUNDING`] of
+/// its standard error, or in target mode leave it above the target), the unsettled candidate
+/// whose rounding moves the P&L most (distance to its nearest lot × the spread of its P&L
+/// per unit) is fixed at the lot below and, in turn, the lot above its quantity, the program
+/// is re-solved for the others under each, and the better is kept (least ES; in target mode
+/// least cost among those reaching the target). Up to [`MAX_SETTLED_LOTS`] candidates, two
+/// solves each.
+fn settle_coarse_lots(
+    optimal: &[f64],
+    fit: &ScenarioMatrix,
+    candidates: &Candidates,
+    request: &HedgeRequest,
+) -> Result<Vec<f64>> {
+    let mut terms = candidate_terms(candidates);
+    let mut current = optimal.to_vec();
+    let mut settled = vec![false; candidates.list.len()];
+    for _ in 0..MAX_SETTLED_LOTS {
+        if !rounding_is_material(&current, fit, candidates, request) {
+            break;
+        }
+        let Some(j) = worst_rounded(&current, &settled, fit, candidates) else {
+            break;
+        };
+        settled[j] = true;
+        if let Some((fixed_terms, quantities)) =
+            best_fixed_lot(j, &terms, &current, fit, candidates, request)?
+        {
+            terms = fixed_terms;
+            current = quantities;
+        }
     }
+    Ok(current)
+}
+
+/// Whether rounding `quantities` to the nearest lots raises the in-sample ES by more than
+/// [`MATERIAL_ROUNDING`] of its standard error, or in target mode leaves it above the
+/// target.
+fn rounding_is_material(
+    quantities: &[f64],
+    fit: &ScenarioMatrix,
+    candidates: &Candidates,
+    request: &HedgeRequest,
+) -> bool {
+    let hedged = |q: &[f64]| {
+        var_es(
+            &fit.hedged_pnl(q, total_cost(candidates, q)),
+            &[request.level],
+        )[0]
+    };
+    let now = hedged(quantities);
+    let rounded = hedged(&nearest_lots(quantities, candidates));
+    let limit = match request.goal {
+        HedgeGoal::TargetEs(target) => target.max(now.es),
+        _ => now.es + MATERIAL_ROUNDING * now.es_stderr,
+    };
+    rounded.es > limit
+}
+
+/// The unsettled candidate off its lot whose rounding to the nearest lot moves the P&L most
+/// (distance × spread of its P&L per unit on `fit`).
+fn worst_rounded(
+    quantities: &[f64],
+    settled: &[bool],
+    fit: &ScenarioMatrix,
+    candidates: &Candidates,
+) -> Option<usize> {
+    let nearest = nearest_lots(quantities, candidates);
+    (0..quantities.len())
+        .filter(|&j| !settled[j] && nearest[j] != quantities[j])
+        .map(|j| {
+            let moved = (nearest[j] - quantities[j]).abs() * mean_and_stdev(fit.column(j)).1;
+            (j, moved)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(j, _)| j)
+}
+
+/// Candidate `j` fixed at the lot below and at the lot above its quantity in `current`,
+/// the program re-solved under `terms` for the others: the better (least ES; in target mode
+/// least cost), as its terms and quantities. `None` when neither fixing admits a solution
+/// (an infeasible budget, an unreachable target).
+fn best_fixed_lot(
+    j: usize,
+    terms: &[CandidateTerms],
+    current: &[f64],
+    fit: &ScenarioMatrix,
+    candidates: &Candidates,
+    request: &HedgeRequest,
+) -> Result<Option<(Vec<CandidateTerms>, Vec<f64>)>> {
+    let c = &candidates.list[j];
+    let Some(lot) = c.lot else { return Ok(None) };
+    let below = lot_inside_bounds((current[j] / lot).floor() * lot, lot, c);
+    let above = lot_inside_bounds((current[j] / lot).ceil() * lot, lot, c);
+    let mut best: Option<(f64, Vec<CandidateTerms>, Vec<f64>)> = None;
+    for fixed in [below, above] {
+        let mut trial = terms.to_vec();
+        (trial[j].lower, trial[j].upper) = (fixed, fixed);
+        let optimum = match solve_with(fit, &trial, request) {
+            Ok(optimum) => optimum,
+            Err(SolveFailure::Infeasible | SolveFailure::TargetOutOfReach { .. }) => continue,
+            Err(failure) => return Err(explain(failure, request)),
+        };
+        let score = match request.goal {
+            HedgeGoal::TargetEs(_) => optimum.cost,
+            _ => optimum.es,
+        };
+        if best.as_ref().is_none_or(|(b, _, _)| score < *b) {
+            let mut quantities = clean(optimum.quantities, candidates);
+            quantities[j] = fixed;
+            best = Some((score, trial, quantities));
+        }
+    }
+    Ok(best.map(|(_, terms, quantities)| (terms, quantities)))
 }
 
 /// Quantities below a billionth of the candidate's typical size are rounding noise of the
@@ -325,11 +511,10 @@ fn explain(failure: SolveFailure, request: &HedgeRequest) -> Error {
             request.level
         )
             }
-            SolveFailure::Infeasible => {
-                "the candidates' bounds and the budget admit no trades (min_quantity above 0 costs \
-             more than the budget?)"
-                    .to_owned()
-            }
+            SolveFailure::Infeasible => "the candidates' bounds and the budget admit no trades: \
+                 check min_quantity / max_quantity (a forced trade the budget cannot pay for, or \
+                 an astronomical one)"
+                .to_owned(),
             SolveFailure::Unbounded => "ES falls without bound: a candidate gains on nearly every \
              simulated path; give it min_quantity / max_quantity"
                 .to_owned(),
@@ -353,18 +538,12 @@ fn round_to_lots(
     fit: &ScenarioMatrix,
     level: f64,
 ) -> Result<Vec<f64>> {
-    let mut rounded: Vec<f64> = quantities
-        .iter()
-        .zip(&candidates.list)
-        .map(|(&q, c)| match c.lot {
-            Some(lot) => lot_inside_bounds((q / lot).round() * lot, lot, c),
-            None => q,
-        })
-        .collect();
+    let mut rounded = nearest_lots(quantities, candidates);
     let Some(budget) = budget else {
         return Ok(rounded);
     };
-    let slack = 1e-9 * budget.abs().max(1.0);
+    // The solver keeps its budget row to about 10⁻⁹ of the loss spread: tens of micro-USD.
+    let slack = BUDGET_SLACK + 1e-9 * budget.abs();
     let es_of = |q: &[f64]| var_es(&fit.hedged_pnl(q, total_cost(candidates, q)), &[level])[0].es;
     for _ in 0..MAX_BUDGET_MOVES {
         let spend = total_spend(candidates, &rounded);
@@ -407,8 +586,24 @@ fn round_to_lots(
     Ok(rounded)
 }
 
+/// How far (USD) the trades may spend over the budget: half a cent, below what any venue
+/// charges.
+const BUDGET_SLACK: f64 = 0.005;
+
 /// One-lot moves the budget repair after rounding may take.
 const MAX_BUDGET_MOVES: usize = 1_000;
+
+/// Each quantity at its candidate's nearest lot inside the bounds (no lot: unchanged).
+fn nearest_lots(quantities: &[f64], candidates: &Candidates) -> Vec<f64> {
+    quantities
+        .iter()
+        .zip(&candidates.list)
+        .map(|(&q, c)| match c.lot {
+            Some(lot) => lot_inside_bounds((q / lot).round() * lot, lot, c) + 0.0,
+            None => q,
+        })
+        .collect()
+}
 
 /// A multiple of `lot` at or inside the candidate's bounds, nearest `q`.
 fn lot_inside_bounds(q: f64, lot: f64, c: &Candidate) -> f64 {

@@ -43,7 +43,8 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
-use crate::risk::measures::{mean_and_stdev, tail_mass};
+use crate::hedge::fallback::{solve_restricted, FallbackLeg, RestrictedProgram};
+use crate::risk::measures::{mean_and_stdev, tail_mass, var_es_from_tail};
 
 /// Paths per chunk of every parallel sum over paths (fixed, for bit-identical results).
 pub const CHUNK_PATHS: usize = 4096;
@@ -79,14 +80,30 @@ const WORKING_SET_TAILS: usize = 4;
 const ROUND_TAILS: usize = 2;
 
 /// Cost-cap solves of the target mode before it settles for the cheapest reaching one.
-const MAX_TARGET_SOLVES: usize = 30;
+const MAX_TARGET_SOLVES: usize = 60;
 
-/// Relative distance to the target ES at which the target mode stops.
-const TARGET_TOLERANCE: f64 = 1e-6;
+/// Relative distance to the target ES at which the target mode stops (tight: where the
+/// least ES falls steeply with cost, a looser ES misses the least cost by far more).
+const TARGET_TOLERANCE: f64 = 1e-8;
+
+/// Relative room a cost cap keeps above the least cost (a cap nearer leaves the interior
+/// point no room to start in; the cost is then known to a billionth).
+const CAP_ROOM: f64 = 1e-9;
 
 /// A scaled bound beyond this is no bound (the spread-scaled quantities of a sensible hedge
 /// are of order one).
 const UNBOUNDED: f64 = 1e9;
+
+/// Room between a budget and the least spend the bounds allow (scaled: a fraction of the
+/// book's loss spread) below which the budget counts as exhausted: a millionth of the loss
+/// spread is far inside the Monte Carlo error, and a thinner feasible set leaves the
+/// interior point no room to start in.
+const EXHAUSTED_ROOM: f64 = 1e-6;
+
+/// A row's primal residual within this many ulps-worth of its terms is rounding noise and
+/// counts as zero: the Newton step multiplies it by zᵢ/sᵢ, which reaches 10²⁰ on the rows
+/// active at the optimum, and the noise would otherwise swamp the step.
+const ROUNDING_NOISE: f64 = 1e-13;
 
 /// Fraction of the distance to the boundary an iteration moves.
 const STEP_FRACTION: f64 = 0.995;
@@ -144,6 +161,9 @@ pub struct EsOptimum {
     pub spend: f64,
     /// Interior-point iterations taken.
     pub iterations: usize,
+    /// Cutting-plane rounds on which the interior point stalled and Clarabel solved the
+    /// round instead (0 on nearly every program; tests/hedge_clarabel.rs asserts it).
+    pub fallback_solves: usize,
 }
 
 /// Why a program has no solution.
@@ -219,13 +239,48 @@ struct Solved {
     /// Dual price of the cost cap, −∂(least ES)/∂cap (0 without a cap).
     cap_price: f64,
     iterations: usize,
+    /// Cutting-plane rounds Clarabel solved.
+    fallbacks: usize,
 }
 
-/// A row on the legs only: Σₗ coefficientₗ·vₗ ≤ bound (the budget, a cost cap).
+/// One cutting-plane round's solution of a restricted program (scaled).
+#[derive(Debug, Clone)]
+struct Round {
+    legs: Vec<f64>,
+    /// The VaR variable t.
+    var: f64,
+    /// Dual price of the last leg row as given (before equilibration).
+    last_row_price: f64,
+    iterations: usize,
+    /// Whether Clarabel solved it (the interior point stalled).
+    fell_back: bool,
+}
+
+/// A row on the legs only: Σₗ coefficientₗ·vₗ ≤ bound (the budget, a cost cap), stored
+/// divided by its largest coefficient.
 #[derive(Debug, Clone)]
 struct LegRow {
     coefficients: Vec<f64>,
     bound: f64,
+    /// The largest |coefficient| of the row as given: its dual price is the stored row's
+    /// divided by this.
+    scale: f64,
+}
+
+impl LegRow {
+    /// The row Σₗ coefficientₗ·vₗ ≤ bound, equilibrated. Costs per spread-scaled unit are
+    /// small (basis points of a notional), so unscaled rows carry duals in the thousands
+    /// while every other dual is of order one, and the interior point stalls on the
+    /// mismatch when such a row binds.
+    fn new(coefficients: Vec<f64>, bound: f64) -> LegRow {
+        let largest = max_abs(&coefficients);
+        let scale = if largest > 0.0 { largest } else { 1.0 };
+        LegRow {
+            coefficients: coefficients.iter().map(|c| c / scale).collect(),
+            bound: bound / scale,
+            scale,
+        }
+    }
 }
 
 /// The program in units where the book's loss and each candidate's P&L have unit spread,
@@ -233,6 +288,8 @@ struct LegRow {
 #[derive(Debug, Clone)]
 struct Scaled {
     paths: usize,
+    /// Confidence level a of the ES.
+    confidence: f64,
     /// Weight 1/m of each path in the tail mean (of all paths, also on a working set).
     tail_weight: f64,
     /// Loss scale L (reporting currency per scaled unit).
@@ -279,6 +336,7 @@ impl Scaled {
         }
         let mut scaled = Scaled {
             paths: n,
+            confidence: program.confidence,
             tail_weight: 1.0 / tail_mass(n, program.confidence).total(),
             loss_scale,
             quantity_scale,
@@ -360,19 +418,20 @@ impl Scaled {
         }
     }
 
-    /// With a budget no larger than the least spend the legs allow, every leg that spends is
-    /// held at its cheapest bound (the budget leaves the interior point no interior): fold
-    /// them and drop the budget.
+    /// With a budget no larger than the least spend the legs allow, or larger by less than
+    /// [`EXHAUSTED_ROOM`], every leg that spends is held at its cheapest bound (the budget
+    /// leaves the interior point no interior, or one too thin to start in): fold them and
+    /// drop the budget.
     fn fix_legs_at_an_exhausted_budget(&mut self, budget: f64) -> Option<LegRow> {
         let least_spend: f64 = self.legs.iter().map(Leg::least_spend).sum();
         let bound = budget - self.fixed_spend;
-        if bound - least_spend > 1e-9 * (1.0 + bound.abs())
-            || least_spend > bound + 1e-9 * (1.0 + bound.abs())
-        {
-            return Some(LegRow {
-                coefficients: self.legs.iter().map(|l| l.budget).collect(),
+        let room = bound - least_spend;
+        let overspent = room < -1e-9 * (1.0 + bound.abs());
+        if room > EXHAUSTED_ROOM || overspent {
+            return Some(LegRow::new(
+                self.legs.iter().map(|l| l.budget).collect(),
                 bound,
-            });
+            ));
         }
         let legs = std::mem::take(&mut self.legs);
         for leg in legs {
@@ -390,14 +449,18 @@ impl Scaled {
         None
     }
 
-    /// Whether a leg's bounds or the budget leave nothing to choose from.
+    /// Whether a leg's bounds or the budget leave nothing to choose from (a forced quantity
+    /// beyond [`UNBOUNDED`] counts as nothing to choose from).
     fn infeasible_bounds(&self) -> bool {
         let least_spend: f64 = self.legs.iter().map(Leg::least_spend).sum();
-        self.legs.iter().any(|l| l.lower > l.upper)
+        self.legs
+            .iter()
+            .any(|l| l.lower > l.upper || l.lower.is_infinite())
+            || self.fixed.iter().any(|q| !q.is_finite())
             || self
                 .budget
                 .as_ref()
-                .is_some_and(|b| least_spend > b.bound + 1e-12)
+                .is_some_and(|b| least_spend > b.bound * b.scale + 1e-12)
     }
 
     /// The first working set: the book's worst paths and a stride through all paths.
@@ -423,19 +486,21 @@ impl Scaled {
         let n = self.paths;
         let per_round = (ROUND_TAILS as f64 / self.tail_weight).ceil() as usize + 1;
         let mut iterations = 0;
+        let mut fallbacks = 0;
         loop {
             let restricted = self.restricted(working);
             let mut rows: Vec<LegRow> = self.budget.iter().cloned().collect();
             if let Some(cap) = cost_cap {
-                rows.push(LegRow {
-                    coefficients: self.legs.iter().map(|l| l.cost).collect(),
-                    bound: cap - self.fixed_cost,
-                });
+                rows.push(LegRow::new(
+                    self.legs.iter().map(|l| l.cost).collect(),
+                    cap - self.fixed_cost,
+                ));
             }
-            let mut ipm = InteriorPoint::new(&restricted, rows);
-            iterations += ipm.run()?;
-            let legs = ipm.legs_value();
-            let var = ipm.x[self.legs.len()];
+            let round = restricted.solve_round(rows)?;
+            iterations += round.iterations;
+            fallbacks += usize::from(round.fell_back);
+            let var = round.var;
+            let legs = self.net_opposite_legs(round.legs);
             let losses = self.losses_with_legs(&legs);
             let mut member = vec![false; n];
             working.iter().for_each(|&i| member[i] = true);
@@ -451,17 +516,17 @@ impl Scaled {
                         .zip(&legs)
                         .map(|(l, v)| l.cost * v)
                         .sum::<f64>();
-                let cap_price = if cost_cap.is_some() {
-                    ipm.z.last().copied().unwrap_or(0.0)
-                } else {
-                    0.0
-                };
                 return Ok(Solved {
-                    es: tail_mean(&losses, self.tail_weight) + cost,
+                    es: self.expected_shortfall(losses) + cost,
                     cost,
-                    cap_price,
+                    cap_price: if cost_cap.is_some() {
+                        round.last_row_price
+                    } else {
+                        0.0
+                    },
                     legs,
                     iterations,
+                    fallbacks,
                 });
             }
             let violator_losses: Vec<f64> = violators.iter().map(|&i| losses[i]).collect();
@@ -469,6 +534,89 @@ impl Scaled {
             working.extend(chosen.into_iter().map(|k| violators[k]));
             working.sort_unstable();
         }
+    }
+
+    /// `legs` with each candidate's bought and sold legs netted (the smaller taken off
+    /// both): an interior point leaves both a hair above zero, which costs fees on both and
+    /// moves nothing. The net quantity, hence every path's loss, is unchanged, and cost and
+    /// spend only fall (a round trip costs the buy and the sell fee).
+    fn net_opposite_legs(&self, mut legs: Vec<f64>) -> Vec<f64> {
+        for buy in 0..self.legs.len() {
+            let sell = buy + 1;
+            let pair = self.legs.get(sell).is_some_and(|l| {
+                l.candidate == self.legs[buy].candidate && self.legs[buy].sign > 0.0
+            });
+            if pair && self.legs[buy].lower <= 0.0 && self.legs[sell].lower <= 0.0 {
+                let common = legs[buy].min(legs[sell]).max(0.0);
+                legs[buy] -= common;
+                legs[sell] -= common;
+            }
+        }
+        legs
+    }
+
+    /// One cutting-plane round: this (restricted) program under the leg `rows`, by the
+    /// interior point, or by Clarabel should the interior point stall.
+    fn solve_round(&self, rows: Vec<LegRow>) -> Result<Round, SolveFailure> {
+        let mut ipm = InteriorPoint::new(self, rows);
+        match ipm.run() {
+            Ok(iterations) => Ok(Round {
+                legs: ipm.legs_value(),
+                var: ipm.x[self.legs.len()],
+                last_row_price: match (ipm.leg_rows.last(), ipm.z.last()) {
+                    (Some(row), Some(z)) => z / row.scale,
+                    _ => 0.0,
+                },
+                iterations,
+                fell_back: false,
+            }),
+            Err(SolveFailure::NotConverged) => self.solve_round_by_clarabel(&ipm.leg_rows),
+            Err(failure) => Err(failure),
+        }
+    }
+
+    /// [`Scaled::solve_round`] by Clarabel (see [`crate::hedge::fallback`]).
+    fn solve_round_by_clarabel(&self, rows: &[LegRow]) -> Result<Round, SolveFailure> {
+        let legs: Vec<FallbackLeg> = self
+            .legs
+            .iter()
+            .map(|l| FallbackLeg {
+                candidate: l.candidate,
+                sign: l.sign,
+                cost: l.cost,
+                lower: l.lower,
+                upper: l.upper,
+            })
+            .collect();
+        let leg_rows: Vec<(&[f64], f64)> = rows
+            .iter()
+            .map(|r| (r.coefficients.as_slice(), r.bound))
+            .collect();
+        let solution = solve_restricted(&RestrictedProgram {
+            paths: self.paths,
+            x: &self.x,
+            loss: &self.loss,
+            tail_weight: self.tail_weight,
+            legs: &legs,
+            leg_rows: &leg_rows,
+        })?;
+        // Clarabel meets bounds to its tolerance; the legs are kept inside them.
+        let legs = self
+            .legs
+            .iter()
+            .zip(&solution.legs)
+            .map(|(l, v)| v.clamp(l.lower, l.upper))
+            .collect();
+        Ok(Round {
+            last_row_price: match (rows.last(), solution.row_prices.last()) {
+                (Some(row), Some(z)) => z / row.scale,
+                _ => 0.0,
+            },
+            legs,
+            var: solution.var,
+            iterations: solution.iterations,
+            fell_back: true,
+        })
     }
 
     /// The cheapest legs whose ES (costs included) is at most `target` (scaled), given the
@@ -483,18 +631,28 @@ impl Scaled {
         least: Solved,
     ) -> Result<Solved, SolveFailure> {
         let tolerance = TARGET_TOLERANCE * (1.0 + target.abs());
-        let mut lo = self.no_trades();
+        let mut lo = self.least_es_at_no_cost(working)?;
+        let mut fallbacks = least.fallbacks + lo.fallbacks;
+        let counted = |solved: Solved, fallbacks: usize| Solved {
+            fallbacks,
+            ..solved
+        };
         if lo.es <= target + tolerance {
-            return Ok(lo);
+            return Ok(counted(lo, fallbacks));
         }
         let mut hi = least;
         let mut stuck = (0, 0);
         for _ in 0..MAX_TARGET_SOLVES {
             let (f_lo, f_hi) = (lo.es - target, hi.es - target);
-            if f_hi >= -tolerance {
-                return Ok(hi);
+            // A cap within CAP_ROOM of the least cost leaves the cap row no room to start in;
+            // the cheapest reaching is then known to that precision.
+            let room = CAP_ROOM * (1.0 + hi.cost.abs());
+            if f_hi >= -tolerance || hi.cost - lo.cost <= room {
+                return Ok(counted(hi, fallbacks));
             }
             let inside = |c: f64| c > lo.cost && c < hi.cost;
+            // An infeasible lower end (infinite ES) leaves no tangent or secant from it: the
+            // bracket is halved.
             // Tangents of a convex decreasing f cross zero at or before its root, from
             // either side; the secant (Illinois-weighted against a stuck end) crosses after.
             let from_lo = lo.cost + f_lo / lo.cap_price;
@@ -510,10 +668,17 @@ impl Scaled {
             } else {
                 0.5 * (lo.cost + hi.cost)
             };
-            let solved = self.least_es(working, Some(cap))?;
+            let cap = cap.max(lo.cost + room);
+            let solved = match self.least_es(working, Some(cap)) {
+                // The cap and the budget together admit nothing (a forced purchase funded
+                // by sales that cost): the cheapest reaching lies above the cap.
+                Err(SolveFailure::Infeasible) => self.out_of_budget(cap),
+                other => other?,
+            };
+            fallbacks += solved.fallbacks;
             if solved.es - target <= tolerance {
                 if solved.es - target >= -tolerance {
-                    return Ok(solved);
+                    return Ok(counted(solved, fallbacks));
                 }
                 hi = solved;
                 stuck = (stuck.0 + 1, 0);
@@ -522,21 +687,92 @@ impl Scaled {
                 stuck = (0, stuck.1 + 1);
             }
         }
-        Ok(hi)
+        Ok(counted(hi, fallbacks))
     }
 
-    /// No trades beyond the fixed legs (a cap of zero would leave the interior point no
-    /// interior), evaluated exactly; its cap price is unknown (0).
-    fn no_trades(&self) -> Solved {
-        let legs = self.legs.iter().map(|l| l.lower).collect::<Vec<f64>>();
-        let cost = self.fixed_cost + self.legs.iter().map(|l| l.cost * l.lower).sum::<f64>();
+    /// The marker of a cost cap under which the budget admits no trades: ES +∞ at that
+    /// cost, for the lower end of the target mode's bracket.
+    fn out_of_budget(&self, cost: f64) -> Solved {
         Solved {
-            es: tail_mean(&self.losses_with_legs(&legs), self.tail_weight) + cost,
+            legs: self.legs.iter().map(|l| l.lower).collect(),
+            es: f64::INFINITY,
             cost,
             cap_price: 0.0,
-            legs,
             iterations: 0,
+            fallbacks: 0,
         }
+    }
+
+    /// The least ES the costless legs reach with every costly leg at its lower bound (what a
+    /// cap at the least cost allows; as a cap row it would leave the interior point no
+    /// interior): no trades when every leg costs, else the costless legs' program solved.
+    /// Its cap price is unknown (0).
+    fn least_es_at_no_cost(&self, working: &mut Vec<usize>) -> Result<Solved, SolveFailure> {
+        let lower: Vec<f64> = self.legs.iter().map(|l| l.lower).collect();
+        let cost = self.fixed_cost + self.legs.iter().map(|l| l.cost * l.lower).sum::<f64>();
+        if self.legs.iter().all(|l| l.cost > 0.0) {
+            if self
+                .budget
+                .as_ref()
+                .is_some_and(|b| dot(&b.coefficients, &lower) > b.bound)
+            {
+                return Ok(self.out_of_budget(cost));
+            }
+            return Ok(Solved {
+                es: self.expected_shortfall(self.losses_with_legs(&lower)) + cost,
+                cost,
+                cap_price: 0.0,
+                legs: lower,
+                iterations: 0,
+                fallbacks: 0,
+            });
+        }
+        let mut costless = self.clone();
+        costless.legs.clear();
+        for leg in &self.legs {
+            if leg.cost > 0.0 {
+                costless.fold(*leg, leg.lower);
+            } else {
+                costless.legs.push(*leg);
+            }
+        }
+        costless.budget = self.budget.as_ref().map(|row| {
+            let kept = self
+                .legs
+                .iter()
+                .zip(&row.coefficients)
+                .filter(|(l, _)| l.cost == 0.0);
+            let folded: f64 = self
+                .legs
+                .iter()
+                .zip(&row.coefficients)
+                .filter(|(l, _)| l.cost > 0.0)
+                .map(|(l, c)| c * l.lower)
+                .sum();
+            LegRow {
+                coefficients: kept.map(|(_, c)| *c).collect(),
+                bound: row.bound - folded,
+                scale: row.scale,
+            }
+        });
+        let solved = costless.least_es(working, None)?;
+        let mut free = solved.legs.iter();
+        let legs = self
+            .legs
+            .iter()
+            .map(|l| {
+                if l.cost > 0.0 {
+                    l.lower
+                } else {
+                    free.next().copied().unwrap_or(l.lower)
+                }
+            })
+            .collect();
+        Ok(Solved {
+            legs,
+            cap_price: 0.0,
+            ..solved
+        })
     }
 
     /// The program on the paths `rows` only, with the tail weight of all paths.
@@ -557,6 +793,7 @@ impl Scaled {
     fn clone_without_paths(&self) -> Scaled {
         Scaled {
             paths: 0,
+            confidence: self.confidence,
             tail_weight: self.tail_weight,
             loss_scale: self.loss_scale,
             quantity_scale: self.quantity_scale.clone(),
@@ -589,7 +826,13 @@ impl Scaled {
             cost: solved.cost * self.loss_scale,
             spend: spend * self.loss_scale,
             iterations: solved.iterations,
+            fallback_solves: solved.fallbacks,
         }
+    }
+
+    /// The ES of scaled `losses` on all paths, by the estimator `run` reports.
+    fn expected_shortfall(&self, losses: Vec<f64>) -> f64 {
+        var_es_from_tail(losses, self.paths, &[self.confidence])[0].es
     }
 
     /// Scaled loss per path with leg values `legs` (the fixed legs already in the book).
@@ -710,19 +953,6 @@ fn worst(values: &[f64], count: usize) -> Vec<usize> {
     order
 }
 
-/// The ES estimator's tail mean of `losses` with tail weight 1/m per path.
-fn tail_mean(losses: &[f64], tail_weight: f64) -> f64 {
-    let m = 1.0 / tail_weight;
-    let whole = m.floor() as usize;
-    let fraction = m - whole as f64;
-    let sorted = worst(losses, whole + 1);
-    let mut tail: Vec<f64> = sorted.iter().map(|&i| losses[i]).collect();
-    tail.sort_unstable_by(|a, b| b.total_cmp(a));
-    let head: f64 = tail.iter().take(whole).sum();
-    let boundary = tail.get(whole).copied().unwrap_or(0.0) * fraction;
-    (head + boundary) * tail_weight
-}
-
 /// Primal–dual state of the interior-point method.
 ///
 /// Variables x = (v legs, t, u paths). Rows, all as (row·x ≥ rhs) with slack s ≥ 0 and dual
@@ -779,10 +1009,8 @@ impl<'a> InteriorPoint<'a> {
         b.extend(p.legs.iter().map(|l| l.lower));
         b.extend(capped.iter().map(|&l| -p.legs[l].upper));
         b.extend(leg_rows.iter().map(|r| -r.bound));
-        let mut x = vec![0.0; k + 1 + n];
-        for (xl, leg) in x.iter_mut().zip(&p.legs) {
-            *xl = leg.lower + (0.5 * (leg.upper - leg.lower)).min(1.0);
-        }
+        let mut x = interior_legs(&p.legs, &leg_rows);
+        x.resize(k + 1 + n, 0.0);
         let mut ipm = InteriorPoint {
             p,
             leg_rows,
@@ -797,10 +1025,18 @@ impl<'a> InteriorPoint<'a> {
         ipm
     }
 
-    /// A starting point in Mehrotra's manner: t at the level's quantile of the starting
-    /// losses, u their excess, the duals of the tail mean (1/n per path row, the rest of the
-    /// weight 1/m on uᵢ ≥ 0, bound duals absorbing the legs' dual residual), then slacks and
-    /// duals shifted to be positive and balanced.
+    /// A primal-feasible starting point in Mehrotra's manner: the legs strictly inside their
+    /// bounds and leg rows (see [`interior_legs`]), t at the level's quantile of the starting
+    /// losses, uᵢ their excess plus a margin (so that every path row holds strictly), slacks
+    /// exactly A·x − b; the duals of the tail mean (1/n per path row, the rest of the weight
+    /// 1/m on uᵢ ≥ 0, bound duals absorbing the legs' dual residual), shifted to be positive
+    /// and balanced against the slacks.
+    ///
+    /// Starting feasible keeps every bound and path row feasible along the way (Newton steps
+    /// preserve linear equalities). An infeasible start lets the iterates borrow from a bound
+    /// whose violation is cheap in its own units but dear in a leg row's: a put a millionth of
+    /// a unit below zero funds a hundredth of a perpetual under a tight budget, and the
+    /// iterates then stall far from the optimum.
     fn start_at_the_tail(&mut self) {
         let p = self.p;
         let (n, k) = (p.paths, p.legs.len());
@@ -812,12 +1048,19 @@ impl<'a> InteriorPoint<'a> {
             .map(|i| excess[i])
             .fold(f64::INFINITY, f64::min);
         excess.iter_mut().for_each(|e| *e -= t0);
+        let margin = 0.1 * (1.0 + mean_and_stdev(&excess).1);
         self.x[k] = t0;
         for (u, e) in self.x[k + 1..].iter_mut().zip(&excess) {
-            *u = e.max(0.0);
+            *u = e.max(0.0) + margin;
         }
         let rows = self.apply_a(&self.x);
-        let mut s: Vec<f64> = rows.iter().zip(&self.b).map(|(r, b)| r - b).collect();
+        // Only a leg row left violated (see interior_legs) has no positive slack: it
+        // starts with a slack of order one, like the bounds'.
+        let s: Vec<f64> = rows
+            .iter()
+            .zip(&self.b)
+            .map(|(r, b)| if r > b { r - b } else { 1.0 })
+            .collect();
         let r = self.rows();
         let mut z = vec![0.0; s.len()];
         let path = (1.0 / n as f64).min(p.tail_weight);
@@ -837,16 +1080,11 @@ impl<'a> InteriorPoint<'a> {
         for (i, &l) in self.capped.iter().enumerate() {
             z[r.upper() + i] = r_d[l].max(0.0);
         }
-        let shift =
-            |values: &[f64]| (-1.5 * values.iter().copied().fold(f64::INFINITY, f64::min)).max(0.0);
-        let (ds, dz) = (shift(&s), shift(&z));
-        s.iter_mut().for_each(|v| *v += ds);
-        z.iter_mut().for_each(|v| *v += dz);
         let sz = dot(&s, &z);
-        let (sum_s, sum_z) = (s.iter().sum::<f64>(), z.iter().sum::<f64>());
-        let (ds, dz) = (0.5 * sz / sum_z, 0.5 * sz / sum_s);
-        s.iter_mut().for_each(|v| *v += ds.max(1e-8));
-        z.iter_mut().for_each(|v| *v += dz.max(1e-8));
+        let mean_product = sz / s.len() as f64;
+        for (zi, si) in z.iter_mut().zip(&s) {
+            *zi = zi.max(mean_product.max(1e-8) / si);
+        }
         self.s = s;
         self.z = z;
     }
@@ -924,7 +1162,15 @@ impl<'a> InteriorPoint<'a> {
             taken = iteration;
             let ax = self.apply_a(&self.x);
             let r_p: Vec<f64> = (0..ax.len())
-                .map(|i| ax[i] - self.s[i] - self.b[i])
+                .map(|i| {
+                    let residual = ax[i] - self.s[i] - self.b[i];
+                    let noise = ROUNDING_NOISE * (ax[i].abs() + self.s[i] + self.b[i].abs());
+                    if residual.abs() <= noise {
+                        0.0
+                    } else {
+                        residual
+                    }
+                })
                 .collect();
             let r_d: Vec<f64> = self
                 .apply_at(&self.z)
@@ -1048,10 +1294,20 @@ impl<'a> InteriorPoint<'a> {
 
 /// The factored normal equations M = A·D·Aᵀ: the paths' u eliminated in closed form and a
 /// dense Cholesky factor of the Schur complement on y = (v, t).
+///
+/// The leg rows (budget, cost cap) enter S as a low-rank term Σᵣ dᵣ·aᵣaᵣᵀ, applied by the
+/// Woodbury identity rather than added: near a binding budget dᵣ = zᵣ/sᵣ reaches 10²⁰ while
+/// the paths' terms are of order one, and adding it to S would cancel every digit of the
+/// legs the budget trades off against each other.
 struct NormalEquations {
-    /// Lower Cholesky factor of the Schur complement S (row-major, dimension legs + 1).
+    /// Lower Cholesky factor of S₀, the Schur complement without the leg rows (row-major,
+    /// dimension legs + 1).
     factor: Vec<f64>,
     dim: usize,
+    /// S₀⁻¹·aᵣ per leg row (aᵣ padded with a zero for t).
+    spread_rows: Vec<Vec<f64>>,
+    /// Lower Cholesky factor of the capacitance matrix diag(1/dᵣ) + [aᵣᵀS₀⁻¹aₛ].
+    capacitance: Vec<f64>,
     /// d₁ᵢ/λᵢ per path (λᵢ = d₁ᵢ + d₂ᵢ, d₁ of the path row, d₂ of uᵢ ≥ 0).
     ratio: Vec<f64>,
     /// 1/λᵢ per path.
@@ -1085,20 +1341,50 @@ impl NormalEquations {
         for (i, &l) in ipm.capped.iter().enumerate() {
             s[l * dim + l] += d[r.upper() + i];
         }
-        for (row, &dr) in ipm.leg_rows.iter().zip(&d[r.leg_rows()..]) {
-            for a in 0..k {
-                for b in 0..k {
-                    s[a * dim + b] += dr * row.coefficients[a] * row.coefficients[b];
-                }
+        let factor = cholesky(&s, dim)?;
+        let spread_rows: Vec<Vec<f64>> = ipm
+            .leg_rows
+            .iter()
+            .map(|row| {
+                let mut w = row.coefficients.clone();
+                w.push(0.0);
+                cholesky_solve(&factor, dim, &mut w);
+                w
+            })
+            .collect();
+        let rows = ipm.leg_rows.len();
+        let mut capacitance = vec![0.0; rows * rows];
+        for (a, (row, &dr)) in ipm.leg_rows.iter().zip(&d[r.leg_rows()..]).enumerate() {
+            for (b, w) in spread_rows.iter().enumerate() {
+                capacitance[a * rows + b] = dot(&row.coefficients, &w[..k]);
             }
+            capacitance[a * rows + a] += 1.0 / dr;
         }
         Some(NormalEquations {
-            factor: cholesky(&s, dim)?,
+            factor,
             dim,
+            spread_rows,
+            capacitance: cholesky(&capacitance, rows)?,
             ratio: (0..n).map(|i| d1[i] / lambda[i]).collect(),
             inverse_lambda: lambda.iter().map(|l| 1.0 / l).collect(),
             d1,
         })
+    }
+
+    /// S⁻¹·y in place, S = S₀ + Σᵣ dᵣ·aᵣaᵣᵀ, by Woodbury: S₀⁻¹y − W·C⁻¹·(Aᵀ·S₀⁻¹y) with
+    /// W = S₀⁻¹A and C the capacitance matrix.
+    fn solve_schur(&self, ipm: &InteriorPoint, y: &mut [f64]) {
+        cholesky_solve(&self.factor, self.dim, y);
+        let k = self.dim - 1;
+        let mut projected: Vec<f64> = ipm
+            .leg_rows
+            .iter()
+            .map(|row| dot(&row.coefficients, &y[..k]))
+            .collect();
+        cholesky_solve(&self.capacitance, projected.len(), &mut projected);
+        for (w, p) in self.spread_rows.iter().zip(&projected) {
+            axpy(y, -p, w);
+        }
     }
 
     /// M⁻¹·rhs: Δy = S⁻¹(r_y − Σᵢ (d₁ᵢ/λᵢ)·r_uᵢ·gᵢ), Δuᵢ = (r_uᵢ − d₁ᵢ·gᵢ·Δy)/λᵢ.
@@ -1112,7 +1398,7 @@ impl NormalEquations {
             *yl -= leg.sign * xtw[leg.candidate];
         }
         y[k] -= sum;
-        cholesky_solve(&self.factor, self.dim, &mut y);
+        self.solve_schur(ipm, &mut y);
         let moved = ipm.p.x_times(&ipm.candidate_vector(&y[..k]));
         let t = y[k];
         let mut out = y;
@@ -1126,10 +1412,59 @@ impl NormalEquations {
     }
 }
 
-/// Lower Cholesky factor (row-major) of the symmetric `dim`² matrix `a`, with a tiny ridge
-/// relative to its diagonal; `None` if it is not positive definite.
+/// Leg values strictly inside their bounds and, where possible, their leg rows: each leg
+/// starts at its lower bound plus min(half its range, 1). A row that this start would leave
+/// without room first raises the legs that free room in it (a sold option's premium, up to
+/// half their range); then the legs that use room are cut to share half of what is left
+/// equally. A row that still has no room is left violated (the interior point then starts
+/// infeasible on that row only).
+fn interior_legs(legs: &[Leg], rows: &[LegRow]) -> Vec<f64> {
+    let mut offset: Vec<f64> = legs
+        .iter()
+        .map(|l| (0.5 * (l.upper - l.lower)).min(1.0))
+        .collect();
+    for row in rows {
+        let room = |offset: &[f64]| {
+            let used: f64 = legs
+                .iter()
+                .zip(&row.coefficients)
+                .zip(offset)
+                .map(|((l, c), o)| c * (l.lower + if *c < 0.0 { *o } else { 0.0 }))
+                .sum();
+            row.bound - used
+        };
+        let freeing = row.coefficients.iter().filter(|c| **c < 0.0).count();
+        let short = room(&offset);
+        if short <= 0.0 && freeing > 0 {
+            let each = (1.0 - 2.0 * short) / freeing as f64;
+            for ((o, c), l) in offset.iter_mut().zip(&row.coefficients).zip(legs) {
+                if *c < 0.0 {
+                    *o = (*o + each / -c).min(0.5 * (l.upper - l.lower));
+                }
+            }
+        }
+        let left = room(&offset);
+        let using = row.coefficients.iter().filter(|c| **c > 0.0).count();
+        if left <= 0.0 || using == 0 {
+            continue;
+        }
+        let share = 0.5 * left / using as f64;
+        for (o, c) in offset.iter_mut().zip(&row.coefficients) {
+            if *c > 0.0 {
+                *o = o.min(share / c);
+            }
+        }
+    }
+    legs.iter().zip(offset).map(|(l, o)| l.lower + o).collect()
+}
+
+/// Lower Cholesky factor (row-major) of the symmetric `dim`² matrix `a`, each pivot with a
+/// tiny ridge relative to its own diagonal entry; `None` if it is not positive definite.
+///
+/// The ridge must be relative to each row: near the optimum a bound's zᵢ/sᵢ puts 10¹⁵ on
+/// one leg's diagonal while t's (the tail paths' weight, which vanishes where VaR is not
+/// pinned by a path) falls below 10⁻⁶, and a ridge scaled to the largest diagonal swamps t.
 fn cholesky(a: &[f64], dim: usize) -> Option<Vec<f64>> {
-    let ridge = 1e-14 * (0..dim).map(|i| a[i * dim + i].abs()).fold(0.0, f64::max);
     let mut l = vec![0.0; dim * dim];
     for i in 0..dim {
         for j in 0..=i {
@@ -1138,7 +1473,7 @@ fn cholesky(a: &[f64], dim: usize) -> Option<Vec<f64>> {
                 sum -= l[i * dim + p] * l[j * dim + p];
             }
             if i == j {
-                let diagonal = sum + ridge;
+                let diagonal = sum + 1e-14 * a[i * dim + i].abs();
                 if diagonal <= 0.0 || !diagonal.is_finite() {
                     return None;
                 }

@@ -9,7 +9,9 @@ use crate::book::exposures::ExposureRow;
 use crate::book::grouping::Grouping;
 use crate::error::Result;
 use crate::hedge::candidates::Candidates;
-use crate::hedge::proposal::{propose_hedge, HedgeGoal, HedgeProposal, HedgeRequest};
+use crate::hedge::proposal::{
+    propose_hedge, too_few_tail_paths, HedgeGoal, HedgeProposal, HedgeRequest,
+};
 use crate::input::job::Job;
 use crate::margin::projection::{project_margin, MarginReport, MarginRequest};
 use crate::mc::simulation::{SimulationSettings, Simulator};
@@ -40,8 +42,8 @@ pub struct CommitteeInputs<'a> {
     pub stress: StressReport,
     /// The venues' margin projection, when the scenario has `[[venue]]` entries.
     pub margin: Option<MarginReport>,
-    /// The proposed hedge, when the report was asked for one.
-    pub hedge: Option<HedgeProposal>,
+    /// The proposed hedge when the report was asked for one, or why none could be fitted.
+    pub hedge: Option<std::result::Result<HedgeProposal, String>>,
 }
 
 /// Paths of the report's margin projection: enough for probabilities of a few percent to a
@@ -83,19 +85,30 @@ pub fn committee_report_of(
         stress: stress_report(job, stress)?,
         margin: margin_projection(job, settings)?,
         hedge: hedge
-            .map(|candidates| {
-                let request = HedgeRequest {
-                    goal: HedgeGoal::MinimizeEs,
-                    level: REPORT_HEDGE_LEVEL,
-                    budget: None,
-                    settings,
-                    check_seed: settings.seed.wrapping_add(1),
-                };
-                propose_hedge(job, candidates, &request, &|_| {})
-            })
+            .map(|candidates| report_hedge(job, candidates, settings))
             .transpose()?,
     };
     Ok(committee_report(&inputs))
+}
+
+/// The report's least-ES hedge among `candidates`, or, when the run's paths are too few to
+/// fit one, the reason (the rest of the report stands).
+fn report_hedge(
+    job: &Job,
+    candidates: &Candidates,
+    settings: SimulationSettings,
+) -> Result<std::result::Result<HedgeProposal, String>> {
+    if let Some(reason) = too_few_tail_paths(settings.paths, REPORT_HEDGE_LEVEL) {
+        return Ok(Err(reason));
+    }
+    let request = HedgeRequest {
+        goal: HedgeGoal::MinimizeEs,
+        level: REPORT_HEDGE_LEVEL,
+        budget: None,
+        settings,
+        check_seed: settings.seed.wrapping_add(1),
+    };
+    propose_hedge(job, candidates, &request, &|_| {}).map(Ok)
 }
 
 /// ES level of the report's proposed hedge (the Basel FRTB level).
@@ -135,8 +148,16 @@ pub fn committee_report(r: &CommitteeInputs) -> String {
     if let Some(m) = &r.margin {
         margin(&mut html, m);
     }
-    if let Some(h) = &r.hedge {
-        hedge(&mut html, h);
+    match &r.hedge {
+        Some(Ok(h)) => hedge(&mut html, h),
+        Some(Err(reason)) => {
+            let _ = write!(
+                html,
+                "<h2>Proposed hedge</h2><p class='note'>No hedge proposed: {}.</p>",
+                escape(reason)
+            );
+        }
+        None => {}
     }
     model(&mut html, r);
     html.push_str("</body></html>\n");

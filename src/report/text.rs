@@ -1094,10 +1094,15 @@ pub fn render_hedge(h: &HedgeProposal) -> String {
         );
     }
     if h.trades.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nno trades: none lowers ES by more than it costs, within the candidates' bounds and the budget"
-        );
+        let why = match (h.optimum_traded, h.target_es) {
+            (true, _) => "rounding to the candidates' lots removed every trade",
+            (false, Some(_)) => "the book's ES is already at or below the target",
+            (false, None) if h.goal.starts_with("neutralize") => "the book is already neutral",
+            (false, None) => {
+                "none lowers ES by more than it costs, within the candidates' bounds and the budget"
+            }
+        };
+        let _ = writeln!(out, "\nno trades: {why}");
     } else {
         let _ = writeln!(
             out,
