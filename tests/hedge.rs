@@ -55,6 +55,16 @@ fn hedge(s: &Scenario, extra: &[&str]) -> serde_json::Value {
     json(&out)
 }
 
+/// The quantity a hedge proposal trades of candidate `id` (0 when it does not trade it).
+fn traded(doc: &serde_json::Value, id: &str) -> f64 {
+    doc["trades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .map_or(0.0, |t| t["quantity"].as_f64().unwrap())
+}
+
 /// −ρ·σ_SOL·V_SOL/(σ_BTC·S_BTC) BTC: the minimum-variance hedge of 10,000 SOL.
 fn minimum_variance_hedge() -> f64 {
     -0.7 * 0.90 * 10_000.0 * 140.0 / (0.55 * 92_000.0)
@@ -191,18 +201,10 @@ fn bounds_budget_and_lots_hold() {
          btc-perp,perpetual,BTC,5,-3,1000,0.01,,,\n\
          sol-put,option,SOL,2,0,50000,10,put,120,2026-12-25\n",
     );
-    let quantity = |doc: &serde_json::Value, id: &str| {
-        doc["trades"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == id)
-            .map_or(0.0, |t| t["quantity"].as_f64().unwrap())
-    };
     let free = hedge(&s, &[]);
-    let btc = quantity(&free, "btc-perp");
+    let btc = traded(&free, "btc-perp");
     assert!((-3.0..=1000.0).contains(&btc), "{btc}");
-    let puts = quantity(&free, "sol-put");
+    let puts = traded(&free, "sol-put");
     assert!(
         puts > 0.0 && (puts / 10.0 - (puts / 10.0).round()).abs() < 1e-9,
         "{puts}"
@@ -213,8 +215,8 @@ fn bounds_budget_and_lots_hold() {
     assert!(spend <= budget + 1e-6, "spend {spend}");
     assert!(spend > 0.95 * budget, "a binding budget is spent: {spend}");
     // With fewer puts the short BTC cross-hedge wants more than 3: the bound holds it.
-    assert_eq!(quantity(&doc, "btc-perp"), -3.0, "{doc}");
-    let capped = quantity(&doc, "sol-put");
+    assert_eq!(traded(&doc, "btc-perp"), -3.0, "{doc}");
+    let capped = traded(&doc, "sol-put");
     assert!(
         capped > 0.0 && capped < puts,
         "{capped} puts within the budget, {puts} without"
@@ -266,21 +268,13 @@ fn hostile_budgets_and_bounds_are_solved_or_refused() {
     let s = scenario(SOL_BOOK);
     let header = "id,kind,underlying,cost,min_quantity,max_quantity,lot,multiplier,option_type,strike,expiry\n";
     let put = "sol-put,option,SOL,2,0,50000,10,,put,120,2026-12-25\n";
-    let quantity = |doc: &serde_json::Value, id: &str| {
-        doc["trades"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == id)
-            .map_or(0.0, |t| t["quantity"].as_f64().unwrap())
-    };
     s.write(
         "candidates.csv",
         &format!("{header}btc-perp,perpetual,BTC,5,-3,1000,0.01,,,,\nsol-put,option,SOL,2,100,50000,10,,put,120,2026-12-25\n"),
     );
     let doc = hedge(&s, &["--budget", "1000"]);
     assert!(doc["spend"].as_f64().unwrap() <= 1000.005, "{doc}");
-    assert!(quantity(&doc, "sol-put") >= 100.0, "{doc}");
+    assert!(traded(&doc, "sol-put") >= 100.0, "{doc}");
 
     s.write(
         "candidates.csv",
@@ -304,9 +298,9 @@ fn hostile_budgets_and_bounds_are_solved_or_refused() {
     );
     let doc = hedge(&s, &["--budget", "0"]);
     assert!(doc["spend"].as_f64().unwrap() <= 0.005, "{doc}");
-    assert!(quantity(&doc, "sol-call") < 0.0, "calls sold: {doc}");
+    assert!(traded(&doc, "sol-call") < 0.0, "calls sold: {doc}");
     assert!(
-        quantity(&doc, "sol-put") > 0.0,
+        traded(&doc, "sol-put") > 0.0,
         "puts bought with the premium: {doc}"
     );
 
@@ -344,16 +338,8 @@ fn a_coarse_lot_is_settled_and_the_fine_candidates_make_up_the_rest() {
          btc-perp,perpetual,BTC,5,0.01,,\n",
     );
     let doc = hedge(&s, &[]);
-    let quantity = |field: &str, id: &str| {
-        doc["trades"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == id)
-            .map_or(0.0, |t| t[field].as_f64().unwrap())
-    };
-    let contracts = quantity("quantity", "btc-fut");
-    assert!(quantity("quantity", "btc-perp") != 0.0, "{doc}");
+    let contracts = traded(&doc, "btc-fut");
+    assert!(traded(&doc, "btc-perp") != 0.0, "{doc}");
     // ES on the optimisation paths (seed 5) of whole contracts alone around the proposal,
     // costs included, by whatif: nearest rounding of the optimum is one of them.
     let futures_alone = |k: f64| {

@@ -7,7 +7,7 @@
 mod hedge_lp;
 
 use clarabel::solver::SolverStatus;
-use hedge_lp::{clarabel_solve, factor_program, OwnedProgram};
+use hedge_lp::{clarabel_solve, factor_program, ClarabelSolution, OwnedProgram};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -132,6 +132,22 @@ fn check_feasible_and_consistent(label: &str, program: &OwnedProgram, opt: &EsOp
     );
 }
 
+/// Tailrisk's least-ES optimum is feasible and consistent and matches Clarabel's ES.
+fn check_least_es(
+    label: &str,
+    program: &OwnedProgram,
+    opt: &EsOptimum,
+    reference: &ClarabelSolution,
+) {
+    check_feasible_and_consistent(label, program, opt);
+    assert!(
+        relative(opt.es, reference.objective) < 1e-6,
+        "{label}: tailrisk ES {} vs clarabel {}",
+        opt.es,
+        reference.objective
+    );
+}
+
 /// (seed, paths, candidates, level, budget as a fraction of the unbudgeted optimum's spend).
 const CASES: [(u64, usize, usize, f64, Option<f64>); 5] = [
     (11, 517, 2, 0.95, None),        // M = 25.85
@@ -174,13 +190,7 @@ fn least_es_matches_clarabel() {
             relative(opt.es, reference.objective),
             opt.quantities
         );
-        check_feasible_and_consistent(&label, &program, &opt);
-        assert!(
-            relative(opt.es, reference.objective) < 1e-6,
-            "{label}: tailrisk ES {} vs clarabel {}",
-            opt.es,
-            reference.objective
-        );
+        check_least_es(&label, &program, &opt, &reference);
         // Clarabel's quantities evaluated exactly cannot beat tailrisk's optimum.
         assert!(
             program.es(&reference.quantities) >= opt.es * (1.0 - 1e-6),
@@ -282,13 +292,7 @@ fn least_es_under_a_tight_budget_matches_clarabel() {
             "{label}: tailrisk ES {} ({} iterations) q {:?}, clarabel {}, unbudgeted {}",
             opt.es, opt.iterations, opt.quantities, reference.objective, free.es
         );
-        check_feasible_and_consistent(&label, &program, &opt);
-        assert!(
-            relative(opt.es, reference.objective) < 1e-6,
-            "{label}: tailrisk ES {} vs clarabel {}",
-            opt.es,
-            reference.objective
-        );
+        check_least_es(&label, &program, &opt, &reference);
         if fraction < 1.0 {
             assert!(opt.es > free.es * (1.0 + 1e-4), "{label}: budget binds");
         }

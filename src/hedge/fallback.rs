@@ -104,7 +104,7 @@ struct RowLayout {
 }
 
 /// A·x + s = b with s ≥ 0, columns (v legs, t, u paths), rows: the paths, uᵢ ≥ 0, the legs'
-/// lower bounds, their finite upper bounds, the leg rows (rows increasing within a column).
+/// lower bounds, their finite upper bounds, the leg rows.
 fn constraints(program: &RestrictedProgram) -> (CscMatrix<f64>, Vec<f64>, RowLayout) {
     let n = program.paths;
     let k = program.legs.len();
@@ -136,67 +136,50 @@ fn constraints(program: &RestrictedProgram) -> (CscMatrix<f64>, Vec<f64>, RowLay
     );
     b.extend(program.leg_rows.iter().map(|(_, bound)| *bound));
 
-    let mut columns = Columns::default();
+    let mut entries = Triplets::default();
     for (l, leg) in program.legs.iter().enumerate() {
         let column = &program.x[leg.candidate * n..(leg.candidate + 1) * n];
         for (i, x) in column.iter().enumerate() {
-            columns.push(i, -leg.sign * x);
+            entries.push(i, l, -leg.sign * x);
         }
-        columns.push(2 * n + l, -1.0);
+        entries.push(2 * n + l, l, -1.0);
         if let Some(row) = upper_row[l] {
-            columns.push(row, 1.0);
+            entries.push(row, l, 1.0);
         }
         for (r, (coefficients, _)) in program.leg_rows.iter().enumerate() {
             if coefficients[l] != 0.0 {
-                columns.push(leg_rows + r, coefficients[l]);
+                entries.push(leg_rows + r, l, coefficients[l]);
             }
         }
-        columns.close();
     }
     for i in 0..n {
-        columns.push(i, -1.0);
+        entries.push(i, k, -1.0);
+        entries.push(i, k + 1 + i, -1.0);
+        entries.push(n + i, k + 1 + i, -1.0);
     }
-    columns.close();
-    for i in 0..n {
-        columns.push(i, -1.0);
-        columns.push(n + i, -1.0);
-        columns.close();
-    }
-    let a = CscMatrix::new(
+    let a = CscMatrix::new_from_triplets(
         total,
         k + 1 + n,
-        columns.colptr,
-        columns.rowval,
-        columns.nzval,
+        entries.rows,
+        entries.columns,
+        entries.values,
     );
     (a, b, RowLayout { leg_rows, total })
 }
 
-/// A sparse matrix assembled column by column.
-struct Columns {
-    colptr: Vec<usize>,
-    rowval: Vec<usize>,
-    nzval: Vec<f64>,
+/// Nonzero entries of a sparse matrix, in any order.
+#[derive(Default)]
+struct Triplets {
+    rows: Vec<usize>,
+    columns: Vec<usize>,
+    values: Vec<f64>,
 }
 
-impl Default for Columns {
-    fn default() -> Columns {
-        Columns {
-            colptr: vec![0],
-            rowval: Vec::new(),
-            nzval: Vec::new(),
-        }
-    }
-}
-
-impl Columns {
-    fn push(&mut self, row: usize, value: f64) {
-        self.rowval.push(row);
-        self.nzval.push(value);
-    }
-
-    fn close(&mut self) {
-        self.colptr.push(self.rowval.len());
+impl Triplets {
+    fn push(&mut self, row: usize, column: usize, value: f64) {
+        self.rows.push(row);
+        self.columns.push(column);
+        self.values.push(value);
     }
 }
 
