@@ -105,6 +105,9 @@ pub struct InSample {
     /// Cutting-plane rounds on which the interior point stalled and Clarabel solved instead
     /// (nearly always 0).
     pub fallback_solves: usize,
+    /// Target mode: whether the rounded trades reach the target on these paths (rounding to
+    /// lots can leave them above it); `None` otherwise.
+    pub target_met: Option<bool>,
 }
 
 /// The result of `tailrisk hedge` (JSON keys as in docs/spec.md).
@@ -213,6 +216,10 @@ pub fn propose_hedge(
         rounding_effect: es_at(&fit, &rounded) - es_at(&fit, &optimal),
         iterations,
         fallback_solves,
+        target_met: match request.goal {
+            HedgeGoal::TargetEs(target) => Some(es_at(&fit, &rounded) <= target * (1.0 + 1e-9)),
+            _ => None,
+        },
     };
     drop(fit);
     let fresh_settings = SimulationSettings {
@@ -285,7 +292,7 @@ pub fn too_few_tail_paths(paths: u64, level: f64) -> Option<String> {
     if tail >= MIN_TAIL_PATHS {
         return None;
     }
-    let mut needed = (MIN_TAIL_PATHS / (1.0 - level)).ceil() as u64;
+    let mut needed = ((MIN_TAIL_PATHS / (1.0 - level)).floor() as u64).saturating_sub(1);
     while tail_mass(needed as usize, level).total() < MIN_TAIL_PATHS {
         needed += 1;
     }
@@ -312,7 +319,7 @@ fn optimise(
 ) -> Result<(Vec<f64>, usize, usize)> {
     match solve_with(fit, &candidate_terms(candidates), request) {
         Ok(optimum) => Ok((
-            clean(optimum.quantities, candidates),
+            clean(optimum.quantities, fit, candidates),
             optimum.iterations,
             optimum.fallback_solves,
         )),
@@ -388,11 +395,18 @@ fn settle_coarse_lots(
             break;
         };
         settled[j] = true;
-        if let Some((fixed_terms, quantities)) =
-            best_fixed_lot(j, &terms, &current, fit, candidates, request)?
-        {
-            terms = fixed_terms;
-            current = quantities;
+        match best_fixed_lot(j, &terms, &current, fit, candidates, request)? {
+            Some((fixed_terms, quantities)) => {
+                terms = fixed_terms;
+                current = quantities;
+            }
+            // Neither lot admits a solution: the nearest lot, held there for the re-solves
+            // that follow.
+            None => {
+                let nearest = nearest_lots(&current, candidates)[j];
+                (terms[j].lower, terms[j].upper) = (nearest, nearest);
+                current[j] = nearest;
+            }
         }
     }
     Ok(current)
@@ -471,7 +485,7 @@ fn best_fixed_lot(
             _ => optimum.es,
         };
         if best.as_ref().is_none_or(|(b, _, _)| score < *b) {
-            let mut quantities = clean(optimum.quantities, candidates);
+            let mut quantities = clean(optimum.quantities, fit, candidates);
             quantities[j] = fixed;
             best = Some((score, trial, quantities));
         }
@@ -479,17 +493,14 @@ fn best_fixed_lot(
     Ok(best.map(|(_, terms, quantities)| (terms, quantities)))
 }
 
-/// Quantities below a billionth of the candidate's typical size are rounding noise of the
-/// interior point: zero.
-fn clean(mut quantities: Vec<f64>, candidates: &Candidates) -> Vec<f64> {
-    let largest = quantities.iter().fold(0.0_f64, |m, q| m.max(q.abs()));
-    for (q, c) in quantities.iter_mut().zip(&candidates.list) {
-        let inside_bounds = *q >= c.min_quantity && *q <= c.max_quantity;
-        if q.abs() <= 1e-9 * largest.max(1.0)
-            && inside_bounds
-            && 0.0 >= c.min_quantity
-            && 0.0 <= c.max_quantity
-        {
+/// Quantities whose P&L (quantity × spread of the candidate's P&L per unit on `fit`) is below
+/// a billionth of the book's P&L spread are rounding noise of the interior point: zero
+/// (where zero lies inside the candidate's bounds).
+fn clean(mut quantities: Vec<f64>, fit: &ScenarioMatrix, candidates: &Candidates) -> Vec<f64> {
+    let book = mean_and_stdev(&fit.book_pnl).1.max(f64::MIN_POSITIVE);
+    for (j, (q, c)) in quantities.iter_mut().zip(&candidates.list).enumerate() {
+        let noise = q.abs() * mean_and_stdev(fit.column(j)).1 <= 1e-9 * book;
+        if noise && c.min_quantity <= 0.0 && c.max_quantity >= 0.0 {
             *q = 0.0;
         }
     }
@@ -542,12 +553,13 @@ fn round_to_lots(
     let Some(budget) = budget else {
         return Ok(rounded);
     };
-    // The solver keeps its budget row to about 10⁻⁹ of the loss spread: tens of micro-USD.
-    let slack = BUDGET_SLACK + 1e-9 * budget.abs();
+    // Lots are moved until the budget holds; the solver's own quantities may exceed it by
+    // its tolerance (about 10⁻⁹ of the loss spread: tens of micro-USD), which BUDGET_SLACK
+    // allows.
     let es_of = |q: &[f64]| var_es(&fit.hedged_pnl(q, total_cost(candidates, q)), &[level])[0].es;
+    let rounding_fits = |q: &[f64]| total_spend(candidates, q) <= budget + 1e-9 * budget.abs();
     for _ in 0..MAX_BUDGET_MOVES {
-        let spend = total_spend(candidates, &rounded);
-        if spend <= budget + slack {
+        if rounding_fits(&rounded) || rounded == quantities {
             break;
         }
         let es = es_of(&rounded);
@@ -575,7 +587,7 @@ fn round_to_lots(
         rounded[j] = moved;
     }
     let spend = total_spend(candidates, &rounded);
-    if spend > budget + slack {
+    if spend > budget + BUDGET_SLACK + 1e-9 * budget.abs() {
         return Err(Error::Usage {
             message: format!(
                 "rounded to lots the trades spend {spend:.2} USD, above the budget of {budget:.2}; \
@@ -586,8 +598,8 @@ fn round_to_lots(
     Ok(rounded)
 }
 
-/// How far (USD) the trades may spend over the budget: half a cent, below what any venue
-/// charges.
+/// How far (USD) the solver's unrounded trades may spend over the budget: half a cent,
+/// below what any venue charges (its tolerance is tens of micro-USD).
 const BUDGET_SLACK: f64 = 0.005;
 
 /// One-lot moves the budget repair after rounding may take.

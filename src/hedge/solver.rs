@@ -86,19 +86,15 @@ const MAX_TARGET_SOLVES: usize = 60;
 /// least ES falls steeply with cost, a looser ES misses the least cost by far more).
 const TARGET_TOLERANCE: f64 = 1e-8;
 
-/// Relative room a cost cap keeps above the least cost (a cap nearer leaves the interior
-/// point no room to start in; the cost is then known to a billionth).
-const CAP_ROOM: f64 = 1e-9;
+/// Relative room a cost cap keeps above the least cost, and the relative width of the cost
+/// bracket at which the target mode stops, plus 10⁻¹² of the loss spread (a cap nearer
+/// leaves the interior point no room to start in; the least cost is then known to a
+/// relative 10⁻⁷).
+const CAP_ROOM: f64 = 1e-7;
 
 /// A scaled bound beyond this is no bound (the spread-scaled quantities of a sensible hedge
 /// are of order one).
 const UNBOUNDED: f64 = 1e9;
-
-/// Room between a budget and the least spend the bounds allow (scaled: a fraction of the
-/// book's loss spread) below which the budget counts as exhausted: a millionth of the loss
-/// spread is far inside the Monte Carlo error, and a thinner feasible set leaves the
-/// interior point no room to start in.
-const EXHAUSTED_ROOM: f64 = 1e-6;
 
 /// A row's primal residual within this many ulps-worth of its terms is rounding noise and
 /// counts as zero: the Newton step multiplies it by zᵢ/sᵢ, which reaches 10²⁰ on the rows
@@ -268,6 +264,18 @@ struct LegRow {
 }
 
 impl LegRow {
+    /// The least Σₗ coefficientₗ·vₗ the legs' bounds allow (−∞ when unbounded below).
+    fn least_value(&self, legs: &[Leg]) -> f64 {
+        legs.iter()
+            .zip(&self.coefficients)
+            .map(|(l, c)| match *c {
+                c if c > 0.0 => c * l.lower,
+                c if c < 0.0 => c * l.upper,
+                _ => 0.0,
+            })
+            .sum()
+    }
+
     /// The row Σₗ coefficientₗ·vₗ ≤ bound, equilibrated. Costs per spread-scaled unit are
     /// small (basis points of a notional), so unscaled rows carry duals in the thousands
     /// while every other dual is of order one, and the interior point stalls on the
@@ -418,16 +426,14 @@ impl Scaled {
         }
     }
 
-    /// With a budget no larger than the least spend the legs allow, or larger by less than
-    /// [`EXHAUSTED_ROOM`], every leg that spends is held at its cheapest bound (the budget
-    /// leaves the interior point no interior, or one too thin to start in): fold them and
-    /// drop the budget.
+    /// With a budget equal to the least spend the legs allow (to a relative 10⁻⁹), every leg
+    /// that spends is held at its cheapest bound (the budget leaves the interior point no
+    /// interior): fold them and drop the budget.
     fn fix_legs_at_an_exhausted_budget(&mut self, budget: f64) -> Option<LegRow> {
         let least_spend: f64 = self.legs.iter().map(Leg::least_spend).sum();
         let bound = budget - self.fixed_spend;
         let room = bound - least_spend;
-        let overspent = room < -1e-9 * (1.0 + bound.abs());
-        if room > EXHAUSTED_ROOM || overspent {
+        if room.abs() > 1e-9 * (1.0 + bound.abs()) {
             return Some(LegRow::new(
                 self.legs.iter().map(|l| l.budget).collect(),
                 bound,
@@ -646,15 +652,15 @@ impl Scaled {
             let (f_lo, f_hi) = (lo.es - target, hi.es - target);
             // A cap within CAP_ROOM of the least cost leaves the cap row no room to start in;
             // the cheapest reaching is then known to that precision.
-            let room = CAP_ROOM * (1.0 + hi.cost.abs());
+            let room = CAP_ROOM * hi.cost.abs() + 1e-12;
             if f_hi >= -tolerance || hi.cost - lo.cost <= room {
                 return Ok(counted(hi, fallbacks));
             }
             let inside = |c: f64| c > lo.cost && c < hi.cost;
-            // An infeasible lower end (infinite ES) leaves no tangent or secant from it: the
-            // bracket is halved.
             // Tangents of a convex decreasing f cross zero at or before its root, from
             // either side; the secant (Illinois-weighted against a stuck end) crosses after.
+            // An infeasible lower end (infinite ES) gives neither tangent nor secant inside
+            // the bracket, which is then halved.
             let from_lo = lo.cost + f_lo / lo.cap_price;
             let from_hi = hi.cost + f_hi / hi.cap_price;
             let (w_lo, w_hi) = (0.5f64.powi(stuck.0), 0.5f64.powi(stuck.1));
@@ -736,12 +742,14 @@ impl Scaled {
                 costless.legs.push(*leg);
             }
         }
-        costless.budget = self.budget.as_ref().map(|row| {
-            let kept = self
+        if let Some(row) = &self.budget {
+            let kept: Vec<f64> = self
                 .legs
                 .iter()
                 .zip(&row.coefficients)
-                .filter(|(l, _)| l.cost == 0.0);
+                .filter(|(l, _)| l.cost == 0.0)
+                .map(|(_, c)| *c)
+                .collect();
             let folded: f64 = self
                 .legs
                 .iter()
@@ -749,12 +757,21 @@ impl Scaled {
                 .filter(|(l, _)| l.cost > 0.0)
                 .map(|(l, c)| c * l.lower)
                 .sum();
-            LegRow {
-                coefficients: kept.map(|(_, c)| *c).collect(),
+            let budget = LegRow {
+                coefficients: kept,
                 bound: row.bound - folded,
                 scale: row.scale,
+            };
+            if budget.least_value(&costless.legs) > budget.bound {
+                return Ok(self.out_of_budget(cost));
             }
-        });
+            // A row the costless legs do not enter constrains nothing.
+            costless.budget = budget
+                .coefficients
+                .iter()
+                .any(|c| *c != 0.0)
+                .then_some(budget);
+        }
         let solved = costless.least_es(working, None)?;
         let mut free = solved.legs.iter();
         let legs = self
@@ -1524,4 +1541,98 @@ fn max_abs(a: &[f64]) -> f64 {
 
 fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
     y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A book long a convex loss of one factor z, hedged by a linear contract (z) and a
+    /// costly option (max(z − 0.5, 0)), with a budget and a cost cap that both bind.
+    fn program_data(n: usize) -> (Vec<f64>, Vec<f64>, Vec<CandidateTerms>) {
+        let z: Vec<f64> = (0..n)
+            .map(|i| -3.0 + 6.0 * (i as f64 + 0.5) / n as f64)
+            .collect();
+        let book: Vec<f64> = z.iter().map(|z| -3.0 * z - 0.5 * z * z).collect();
+        let mut x: Vec<f64> = z.clone();
+        let call_mean = z.iter().map(|z| (z - 0.5).max(0.0)).sum::<f64>() / n as f64;
+        x.extend(z.iter().map(|z| (z - 0.5).max(0.0) - call_mean));
+        let terms = vec![
+            CandidateTerms {
+                buy_cost: 0.01,
+                sell_cost: 0.01,
+                premium: 0.0,
+                lower: -10.0,
+                upper: 10.0,
+            },
+            CandidateTerms {
+                buy_cost: 0.2,
+                sell_cost: 0.2,
+                premium: call_mean,
+                lower: 0.0,
+                upper: 10.0,
+            },
+        ];
+        (book, x, terms)
+    }
+
+    /// The objective c·v + t + w·Σ(lossᵢ − gᵢ·v − t)⁺ of a round's solution.
+    fn objective(p: &Scaled, round: &Round) -> f64 {
+        let losses = p.losses_with_legs(&round.legs);
+        let cost: f64 = p
+            .legs
+            .iter()
+            .zip(&round.legs)
+            .map(|(l, v)| l.cost * v)
+            .sum();
+        cost + round.var
+            + p.tail_weight * losses.iter().map(|l| (l - round.var).max(0.0)).sum::<f64>()
+    }
+
+    #[test]
+    fn a_round_by_clarabel_matches_the_interior_point_with_a_budget_and_a_cap() {
+        let (book, x, terms) = program_data(800);
+        let program = EsProgram {
+            confidence: 0.975,
+            book_pnl: &book,
+            candidate_pnl: &x,
+            terms: &terms,
+            budget: Some(0.5),
+        };
+        let p = Scaled::new(&program);
+        let rows = || {
+            let mut rows: Vec<LegRow> = p.budget.iter().cloned().collect();
+            let costs = p.legs.iter().map(|l| l.cost).collect();
+            rows.push(LegRow::new(costs, 0.5 * 0.3 / p.loss_scale));
+            rows
+        };
+        let ipm = p.solve_round(rows()).expect("interior point");
+        assert!(!ipm.fell_back);
+        let fallback = p.solve_round_by_clarabel(&rows()).expect("clarabel");
+        let (a, b) = (objective(&p, &ipm), objective(&p, &fallback));
+        assert!(
+            (a - b).abs() < 1e-6 * a.abs().max(1.0),
+            "objective {a} vs {b}"
+        );
+        assert!(
+            ipm.last_row_price > 0.0,
+            "the cap binds: {}",
+            ipm.last_row_price
+        );
+        let price_gap = (ipm.last_row_price - fallback.last_row_price).abs();
+        assert!(
+            price_gap < 1e-4 * ipm.last_row_price,
+            "cap price {} vs {}",
+            ipm.last_row_price,
+            fallback.last_row_price
+        );
+        for (leg, v) in p.legs.iter().zip(&fallback.legs) {
+            assert!(
+                *v >= leg.lower && *v <= leg.upper,
+                "{v} outside [{}, {}]",
+                leg.lower,
+                leg.upper
+            );
+        }
+    }
 }

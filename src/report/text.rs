@@ -1162,6 +1162,14 @@ pub fn render_hedge(h: &HedgeProposal) -> String {
         money(s.es_optimal, 0),
         money(s.rounding_effect, 0)
     );
+    if let (Some(false), Some(target)) = (s.target_met, h.target_es) {
+        let _ = writeln!(
+            out,
+            "warning: rounded to lots the trades miss the target of {} on these paths; finer \
+             lots or a wider budget reach it",
+            money(target, 0)
+        );
+    }
     let _ = writeln!(
         out,
         "\n{:<28} {:>16} {:>26}",
