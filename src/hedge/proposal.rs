@@ -286,7 +286,7 @@ pub fn propose_hedge(
 const MIN_TAIL_PATHS: f64 = 20.0;
 
 /// Why a hedge cannot be fitted to `paths` paths at `level`: their ES tail holds fewer than
-/// [`MIN_TAIL_PATHS`] paths. `None` when it holds enough.
+/// 20 paths (`MIN_TAIL_PATHS`). `None` when it holds enough.
 pub fn too_few_tail_paths(paths: u64, level: f64) -> Option<String> {
     let tail = tail_mass(paths as usize, level).total();
     if tail >= MIN_TAIL_PATHS {
