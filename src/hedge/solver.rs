@@ -44,6 +44,7 @@ use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
 use crate::hedge::fallback::{solve_restricted, FallbackLeg, RestrictedProgram};
+use crate::mc::shocks::clear_upper_vector_state;
 use crate::risk::measures::{mean_and_stdev, tail_mass, var_es_from_tail};
 
 /// Paths per chunk of every parallel sum over paths (fixed, for bit-identical results).
@@ -940,6 +941,7 @@ impl Scaled {
                     1.0,
                     Par::Seq,
                 );
+                clear_upper_vector_state();
                 (gram, linear, chunk.iter().sum())
             })
             .collect();
