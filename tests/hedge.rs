@@ -38,21 +38,23 @@ fn scenario(book: &str) -> Scenario {
 }
 
 fn hedge(s: &Scenario, extra: &[&str]) -> serde_json::Value {
-    let candidates = s.path("candidates.csv");
-    let mut args = vec![
-        "--instruments",
-        candidates.to_str().unwrap(),
-        "--format",
-        "json",
-    ];
+    let mut args = vec!["--format", "json"];
     args.extend_from_slice(extra);
-    let out = s.tailrisk("hedge", &args);
+    let out = run_hedge(s, &args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     json(&out)
+}
+
+/// `tailrisk hedge` among the scenario's candidates.csv with `extra` flags.
+fn run_hedge(s: &Scenario, extra: &[&str]) -> std::process::Output {
+    let candidates = s.path("candidates.csv");
+    let mut args = vec!["--instruments", candidates.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    s.tailrisk("hedge", &args)
 }
 
 /// The quantity a hedge proposal trades of candidate `id` (0 when it does not trade it).
@@ -308,16 +310,7 @@ fn hostile_budgets_and_bounds_are_solved_or_refused() {
         "candidates.csv",
         &format!("{header}btc-perp,perpetual,BTC,5,-1000,-10,0.01,,,,\n"),
     );
-    let candidates = s.path("candidates.csv");
-    let out = s.tailrisk(
-        "hedge",
-        &[
-            "--instruments",
-            candidates.to_str().unwrap(),
-            "--budget",
-            "10",
-        ],
-    );
+    let out = run_hedge(&s, &["--budget", "10"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("admit no trades"), "{err}");
@@ -431,13 +424,11 @@ fn a_short_straddle_is_bought_back_exactly_on_hard_books() {
 #[test]
 fn too_few_paths_are_refused_and_a_met_target_says_so() {
     let s = scenario(SOL_BOOK);
-    let candidates = s.path("candidates.csv");
-    let path = candidates.to_str().unwrap();
-    let out = s.tailrisk("hedge", &["--instruments", path, "--paths", "2"]);
+    let out = run_hedge(&s, &["--paths", "2"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--paths 800"), "{err}");
-    let out = s.tailrisk("hedge", &["--instruments", path, "--target-es", "1e9"]);
+    let out = run_hedge(&s, &["--target-es", "1e9"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -469,8 +460,7 @@ fn bad_candidates_are_refused_with_row_and_field() {
         ("id,kind,underlying\nx,cash,BTC\n", "kind"),
     ] {
         s.write("candidates.csv", rows);
-        let candidates = s.path("candidates.csv");
-        let out = s.tailrisk("hedge", &["--instruments", candidates.to_str().unwrap()]);
+        let out = run_hedge(&s, &[]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{rows}: {err}");
         assert!(
@@ -479,16 +469,7 @@ fn bad_candidates_are_refused_with_row_and_field() {
         );
     }
     s.write("candidates.csv", BTC_PERP);
-    let candidates = s.path("candidates.csv");
-    let out = s.tailrisk(
-        "hedge",
-        &[
-            "--instruments",
-            candidates.to_str().unwrap(),
-            "--neutralize",
-            "delta",
-        ],
-    );
+    let out = run_hedge(&s, &["--neutralize", "delta"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has no perpetual on SOL"), "{err}");
@@ -531,23 +512,11 @@ fn neutralising_refuses_a_budget_and_quantities_outside_the_bounds() {
         "candidates.csv",
         "id,kind,underlying,min_quantity,max_quantity\nsol-perp,perpetual,SOL,-100,100\n",
     );
-    let candidates = s.path("candidates.csv");
-    let path = candidates.to_str().unwrap();
-    let out = s.tailrisk("hedge", &["--instruments", path, "--neutralize", "delta"]);
+    let out = run_hedge(&s, &["--neutralize", "delta"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("outside its bounds"), "{err}");
-    let out = s.tailrisk(
-        "hedge",
-        &[
-            "--instruments",
-            path,
-            "--neutralize",
-            "delta",
-            "--budget",
-            "10",
-        ],
-    );
+    let out = run_hedge(&s, &["--neutralize", "delta", "--budget", "10"]);
     assert_eq!(out.status.code(), Some(2));
     s.write(
         "candidates.csv",

@@ -19,6 +19,7 @@ use crate::report::svg::{bars_with_errors, escape, heatmap, pnl_histogram};
 use crate::report::text::{money, named_move, run_report, RunReport, StressReport};
 use crate::risk::contributions::contributions_of;
 use crate::risk::contributions::{Additivity, Contribution};
+use crate::risk::measures::RiskMeasure;
 use crate::stress::report::{stress_report, StressRequest};
 
 /// Everything the report shows, computed by the caller.
@@ -392,26 +393,36 @@ fn hedge(html: &mut String, h: &HedgeProposal) {
     let _ = write!(
         html,
         "</table><table><tr><th>{:.1}% on fresh paths</th><th>before</th><th>after</th>\
-         <th>change</th></tr><tr><td>VaR</td><td class='n'>{} ± {}</td><td class='n'>{} ± {}</td>\
-         <td class='n'>{} ± {}</td></tr><tr><td>ES</td><td class='n'>{} ± {}</td>\
-         <td class='n'>{} ± {}</td><td class='n'>{} ± {}</td></tr></table><p class='note'>The \
-         trades of least ES at {:.1}% among {} candidates (costs of {} included), chosen on {} \
-         paths of seed {} and judged on as many fresh paths of seed {}, before and after on the \
-         same paths. On the paths they were chosen on the ES after is {} (in-sample, biased \
-         low); rounding to lots changed it by {}.</p>",
-        h.level * 100.0,
-        money(h.before.var, 0),
-        money(h.before.var_stderr, 0),
-        money(h.after.var, 0),
-        money(h.after.var_stderr, 0),
-        money(h.change.var, 0),
-        money(h.change.var_stderr, 0),
-        money(h.before.es, 0),
-        money(h.before.es_stderr, 0),
-        money(h.after.es, 0),
-        money(h.after.es_stderr, 0),
-        money(h.change.es, 0),
-        money(h.change.es_stderr, 0),
+         <th>change</th></tr>",
+        h.level * 100.0
+    );
+    let estimate = |value: f64, stderr: f64| {
+        format!(
+            "<td class='n'>{} ± {}</td>",
+            money(value, 0),
+            money(stderr, 0)
+        )
+    };
+    for (name, of) in [
+        (
+            "VaR",
+            (|m: &RiskMeasure| (m.var, m.var_stderr)) as fn(&RiskMeasure) -> (f64, f64),
+        ),
+        ("ES", |m: &RiskMeasure| (m.es, m.es_stderr)),
+    ] {
+        let _ = write!(html, "<tr><td>{name}</td>");
+        for m in [&h.before, &h.after, &h.change] {
+            let (value, stderr) = of(m);
+            html.push_str(&estimate(value, stderr));
+        }
+        html.push_str("</tr>");
+    }
+    let _ = write!(
+        html,
+        "</table><p class='note'>The trades of least ES at {:.1}% among {} candidates (costs of \
+         {} included), chosen on {} paths of seed {} and judged on as many fresh paths of seed \
+         {}, before and after on the same paths. On the paths they were chosen on the ES after \
+         is {} (in-sample, biased low); rounding to lots changed it by {}.</p>",
         h.level * 100.0,
         h.candidates,
         money(h.cost, 0),
