@@ -1,6 +1,12 @@
 //! Pricing and revaluation: Black–Scholes prices and Greeks, full revaluation of the netted
-//! book on a path, and revaluation surfaces (the grid).
+//! book on a path (and on a block of paths at once, four per vector instruction), and
+//! revaluation surfaces (the grid).
 
 pub mod black_scholes;
+pub mod batch;
+#[cfg(target_arch = "x86_64")]
+pub mod lanes;
+#[cfg(target_arch = "x86_64")]
+pub mod libm_lanes;
 pub mod revaluation;
 pub mod surface;

@@ -28,6 +28,7 @@ use crate::market::currency::{CoinNumeraire, ReportingCurrency};
 use crate::market::vol_surface::VolSurface;
 use crate::mc::paths::{HorizonMoves, PathMove};
 use crate::model::factors::{interpolated, skew_loading, term_structure_exponent, FactorModel};
+use crate::pricing::batch::{accumulate_pnl, OptionTerms, PathVol};
 use crate::pricing::black_scholes::{intrinsic, price_from_parts};
 use crate::pricing::surface::{Axis, Surface, SPOT_POINTS, VOL_POINTS};
 use crate::time::DAYS_PER_YEAR;
@@ -407,12 +408,55 @@ impl Revaluer {
 
     /// Writes the book's P&L (positive = gain) for every path of `moves` into `pnl`.
     pub fn revalue(&self, moves: &HorizonMoves, pnl: &mut [f64]) {
+        if self.surfaces.is_empty() {
+            self.revalue_in_full(moves, pnl);
+            return;
+        }
         for (out, m) in pnl.iter_mut().zip(moves.rows()) {
-            *out = if self.surfaces.is_empty() {
-                self.path_pnl(m)
-            } else {
-                self.path_pnl_on_surfaces(m)
-            };
+            *out = self.path_pnl_on_surfaces(m);
+        }
+    }
+
+    /// [`Revaluer::path_pnl`] on every path of `moves`, option by option over the block
+    /// ([`crate::pricing::batch`]): each path's sum is built in the scalar order, so the
+    /// P&Ls are the scalar ones to the last bit.
+    fn revalue_in_full(&self, moves: &HorizonMoves, pnl: &mut [f64]) {
+        let paths = pnl.len();
+        for (out, m) in pnl.iter_mut().zip(moves.rows()) {
+            *out = self.pegged_pnl(m);
+        }
+        let mut state = BlockState::with_paths(paths);
+        for u in &self.underlyings {
+            for (p, m) in moves.rows().enumerate().take(paths) {
+                let (spot, x, ratio) = u.state(m);
+                (state.spot[p], state.x[p], state.ratio[p]) = (spot, x, ratio);
+                pnl[p] += u.linear_units * (spot - u.spot) + u.delta_one_pnl(spot, x, m.surface);
+            }
+            for o in &u.options {
+                if o.expires {
+                    for (p, m) in moves.rows().enumerate().take(paths) {
+                        let (spot, x, ratio) = (state.spot[p], state.x[p], state.ratio[p]);
+                        pnl[p] += o.units * o.unit_pnl(spot, x, ratio, m.surface);
+                    }
+                    continue;
+                }
+                let vol = if o.moves_with_ratio() {
+                    PathVol::Scaled(o.vol_sqrt_tau, &state.ratio)
+                } else {
+                    for (p, m) in moves.rows().enumerate().take(paths) {
+                        state.vol[p] = o.vol_sqrt_tau
+                            * o.scaled_ratio(state.ratio[p], m.surface)
+                            * o.smile_move(state.spot[p]);
+                    }
+                    PathVol::Given(&state.vol)
+                };
+                accumulate_pnl(&o.batch_terms(), &state.spot, &state.x, vol, pnl);
+            }
+        }
+        if self.numeraire.is_some() {
+            for (out, m) in pnl.iter_mut().zip(moves.rows()) {
+                *out = self.reported(*out, m);
+            }
         }
     }
 
@@ -635,7 +679,49 @@ impl VolCoordinate {
     }
 }
 
+/// One underlying's state on each path of a block, structure-of-arrays.
+struct BlockState {
+    /// Simulated spot, USD.
+    spot: Vec<f64>,
+    /// ln(S_h/S_0).
+    x: Vec<f64>,
+    /// iv_h/iv_0.
+    ratio: Vec<f64>,
+    /// σ·√τ_h of the option being revalued.
+    vol: Vec<f64>,
+}
+
+impl BlockState {
+    fn with_paths(paths: usize) -> BlockState {
+        BlockState {
+            spot: vec![0.0; paths],
+            x: vec![0.0; paths],
+            ratio: vec![0.0; paths],
+            vol: vec![0.0; paths],
+        }
+    }
+}
+
 impl OptionAtHorizon {
+    /// Whether the option's σ·√τ_h on a path is today's times its underlying's vol ratio
+    /// exactly (one vol factor, no term structure, skew or moving smile).
+    fn moves_with_ratio(&self) -> bool {
+        self.vol_move == (VolMove::Factor { exponent: 1.0 })
+            && self.skew.is_none()
+            && self.moving_smile.is_none()
+    }
+
+    /// The terms [`accumulate_pnl`] reads.
+    fn batch_terms(&self) -> OptionTerms {
+        OptionTerms {
+            kind: self.option_type,
+            units: self.units,
+            base_price: self.base_price,
+            discounted_strike: self.discounted_strike,
+            base_log_moneyness: self.base_log_moneyness,
+        }
+    }
+
     /// The factor by which the smile moves the option's vol at simulated spot `spot` (1
     /// under sticky-strike dynamics).
     #[inline]
