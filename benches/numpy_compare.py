@@ -3,10 +3,14 @@
 
 The numpy version is what a quant would write without tailrisk: vectorised over paths in
 chunks, multivariate Student-t shocks by Cholesky, Black-Scholes with scipy.special.ndtr for
-every option on every path. It reads the same scenario folder (`tailrisk synthetic DIR`
-writes one) and prints paths per second of each and their ratio.
+every option on every path. It reads the same scenario folders (`tailrisk synthetic DIR`
+writes them) and prints, per book and path count, a markdown table of wall-clock seconds:
+numpy's (timed on as many paths as fit in --numpy-seconds, scaled linearly when that is
+fewer than the row's paths) and tailrisk's in each revaluation mode, end to end (one
+process: loading, pilot, surfaces, exact tail), with the ratio numpy / tailrisk.
 
-Usage: benches/numpy_compare.py SCENARIO_DIR [--numpy-paths N] [--paths N] [--tailrisk BIN]
+Usage: benches/numpy_compare.py SCENARIO_DIR... [--paths N...] [--numpy-seconds S]
+       [--modes full grid auto] [--tailrisk BIN]
 (run by benches/numpy_compare.sh, which builds a virtual environment with numpy and scipy).
 """
 
@@ -97,34 +101,62 @@ def numpy_pnl(folder: Path, paths: int, chunk: int = 200, seed: int = 1):
     return out
 
 
-def tailrisk_rate(binary: str, folder: Path, paths: int, revaluation: str):
+def tailrisk_seconds(binary: str, folder: Path, paths: int, revaluation: str):
+    """Wall-clock seconds of one `tailrisk run` (loading, pilot, surfaces, exact tail and
+    output included), the mode it ran in and its 99 % VaR."""
+    started = time.perf_counter()
     text = subprocess.run(
         [binary, "run", str(folder / "scenario.toml"), "--paths", str(paths), "--quiet",
          "--revaluation", revaluation],
         check=True, capture_output=True, text=True,
     ).stdout
-    seconds = float(re.search(r"thread\(s\), ([0-9.]+) s", text).group(1))
+    seconds = time.perf_counter() - started
+    mode = re.search(r"revaluation\s+(\w+)", text)
     var99 = re.search(r"99\.00%\s+([0-9,.]+)", text).group(1)
-    return paths / seconds, var99
+    return seconds, (mode.group(1) if mode else revaluation), var99
+
+
+def numpy_rate(folder: Path, budget_seconds: float, most: int):
+    """numpy's paths per second on `folder`, timed (loading included) on as many paths as
+    fit in about `budget_seconds` (at most `most`): its cost is linear in the paths."""
+    probe = 1000
+    started = time.perf_counter()
+    numpy_pnl(folder, probe)
+    first = time.perf_counter() - started
+    paths = max(probe, min(most, int(probe * budget_seconds / max(first, 1e-9)) // 200 * 200))
+    started = time.perf_counter()
+    numpy_pnl(folder, paths)
+    return paths / (time.perf_counter() - started), paths
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario_dir", type=Path)
-    parser.add_argument("--numpy-paths", type=int, default=4000)
-    parser.add_argument("--paths", type=int, default=200000)
+    parser.add_argument("scenario_dirs", type=Path, nargs="+")
+    parser.add_argument("--paths", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--numpy-seconds", type=float, default=20.0,
+                        help="time budget of each numpy measurement")
     parser.add_argument("--tailrisk", default="target/release/tailrisk")
+    parser.add_argument("--modes", nargs="+", default=["full", "grid", "auto"])
     args = parser.parse_args()
 
-    started = time.perf_counter()
-    pnl = numpy_pnl(args.scenario_dir, args.numpy_paths)
-    numpy_rate = args.numpy_paths / (time.perf_counter() - started)
-    print(f"numpy     {numpy_rate:12,.0f} paths/s  ({args.numpy_paths} paths; "
-          f"99% VaR {-np.quantile(pnl, 0.01):,.0f} on so few paths)")
-    for mode in ("full", "auto"):
-        rate, var99 = tailrisk_rate(args.tailrisk, args.scenario_dir, args.paths, mode)
-        print(f"tailrisk  {rate:12,.0f} paths/s  ({args.paths} paths, --revaluation {mode}; "
-              f"99% VaR {var99})   ratio {rate / numpy_rate:,.1f}x")
+    print("| book | paths | numpy s | " + " | ".join(
+        f"tailrisk {m} s | × numpy" for m in args.modes) + " |")
+    print("|---|---:|---:|" + "---:|---:|" * len(args.modes))
+    for folder in args.scenario_dirs:
+        rate, measured = numpy_rate(folder, args.numpy_seconds, max(args.paths))
+        options = sum(1 for p in csv.DictReader(open(folder / "positions.csv"))
+                      if p["kind"] == "option")
+        for paths in args.paths:
+            numpy_seconds = paths / rate
+            estimated = "" if measured == paths else "*"
+            cells = []
+            for mode in args.modes:
+                seconds, ran, var99 = tailrisk_seconds(args.tailrisk, folder, paths, mode)
+                label = f"{seconds:.2f}" + (f" ({ran})" if mode == "auto" else "")
+                cells.append(f"{label} | {numpy_seconds / seconds:,.1f}")
+            print(f"| {options:,} options | {paths:,} | {numpy_seconds:,.1f}{estimated} | "
+                  + " | ".join(cells) + f" |  <!-- 99% VaR {var99} -->", flush=True)
+    print("\n* numpy's time from its rate measured on fewer paths (its cost is linear in paths).")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,24 @@ impl HorizonMoves {
         }
     }
 
+    /// The moves of paths `rows` only, in that order.
+    pub fn subset(&self, rows: &[usize]) -> HorizonMoves {
+        let (u, w) = (self.underlyings, self.surface_width);
+        let gather = |values: &[f64], width: usize| -> Vec<f64> {
+            rows.iter()
+                .flat_map(|&i| &values[i * width..(i + 1) * width])
+                .copied()
+                .collect()
+        };
+        HorizonMoves {
+            underlyings: u,
+            log_spot: gather(&self.log_spot, u),
+            vol_ratio: gather(&self.vol_ratio, u),
+            surface_width: w,
+            surface: gather(&self.surface, w),
+        }
+    }
+
     /// Every path's moves, in order.
     pub fn rows(&self) -> impl Iterator<Item = PathMove<'_>> {
         (0..self.paths()).map(|i| self.row(i))

@@ -511,10 +511,10 @@ impl Simulator {
                 .map_init(Scratch::default, |scratch, group| {
                     let block = first_block + (group[0] / BLOCK_PATHS) as u64;
                     self.generate_moves(block, self.block_len(block), scratch);
-                    group
-                        .iter()
-                        .map(|&i| full.path_pnl(scratch.moves.row(i % BLOCK_PATHS)))
-                        .collect()
+                    let rows: Vec<usize> = group.iter().map(|&i| i % BLOCK_PATHS).collect();
+                    let mut values = vec![0.0; rows.len()];
+                    full.revalue(&scratch.moves.subset(&rows), &mut values);
+                    values
                 })
                 .collect()
         });

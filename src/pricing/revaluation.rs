@@ -362,14 +362,23 @@ impl Revaluer {
                     .map(|vol| {
                         let group: Vec<&&OptionAtHorizon> =
                             live.iter().filter(|o| o.vol_coordinate() == vol).collect();
-                        let surface = Surface::tabulate(spot_axis, vol_axis, |x, log_move| {
-                            let spot = u.spot * x.exp();
-                            let (ratio, row) = vol.path_with_move(log_move);
-                            group
-                                .iter()
-                                .map(|o| o.units * o.unit_pnl(spot, x, ratio, &row))
-                                .sum()
-                        });
+                        let surface =
+                            Surface::tabulate(spot_axis, vol_axis, |xs, log_move, out| {
+                                let spot: Vec<f64> = xs.iter().map(|x| u.spot * x.exp()).collect();
+                                let (ratio, row) = vol.path_with_move(log_move);
+                                let ratio = vec![ratio; xs.len()];
+                                let mut vol = vec![0.0; xs.len()];
+                                // The sum of the group's P&Ls from −0, as `Iterator::sum`.
+                                out.fill(-0.0);
+                                for o in &group {
+                                    let points = Points {
+                                        spot: &spot,
+                                        x: xs,
+                                        ratio: &ratio,
+                                    };
+                                    o.accumulate_live_pnl(points, |_| &row, &mut vol, out);
+                                }
+                            });
                         TabulatedOptions { surface, vol }
                     })
                     .collect()
@@ -440,17 +449,12 @@ impl Revaluer {
                     }
                     continue;
                 }
-                let vol = if o.moves_with_ratio() {
-                    PathVol::Scaled(o.vol_sqrt_tau, &state.ratio)
-                } else {
-                    for (p, m) in moves.rows().enumerate().take(paths) {
-                        state.vol[p] = o.vol_sqrt_tau
-                            * o.scaled_ratio(state.ratio[p], m.surface)
-                            * o.smile_move(state.spot[p]);
-                    }
-                    PathVol::Given(&state.vol)
+                let points = Points {
+                    spot: &state.spot,
+                    x: &state.x,
+                    ratio: &state.ratio,
                 };
-                accumulate_pnl(&o.batch_terms(), &state.spot, &state.x, vol, pnl);
+                o.accumulate_live_pnl(points, |p| moves.row(p).surface, &mut state.vol, pnl);
             }
         }
         if self.numeraire.is_some() {
@@ -679,6 +683,15 @@ impl VolCoordinate {
     }
 }
 
+/// Points an option is revalued at, structure-of-arrays: simulated spot (USD), its log move
+/// ln(S_h/S_0) and the underlying's vol ratio iv_h/iv_0.
+#[derive(Clone, Copy)]
+struct Points<'a> {
+    spot: &'a [f64],
+    x: &'a [f64],
+    ratio: &'a [f64],
+}
+
 /// One underlying's state on each path of a block, structure-of-arrays.
 struct BlockState {
     /// Simulated spot, USD.
@@ -709,6 +722,29 @@ impl OptionAtHorizon {
         self.vol_move == (VolMove::Factor { exponent: 1.0 })
             && self.skew.is_none()
             && self.moving_smile.is_none()
+    }
+
+    /// Adds units × (V_h − V_0) of this option, which outlives the horizon, to `total[p]`
+    /// at every point p of `points`, `surface(p)` being p's surface row; `vol` is scratch of
+    /// `total`'s length. The batch form of [`OptionAtHorizon::unit_pnl`], to the last bit.
+    fn accumulate_live_pnl<'a>(
+        &self,
+        points: Points,
+        surface: impl Fn(usize) -> &'a [f64],
+        vol: &mut [f64],
+        total: &mut [f64],
+    ) {
+        let path_vol = if self.moves_with_ratio() {
+            PathVol::Scaled(self.vol_sqrt_tau, points.ratio)
+        } else {
+            for (p, v) in vol.iter_mut().enumerate() {
+                *v = self.vol_sqrt_tau
+                    * self.scaled_ratio(points.ratio[p], surface(p))
+                    * self.smile_move(points.spot[p]);
+            }
+            PathVol::Given(vol)
+        };
+        accumulate_pnl(&self.batch_terms(), points.spot, points.x, path_vol, total);
     }
 
     /// The terms [`accumulate_pnl`] reads.

@@ -9,6 +9,9 @@ pub const SPOT_POINTS: usize = 241;
 /// Points along ln(iv_h/iv_0) (1 when the implied vol does not move).
 pub const VOL_POINTS: usize = 41;
 
+/// Spot points a tabulation call revalues at once.
+pub const TABULATION_RUN: usize = 64;
+
 /// An evenly spaced axis: `points` values from `start` in steps of `step`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Axis {
@@ -82,13 +85,35 @@ pub struct Surface {
 }
 
 impl Surface {
-    /// Tabulates `f(x, log_ratio)` over the axes.
-    pub fn tabulate(spot: Axis, vol: Axis, f: impl Fn(f64, f64) -> f64 + Sync) -> Surface {
+    /// Tabulates a function over the axes, a run of spot points at a time:
+    /// `column(xs, log_ratio, out)` writes f(xs[k], log_ratio) into out[k] (so a pricer can
+    /// revalue many points per call). Runs in parallel over vol points and runs of
+    /// [`TABULATION_RUN`] spot points.
+    pub fn tabulate(
+        spot: Axis,
+        vol: Axis,
+        column: impl Fn(&[f64], f64, &mut [f64]) + Sync,
+    ) -> Surface {
         use rayon::prelude::*;
-        let values = (0..spot.points * vol.points)
+        let xs: Vec<f64> = (0..spot.points).map(|i| spot.value(i)).collect();
+        let runs = spot.points.div_ceil(TABULATION_RUN);
+        let pieces: Vec<Vec<f64>> = (0..vol.points * runs)
             .into_par_iter()
-            .map(|k| f(spot.value(k / vol.points), vol.value(k % vol.points)))
+            .map(|k| {
+                let (j, run) = (k / runs, k % runs);
+                let xs = &xs[run * TABULATION_RUN..((run + 1) * TABULATION_RUN).min(spot.points)];
+                let mut out = vec![0.0; xs.len()];
+                column(xs, vol.value(j), &mut out);
+                out
+            })
             .collect();
+        let mut values = vec![0.0; spot.points * vol.points];
+        for (k, piece) in pieces.iter().enumerate() {
+            let (j, run) = (k / runs, k % runs);
+            for (offset, v) in piece.iter().enumerate() {
+                values[(run * TABULATION_RUN + offset) * vol.points + j] = *v;
+            }
+        }
         Surface { spot, vol, values }
     }
 
@@ -119,10 +144,19 @@ impl Surface {
 mod tests {
     use super::*;
 
+    /// A point function as a tabulation column.
+    fn columns(f: impl Fn(f64, f64) -> f64 + Sync) -> impl Fn(&[f64], f64, &mut [f64]) + Sync {
+        move |xs, v, out| {
+            for (o, &x) in out.iter_mut().zip(xs) {
+                *o = f(x, v);
+            }
+        }
+    }
+
     #[test]
     fn interpolation_is_exact_for_quadratics_and_refuses_the_edges() {
         let f = |x: f64, v: f64| 2.0 * x * x - x + 3.0 * v * v + x * v + 1.0;
-        let s = Surface::tabulate(Axis::centred(1.0, 21), Axis::centred(0.5, 11), f);
+        let s = Surface::tabulate(Axis::centred(1.0, 21), Axis::centred(0.5, 11), columns(f));
         for (x, v) in [(0.13, 0.07), (-0.71, -0.33), (0.5, 0.2)] {
             let got = s.value(x, v).unwrap();
             assert!(
@@ -138,7 +172,11 @@ mod tests {
 
     #[test]
     fn one_dimensional_surface_needs_an_unmoved_vol() {
-        let s = Surface::tabulate(Axis::centred(1.0, 21), Axis::centred(0.0, 1), |x, _| x * x);
+        let s = Surface::tabulate(
+            Axis::centred(1.0, 21),
+            Axis::centred(0.0, 1),
+            columns(|x, _| x * x),
+        );
         assert!((s.value(0.3, 0.0).unwrap() - 0.09).abs() < 1e-12);
         assert_eq!(s.value(0.3, 0.1), None);
     }
