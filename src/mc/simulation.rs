@@ -15,13 +15,14 @@ use serde::{Deserialize, Serialize};
 use crate::book::aggregate::AggregatedBook;
 use crate::error::{Error, Result};
 use crate::market::currency::ReportingCurrency;
+use crate::mc::cost::{CostEstimate, RunShape};
 use crate::mc::paths::{HorizonMoves, PathBuilder, PathMove};
 use crate::mc::proposal::Proposal;
 use crate::mc::shocks::{block_rng, BlockDraws, ShockGenerator, BLOCK_PATHS};
 use crate::mc::threads::Threads;
 use crate::model::factors::FactorModel;
 use crate::pricing::revaluation::Revaluer;
-use crate::risk::measures::{largest, var_es};
+use crate::risk::measures::{largest, tail_keep, var_es};
 use crate::time::DAYS_PER_YEAR;
 
 /// How paths are revalued.
@@ -31,7 +32,9 @@ pub enum RevaluationMode {
     Full,
     /// Options read off per-underlying surfaces.
     Grid,
-    /// The grid where its measured error is below [`GRID_TOLERANCE`] of VaR, else full.
+    /// The grid where it is estimated to cost less than full revaluation
+    /// ([`crate::mc::cost`]) and its measured error is below [`GRID_TOLERANCE`] of VaR, else
+    /// full.
     Auto,
 }
 
@@ -79,6 +82,10 @@ pub struct GridCheck {
     /// With `grid`: the largest |grid − full| P&L among those paths, in reporting currency
     /// (how far the grid alone would have been off there).
     pub max_tail_error: Option<f64>,
+    /// With `auto` or `grid`: the estimated work of the run in each mode, which `auto`
+    /// chooses by ([`crate::mc::cost`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_core_seconds: Option<CostEstimate>,
 }
 
 impl GridCheck {
@@ -93,6 +100,7 @@ impl GridCheck {
             exact_tail: true,
             exact_tail_paths: None,
             max_tail_error: None,
+            estimated_core_seconds: None,
         }
     }
 
@@ -355,11 +363,12 @@ impl Simulator {
         self
     }
 
-    /// Chooses how paths are revalued. `Grid` and `Auto` tabulate revaluation surfaces and
-    /// compare them with full revaluation on the first [`PILOT_BLOCKS`] blocks. `Auto` keeps
-    /// the grid only when the largest absolute P&L difference seen there is below
-    /// [`GRID_TOLERANCE`] of the pilot VaR at `reference_confidence`; `Grid` keeps it
-    /// regardless. That pilot error is a sample, not a bound on every path: a grid run makes
+    /// Chooses how paths are revalued. `Auto` first estimates the run's work in each mode
+    /// ([`crate::mc::cost`]) and revalues in full, without tabulating, when the grid would
+    /// cost more. Otherwise `Grid` and `Auto` tabulate revaluation surfaces and compare them
+    /// with full revaluation on the first [`PILOT_BLOCKS`] blocks. `Auto` keeps the grid only
+    /// when the largest absolute P&L difference seen there is below [`GRID_TOLERANCE`] of the
+    /// pilot VaR at `reference_confidence`; `Grid` keeps it regardless. That pilot error is a sample, not a bound on every path: a grid run makes
     /// its tail exact afterwards with [`Simulator::exact_tail`] (the check says
     /// `exact_tail: false` until then).
     pub fn with_revaluation(
@@ -373,10 +382,23 @@ impl Simulator {
         }
         let full = self.revaluer.clone();
         let half_widths = grid_half_widths(model, &self.settings);
-        let grid = self.install(|| full.clone().with_surfaces(&half_widths));
-        if !grid.uses_surfaces() {
+        let grid_work = full.grid_work(&half_widths);
+        if grid_work.surface_reads == 0 {
             return (self, GridCheck::full());
         }
+        let estimate = CostEstimate::of(
+            &self.run_shape(model, reference_confidence),
+            &full.full_work(),
+            &grid_work,
+        );
+        if mode == RevaluationMode::Auto && !estimate.grid_is_cheaper() {
+            let check = GridCheck {
+                estimated_core_seconds: Some(estimate),
+                ..GridCheck::full()
+            };
+            return (self, check);
+        }
+        let grid = self.install(|| full.clone().with_surfaces(&half_widths));
         let blocks = self.block_count().min(PILOT_BLOCKS);
         let (mut exact, mut approx) = (Vec::new(), Vec::new());
         let mut scratch = Scratch::default();
@@ -417,8 +439,23 @@ impl Simulator {
             exact_tail: !keep,
             exact_tail_paths: None,
             max_tail_error: None,
+            estimated_core_seconds: Some(estimate),
         };
         (self, check)
+    }
+
+    /// The run's shape as the cost estimate reads it, the estimators reading the tail at
+    /// `lowest_confidence`.
+    fn run_shape(&self, model: &FactorModel, lowest_confidence: f64) -> RunShape {
+        let paths = self.settings.paths;
+        RunShape {
+            paths,
+            steps: self.settings.steps as usize,
+            factors: model.factor_count(),
+            underlyings: model.underlyings.len(),
+            pilot_paths: paths.min(PILOT_BLOCKS * BLOCK_PATHS as u64),
+            tail_paths: tail_keep(paths as usize, &[lowest_confidence]) as u64,
+        }
     }
 
     /// After a grid pass over `blocks` (`pnl` their paths' P&L in path order), revalues in

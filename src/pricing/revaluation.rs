@@ -343,48 +343,43 @@ impl Revaluer {
             .underlyings
             .iter()
             .map(|u| {
-                let live: Vec<&OptionAtHorizon> = u.options.iter().filter(|o| !o.expires).collect();
-                if live.iter().any(|o| o.skew.is_some()) {
-                    return Vec::new();
-                }
-                let (spot_half, vol_half) = half_widths[u.model_index];
-                let spot_axis = Axis::centred(spot_half, SPOT_POINTS);
-                let vol_axis = Axis::centred(vol_half, VOL_POINTS);
-                let mut coordinates: Vec<VolCoordinate> = Vec::new();
-                for o in &live {
-                    let c = o.vol_coordinate();
-                    if !coordinates.contains(&c) {
-                        coordinates.push(c);
-                    }
-                }
-                coordinates
+                u.surface_groups(half_widths[u.model_index])
                     .into_iter()
-                    .map(|vol| {
-                        let group: Vec<&&OptionAtHorizon> =
-                            live.iter().filter(|o| o.vol_coordinate() == vol).collect();
-                        let surface =
-                            Surface::tabulate(spot_axis, vol_axis, |xs, log_move, out| {
-                                let spot: Vec<f64> = xs.iter().map(|x| u.spot * x.exp()).collect();
-                                let (ratio, row) = vol.path_with_move(log_move);
-                                let ratio = vec![ratio; xs.len()];
-                                let mut vol = vec![0.0; xs.len()];
-                                // The sum of the group's P&Ls from −0, as `Iterator::sum`.
-                                out.fill(-0.0);
-                                for o in &group {
-                                    let points = Points {
-                                        spot: &spot,
-                                        x: xs,
-                                        ratio: &ratio,
-                                    };
-                                    o.accumulate_live_pnl(points, |_| &row, &mut vol, out);
-                                }
-                            });
-                        TabulatedOptions { surface, vol }
-                    })
+                    .map(|group| group.tabulate(u.spot))
                     .collect()
             })
             .collect();
         self
+    }
+
+    /// What revaluing one path costs in full, counted (no surfaces are read).
+    pub fn full_work(&self) -> RevaluationWork {
+        let mut work = RevaluationWork::default();
+        for o in self.underlyings.iter().flat_map(|u| &u.options) {
+            work.count_in_full(o);
+        }
+        work
+    }
+
+    /// What [`Revaluer::with_surfaces`] would cost with these half-widths, counted without
+    /// tabulating: the prices its tabulation takes, and per path the surface reads and the
+    /// options still revalued in full.
+    pub fn grid_work(&self, half_widths: &[(f64, f64)]) -> RevaluationWork {
+        let mut work = RevaluationWork::default();
+        for u in &self.underlyings {
+            let groups = u.surface_groups(half_widths[u.model_index]);
+            for group in &groups {
+                work.surface_reads += 1;
+                work.tabulated_prices +=
+                    group.spot_axis.points * group.vol_axis.points * group.options.len();
+            }
+            for o in &u.options {
+                if groups.is_empty() || o.expires {
+                    work.count_in_full(o);
+                }
+            }
+        }
+        work
     }
 
     /// Reports path P&Ls ([`Revaluer::revalue`], [`Revaluer::path_pnl`]) in `currency`, the
@@ -629,7 +624,106 @@ impl PeggedAtHorizon {
     }
 }
 
+/// The options of one underlying that one revaluation surface holds: they read the same
+/// vol coordinate, over the same axes.
+struct SurfaceGroup<'a> {
+    vol: VolCoordinate,
+    options: Vec<&'a OptionAtHorizon>,
+    spot_axis: Axis,
+    vol_axis: Axis,
+}
+
+impl SurfaceGroup<'_> {
+    /// Tabulates the group's summed P&L (underlying at `spot0` today), a run of spot points
+    /// at a time through the batch pricer.
+    fn tabulate(&self, spot0: f64) -> TabulatedOptions {
+        let surface = Surface::tabulate(self.spot_axis, self.vol_axis, |xs, log_move, out| {
+            let spot: Vec<f64> = xs.iter().map(|x| spot0 * x.exp()).collect();
+            let (ratio, row) = self.vol.path_with_move(log_move);
+            let ratio = vec![ratio; xs.len()];
+            let mut vol = vec![0.0; xs.len()];
+            let points = Points {
+                spot: &spot,
+                x: xs,
+                ratio: &ratio,
+            };
+            // The sum of the group's P&Ls from −0, as `Iterator::sum`.
+            out.fill(-0.0);
+            for o in &self.options {
+                o.accumulate_live_pnl(points, |_| &row, &mut vol, out);
+            }
+        });
+        TabulatedOptions {
+            surface,
+            vol: self.vol,
+        }
+    }
+}
+
+/// Work counted for the choice between grid and full revaluation
+/// ([`crate::mc::cost`]): per path, options priced and surfaces read; once per run, option
+/// prices to tabulate the surfaces.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RevaluationWork {
+    /// Options priced on every path whose vol is today's times the underlying's vol ratio.
+    pub plain_options: usize,
+    /// Options priced on every path whose vol moves otherwise (term structure, pillars,
+    /// skew, moving smile): their vol costs an exp or a surface lookup per path.
+    pub moving_options: usize,
+    /// Options expiring inside the horizon (intrinsic value per path).
+    pub expiring_options: usize,
+    /// Revaluation surfaces read per path.
+    pub surface_reads: usize,
+    /// Option prices the surfaces' tabulation takes, once.
+    pub tabulated_prices: usize,
+}
+
+impl RevaluationWork {
+    fn count_in_full(&mut self, o: &OptionAtHorizon) {
+        if o.expires {
+            self.expiring_options += 1;
+        } else if o.moves_with_ratio() {
+            self.plain_options += 1;
+        } else {
+            self.moving_options += 1;
+        }
+    }
+}
+
 impl UnderlyingAtHorizon {
+    /// The revaluation surfaces of this underlying's live options with (ln spot, ln vol
+    /// move) half-widths `half_width`: one for all of them under one vol factor, one per
+    /// expiry under vol pillars; none when an option has a skew factor (its vol move differs
+    /// by strike) or none outlives the horizon.
+    fn surface_groups(&self, half_width: (f64, f64)) -> Vec<SurfaceGroup<'_>> {
+        let live: Vec<&OptionAtHorizon> = self.options.iter().filter(|o| !o.expires).collect();
+        if live.iter().any(|o| o.skew.is_some()) {
+            return Vec::new();
+        }
+        let spot_axis = Axis::centred(half_width.0, SPOT_POINTS);
+        let vol_axis = Axis::centred(half_width.1, VOL_POINTS);
+        let mut coordinates: Vec<VolCoordinate> = Vec::new();
+        for o in &live {
+            let c = o.vol_coordinate();
+            if !coordinates.contains(&c) {
+                coordinates.push(c);
+            }
+        }
+        coordinates
+            .into_iter()
+            .map(|vol| SurfaceGroup {
+                vol,
+                options: live
+                    .iter()
+                    .copied()
+                    .filter(|o| o.vol_coordinate() == vol)
+                    .collect(),
+                spot_axis,
+                vol_axis,
+            })
+            .collect()
+    }
+
     /// Linear exposure, options and other futures and perpetuals.
     fn instrument_count(&self) -> usize {
         1 + self.options.len() + self.delta_one.len()

@@ -239,9 +239,18 @@ pub fn render_run(
                 e * 100.0
             );
         }
-        _ => {
-            let _ = writeln!(out, "revaluation      full");
-        }
+        _ => match r.estimated_core_seconds {
+            Some(cost) => {
+                let _ = writeln!(
+                    out,
+                    "revaluation      full (estimated {:.2} core-s against {:.2} with the grid's surfaces, pilot and exact tail)",
+                    cost.full, cost.grid
+                );
+            }
+            None => {
+                let _ = writeln!(out, "revaluation      full");
+            }
+        },
     }
     if let Some(is) = &report.importance_sampling {
         render_importance(&mut out, is);
