@@ -65,8 +65,22 @@ fn assert_grid_equals_full(scenario: &Path, paths: &str) -> serde_json::Value {
 #[test]
 fn grid_equals_full_on_the_sample_book() {
     assert_grid_equals_full(&sample("fund.toml"), "50000");
+    // 19 options, most of them under pillars and skew (never on a surface): the grid's
+    // tabulation, pilot and second pass over the tail's blocks cost more than it saves
     let auto = run(&sample("fund.toml"), &["--paths", "20000"]);
-    assert_eq!(auto["revaluation"]["mode"], "grid", "auto picks the grid");
+    assert_auto_chose(&auto, "full");
+}
+
+/// `auto` ran in `mode` and its cost estimate says that mode is the cheaper one.
+fn assert_auto_chose(run: &serde_json::Value, mode: &str) {
+    let r = &run["revaluation"];
+    assert_eq!(r["mode"], mode, "{r}");
+    let cost = &r["estimated_core_seconds"];
+    let (full, grid) = (
+        cost["full"].as_f64().unwrap(),
+        cost["grid"].as_f64().unwrap(),
+    );
+    assert_eq!(grid < full, mode == "grid", "{r}");
 }
 
 #[test]
@@ -86,7 +100,10 @@ fn grid_equals_full_on_a_synthetic_book() {
         "400",
     ]);
     assert!(out.status.success());
-    assert_grid_equals_full(&dir.path().join("scenario.toml"), "20000");
+    let scenario = dir.path().join("scenario.toml");
+    assert_grid_equals_full(&scenario, "20000");
+    // 400 options on 5 surfaces: from 100,000 paths the grid costs less
+    assert_auto_chose(&run(&scenario, &["--paths", "100000"]), "grid");
 }
 
 /// Options on BTC and ETH expiring 5 minutes after a one-day horizon (valuation at the

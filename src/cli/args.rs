@@ -283,6 +283,11 @@ pub(crate) struct WhatifArgs {
     /// Position ids to take out of the book, comma separated.
     #[arg(long, value_name = "ID,ID", value_delimiter = ',')]
     pub(crate) remove: Vec<String>,
+    /// Keep the base run in DIR (the book's P&L and every path's moves; about 8 bytes × paths
+    /// × (1 + 2 × underlyings + surface slots)) and reuse it: the first call simulates and
+    /// writes it, later calls on the same inputs revalue only the trades. Same numbers.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -172,7 +172,13 @@ pub(crate) fn run_what_if(args: &WhatifArgs) -> Result<()> {
         &args.currency,
     )?;
     let settings = args.simulation.settings(&job);
-    let result = what_if(&job, args.trades.as_deref(), &args.remove, settings)?;
+    let result = what_if(
+        &job,
+        args.trades.as_deref(),
+        &args.remove,
+        settings,
+        args.cache.as_deref(),
+    )?;
     match args.common.format {
         Format::Json => print_json(&result, &args.common.scenario),
         Format::Table => {

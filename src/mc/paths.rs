@@ -105,10 +105,30 @@ impl HorizonMoves {
         }
     }
 
+    /// ln(S_h/S_0) of underlying `underlying` on every path, in path order.
+    pub fn log_spot_column(&self, underlying: usize) -> impl Iterator<Item = f64> + '_ {
+        column(&self.log_spot, self.underlyings, underlying)
+    }
+
+    /// iv_h/iv_0 of underlying `underlying` on every path, in path order.
+    pub fn vol_ratio_column(&self, underlying: usize) -> impl Iterator<Item = f64> + '_ {
+        column(&self.vol_ratio, self.underlyings, underlying)
+    }
+
+    /// Slot `slot` of the surface rows on every path, in path order.
+    pub fn surface_column(&self, slot: usize) -> impl Iterator<Item = f64> + '_ {
+        column(&self.surface, self.surface_width, slot)
+    }
+
     /// Every path's moves, in order.
     pub fn rows(&self) -> impl Iterator<Item = PathMove<'_>> {
         (0..self.paths()).map(|i| self.row(i))
     }
+}
+
+/// Entry `index` of each row of `width` numbers.
+fn column(values: &[f64], width: usize, index: usize) -> impl Iterator<Item = f64> + '_ {
+    values.iter().skip(index).step_by(width.max(1)).copied()
 }
 
 #[derive(Debug, Clone)]

@@ -173,7 +173,9 @@ impl ExactTail {
 /// An error naming the first path (numbered from `first_path`) whose P&L is not finite: the
 /// model and book of `file` move prices or values beyond floating point (huge vols,
 /// horizon, prices or sizes), so the model is unusable as given.
-fn check_finite(pnl: &[f64], first_path: u64, file: &Path) -> Result<()> {
+/// An error naming the first path of `pnl` (path `first_path` onwards) whose P&L is not
+/// finite, `file` being the model's scenario file.
+pub fn check_finite(pnl: &[f64], first_path: u64, file: &Path) -> Result<()> {
     match pnl.iter().position(|p| !p.is_finite()) {
         Some(i) => Err(Error::Model {
             file: file.to_path_buf(),
@@ -235,6 +237,62 @@ struct Scratch {
     draws: BlockDraws,
     shocks: Vec<f64>,
     moves: HorizonMoves,
+}
+
+/// The moves of each block's paths with the largest grid losses, kept by a grid pass for
+/// its exact tail: the tail's paths are read from here rather than regenerated, and a
+/// block is generated again only when the tail reaches beyond what it kept.
+#[derive(Debug, Clone, Default)]
+pub struct TailStash {
+    first_block: u64,
+    /// Per block from `first_block` on.
+    blocks: Vec<StashedRows>,
+}
+
+impl TailStash {
+    /// The moves of paths `rows` (ascending indices within block `block`), if all are kept.
+    fn moves(&self, block: u64, rows: &[usize]) -> Option<HorizonMoves> {
+        let kept = self
+            .blocks
+            .get(block.checked_sub(self.first_block)? as usize)?;
+        let positions: Option<Vec<usize>> = rows
+            .iter()
+            .map(|r| kept.rows.binary_search(r).ok())
+            .collect();
+        Some(kept.moves.subset(&positions?))
+    }
+}
+
+/// Some paths of one block: their indices in the block (ascending) and their moves.
+#[derive(Debug, Clone, Default)]
+struct StashedRows {
+    rows: Vec<usize>,
+    moves: HorizonMoves,
+}
+
+impl StashedRows {
+    /// The `count` paths of `pnl` with the largest losses (ties by index), with their moves.
+    fn largest_losses(pnl: &[f64], moves: &HorizonMoves, count: usize) -> StashedRows {
+        if count == 0 {
+            return StashedRows::default();
+        }
+        let mut rows: Vec<usize> = (0..pnl.len()).collect();
+        if count < rows.len() {
+            rows.select_nth_unstable_by(count, |&a, &b| pnl[a].total_cmp(&pnl[b]).then(a.cmp(&b)));
+            rows.truncate(count);
+        }
+        rows.sort_unstable();
+        let moves = moves.subset(&rows);
+        StashedRows { rows, moves }
+    }
+}
+
+/// Paths a grid pass keeps per block for an exact tail of the `keep` largest losses out of
+/// `paths`: three times a block's share of the tail (the tail's band is wider than the
+/// tail, and blocks' shares vary), plus 32.
+fn stash_rows(keep: usize, paths: u64) -> usize {
+    let share = keep as f64 * BLOCK_PATHS as f64 / paths.max(1) as f64;
+    ((3.0 * share).ceil() as usize + 32).min(BLOCK_PATHS)
 }
 
 /// First random stream of the importance-sampling pilot: far from the run's own block
@@ -335,19 +393,40 @@ impl Simulator {
         blocks: std::ops::Range<u64>,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<f64>> {
+        Ok(self.pnl_with_tail_stash(blocks, 0, progress)?.0)
+    }
+
+    /// [`Simulator::pnl_of_blocks`], and with grid revaluation the moves of each block's
+    /// paths most likely to be among the `keep` largest losses (see [`TailStash`]), so that
+    /// [`Simulator::exact_tail`] need not generate their blocks again.
+    pub fn pnl_with_tail_stash(
+        &self,
+        blocks: std::ops::Range<u64>,
+        keep: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(Vec<f64>, TailStash)> {
         let paths: usize = blocks.clone().map(|b| self.block_len(b)).sum();
+        let per_block = match self.full {
+            Some(_) if keep > 0 => stash_rows(keep, self.settings.paths),
+            _ => 0,
+        };
         let mut pnl = vec![0.0; paths];
-        self.install(|| {
-            pnl.par_chunks_mut(BLOCK_PATHS).enumerate().for_each_init(
-                Scratch::default,
-                |scratch, (i, out)| {
+        let stashed = self.install(|| {
+            pnl.par_chunks_mut(BLOCK_PATHS)
+                .enumerate()
+                .map_init(Scratch::default, |scratch, (i, out)| {
                     self.simulate_block(blocks.start + i as u64, scratch, out);
                     progress(out.len() as u64);
-                },
-            )
+                    StashedRows::largest_losses(out, &scratch.moves, per_block)
+                })
+                .collect()
         });
         check_finite(&pnl, blocks.start * BLOCK_PATHS as u64, &self.file)?;
-        Ok(pnl)
+        let stash = TailStash {
+            first_block: blocks.start,
+            blocks: stashed,
+        };
+        Ok((pnl, stash))
     }
 
     /// Paths in block `block` (every block holds [`BLOCK_PATHS`] but the last).
@@ -400,17 +479,23 @@ impl Simulator {
         }
         let grid = self.install(|| full.clone().with_surfaces(&half_widths));
         let blocks = self.block_count().min(PILOT_BLOCKS);
-        let (mut exact, mut approx) = (Vec::new(), Vec::new());
-        let mut scratch = Scratch::default();
-        for block in 0..blocks {
-            let len = self.block_len(block);
-            self.generate_moves(block, len, &mut scratch);
-            let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
-            full.revalue(&scratch.moves, &mut a);
-            grid.revalue(&scratch.moves, &mut b);
-            exact.extend(a);
-            approx.extend(b);
-        }
+        let pilot: Vec<(Vec<f64>, Vec<f64>)> = self.install(|| {
+            (0..blocks)
+                .into_par_iter()
+                .map_init(Scratch::default, |scratch, block| {
+                    let len = self.block_len(block);
+                    self.generate_moves(block, len, scratch);
+                    let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
+                    full.revalue(&scratch.moves, &mut a);
+                    grid.revalue(&scratch.moves, &mut b);
+                    (a, b)
+                })
+                .collect()
+        });
+        let (exact, approx): (Vec<f64>, Vec<f64>) = pilot
+            .into_iter()
+            .flat_map(|(a, b)| a.into_iter().zip(b))
+            .unzip();
         let max_abs_error = exact
             .iter()
             .zip(&approx)
@@ -473,6 +558,7 @@ impl Simulator {
         blocks: Range<u64>,
         pnl: &mut [f64],
         keep: usize,
+        stash: &TailStash,
     ) -> Result<Option<ExactTail>> {
         let Some(full) = &self.full else {
             return Ok(None);
@@ -501,7 +587,8 @@ impl Simulator {
                         others_max = loss;
                     }
                 }
-                let values = self.revalue_in_full(&full.revaluer, blocks.start, &candidates)?;
+                let values =
+                    self.revalue_in_full(&full.revaluer, blocks.start, &candidates, stash)?;
                 for (&i, value) in candidates.iter().zip(values) {
                     let error = (pnl[i] - value).abs();
                     largest_error = largest_error.max(error);
@@ -532,12 +619,14 @@ impl Simulator {
     }
 
     /// Full-revaluation P&L of the paths `paths` (indices from the first path of block
-    /// `first_block`, ascending), regenerating only their blocks, in parallel.
+    /// `first_block`, ascending), read from `stash` where it holds them, else regenerating
+    /// only their blocks, in parallel.
     fn revalue_in_full(
         &self,
         full: &Revaluer,
         first_block: u64,
         paths: &[usize],
+        stash: &TailStash,
     ) -> Result<Vec<f64>> {
         let groups: Vec<&[usize]> = paths
             .chunk_by(|a, b| a / BLOCK_PATHS == b / BLOCK_PATHS)
@@ -547,10 +636,16 @@ impl Simulator {
                 .par_iter()
                 .map_init(Scratch::default, |scratch, group| {
                     let block = first_block + (group[0] / BLOCK_PATHS) as u64;
-                    self.generate_moves(block, self.block_len(block), scratch);
                     let rows: Vec<usize> = group.iter().map(|&i| i % BLOCK_PATHS).collect();
+                    let moves = match stash.moves(block, &rows) {
+                        Some(moves) => moves,
+                        None => {
+                            self.generate_moves(block, self.block_len(block), scratch);
+                            scratch.moves.subset(&rows)
+                        }
+                    };
                     let mut values = vec![0.0; rows.len()];
-                    full.revalue(&scratch.moves.subset(&rows), &mut values);
+                    full.revalue(&moves, &mut values);
                     values
                 })
                 .collect()
@@ -645,6 +740,20 @@ impl Simulator {
     /// The book's revaluation, for per-instrument P&L on regenerated paths.
     pub fn revaluer(&self) -> &Revaluer {
         &self.revaluer
+    }
+
+    /// Generates every block's horizon moves exactly as [`Simulator::pnl`] does and returns
+    /// `f(block, moves)` per block, in block order; in parallel on the simulation's workers.
+    pub fn map_blocks<T: Send>(&self, f: impl Fn(u64, &HorizonMoves) -> T + Sync) -> Vec<T> {
+        self.install(|| {
+            (0..self.block_count())
+                .into_par_iter()
+                .map_init(Scratch::default, |scratch, block| {
+                    self.generate_moves(block, self.block_len(block), scratch);
+                    f(block, &scratch.moves)
+                })
+                .collect()
+        })
     }
 
     /// Re-simulates block `block` exactly as [`Simulator::pnl`] did (same random stream) and

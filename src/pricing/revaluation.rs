@@ -399,6 +399,32 @@ impl Revaluer {
         }
     }
 
+    /// The model underlyings (columns of [`HorizonMoves`]) whose moves the revaluation
+    /// reads, besides the surface rows.
+    pub fn model_underlyings(&self) -> Vec<usize> {
+        let mut columns: Vec<usize> = self.underlyings.iter().map(|u| u.model_index).collect();
+        columns.extend(self.numeraire.map(|(coin, _)| coin.model_index));
+        columns
+    }
+
+    /// The same revaluation reading compact moves: model underlying `columns[i]` in column
+    /// i (every underlying it reads, [`Revaluer::model_underlyings`], must be there).
+    pub fn reading_columns(mut self, columns: &[usize]) -> Revaluer {
+        let column = |model_index: usize| {
+            columns
+                .iter()
+                .position(|&c| c == model_index)
+                .expect("every column the revaluation reads is kept")
+        };
+        for u in &mut self.underlyings {
+            u.model_index = column(u.model_index);
+        }
+        if let Some((coin, _)) = &mut self.numeraire {
+            coin.model_index = column(coin.model_index);
+        }
+        self
+    }
+
     /// Whether grid revaluation is on.
     pub fn uses_surfaces(&self) -> bool {
         self.surfaces.iter().any(|s| !s.is_empty())
@@ -426,15 +452,28 @@ impl Revaluer {
     /// P&Ls are the scalar ones to the last bit.
     fn revalue_in_full(&self, moves: &HorizonMoves, pnl: &mut [f64]) {
         let paths = pnl.len();
-        for (out, m) in pnl.iter_mut().zip(moves.rows()) {
-            *out = self.pegged_pnl(m);
+        if self.pegged.is_empty() {
+            // the empty sum, as `pegged_pnl` gives it
+            pnl.fill(-0.0);
+        } else {
+            for (out, m) in pnl.iter_mut().zip(moves.rows()) {
+                *out = self.pegged_pnl(m);
+            }
         }
         let mut state = BlockState::with_paths(paths);
         for u in &self.underlyings {
-            for (p, m) in moves.rows().enumerate().take(paths) {
-                let (spot, x, ratio) = u.state(m);
-                (state.spot[p], state.x[p], state.ratio[p]) = (spot, x, ratio);
-                pnl[p] += u.linear_units * (spot - u.spot) + u.delta_one_pnl(spot, x, m.surface);
+            state.read(u, moves);
+            if u.delta_one.is_empty() {
+                // an empty sum (−0) added to the linear P&L leaves it as it is
+                for (p, total) in pnl.iter_mut().enumerate() {
+                    *total += u.linear_units * (state.spot[p] - u.spot);
+                }
+            } else {
+                for (p, m) in moves.rows().enumerate().take(paths) {
+                    let (spot, x) = (state.spot[p], state.x[p]);
+                    pnl[p] +=
+                        u.linear_units * (spot - u.spot) + u.delta_one_pnl(spot, x, m.surface);
+                }
             }
             for o in &u.options {
                 if o.expires {
@@ -805,6 +844,15 @@ impl BlockState {
             x: vec![0.0; paths],
             ratio: vec![0.0; paths],
             vol: vec![0.0; paths],
+        }
+    }
+
+    /// Underlying `u`'s state on every path of `moves`, as [`UnderlyingAtHorizon::state`].
+    fn read(&mut self, u: &UnderlyingAtHorizon, moves: &HorizonMoves) {
+        let x = moves.log_spot_column(u.model_index);
+        let ratio = moves.vol_ratio_column(u.model_index);
+        for (p, (x, ratio)) in x.zip(ratio).enumerate().take(self.spot.len()) {
+            (self.spot[p], self.x[p], self.ratio[p]) = (u.spot * x.exp(), x, ratio);
         }
     }
 }

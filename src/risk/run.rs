@@ -84,10 +84,11 @@ pub fn run(job: &Job, request: &RunRequest, progress: &(dyn Fn(u64) + Sync)) -> 
     }
     // the largest losses the estimators read: exact with the grid too
     let keep = tail_keep(settings.paths as usize, &job.scenario.run.confidence);
-    let mut pnl = simulator.pnl(progress)?;
+    let all_blocks = 0..simulator.block_count();
+    let (mut pnl, stash) = simulator.pnl_with_tail_stash(all_blocks.clone(), keep, progress)?;
     // moments of the grid P&L with the grid, as shards record them
     let (pnl_mean, pnl_stdev) = mean_and_stdev(&pnl);
-    let exact = simulator.exact_tail(0..simulator.block_count(), &mut pnl, keep)?;
+    let exact = simulator.exact_tail(all_blocks, &mut pnl, keep, &stash)?;
     let mut report = RunReport {
         pnl_mean,
         pnl_stdev,
@@ -121,9 +122,9 @@ pub fn run_shard(
         blocks: spec.blocks(simulator.block_count()),
         total_blocks: simulator.block_count(),
     };
-    let mut pnl = simulator.pnl_of_blocks(slice.blocks.clone(), &|_| {})?;
+    let (mut pnl, stash) = simulator.pnl_with_tail_stash(slice.blocks.clone(), keep, &|_| {})?;
     let moments = block_moments(&pnl, BLOCK_PATHS);
-    let exact = simulator.exact_tail(slice.blocks.clone(), &mut pnl, keep)?;
+    let exact = simulator.exact_tail(slice.blocks.clone(), &mut pnl, keep, &stash)?;
     let mut report = report_context(job, &settings);
     report.revaluation = match exact {
         Some(_) => check.with_exact_tail(keep, None),

@@ -7,12 +7,19 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use rayon::prelude::*;
+
 use crate::book::aggregate::AggregatedBook;
-use crate::book::positions::Book;
+use crate::book::positions::{Book, Position};
 use crate::error::{Error, Location, Result};
 use crate::input::job::Job;
-use crate::mc::simulation::{SimulationSettings, Simulator};
+use crate::market::currency::ReportingCurrency;
+use crate::mc::paths::HorizonMoves;
+use crate::mc::shocks::BLOCK_PATHS;
+use crate::mc::simulation::{check_finite, SimulationSettings, Simulator};
+use crate::pricing::revaluation::Revaluer;
 use crate::risk::measures::{change, var_es, RiskMeasure};
+use crate::risk::whatif_cache::{fingerprint, MovesCache};
 
 /// One side of a what-if: the book's value and risk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -90,32 +97,69 @@ pub fn modified_book(book: &Book, trades: Option<&Book>, remove: &[String]) -> R
     })
 }
 
-/// Simulates the job's book and the modified one on the same paths and compares them.
+/// The positions a what-if adds to the book: the trades, and each removed position with
+/// its quantity negated. The modified book's P&L on a path is the book's plus theirs.
+pub fn traded_positions(book: &Book, trades: Option<&Book>, remove: &[String]) -> Book {
+    let removed = book
+        .positions
+        .iter()
+        .filter(|p| remove.contains(&p.id))
+        .map(|p| Position {
+            quantity: -p.quantity,
+            ..p.clone()
+        });
+    let added = trades.map_or(&[][..], |t| &t.positions[..]).iter().cloned();
+    Book {
+        file: trades.map_or(book.file.clone(), |t| t.file.clone()),
+        positions: removed.chain(added).collect(),
+    }
+}
+
+/// Simulates the job's book and the modified one on the same paths and compares them: the
+/// modified book's P&L on each path is the book's plus that of the traded positions
+/// ([`traded_positions`]), both in USD, converted to the reporting currency afterwards.
+/// With `cache`, the book's P&L and the paths' moves are read from (or first written to)
+/// that directory ([`crate::risk::whatif_cache`]) and only the trades are revalued; the
+/// numbers are the same to the last bit.
 pub fn what_if(
     job: &Job,
     trades_file: Option<&Path>,
     remove: &[String],
     settings: SimulationSettings,
+    cache: Option<&Path>,
 ) -> Result<WhatIf> {
     let trades = trades_file
         .map(|path| Book::load(path, &job.market, job.valuation_time))
         .transpose()?;
     let after_book = modified_book(&job.book, trades.as_ref(), remove)?;
-    let after = AggregatedBook::build(
-        &after_book,
-        &job.market,
-        &job.model,
-        job.valuation_time,
-        &job.scenario.path,
-    )?;
+    let build = |book: &Book| {
+        AggregatedBook::build(
+            book,
+            &job.market,
+            &job.model,
+            job.valuation_time,
+            &job.scenario.path,
+        )
+    };
+    let after = build(&after_book)?;
+    let traded = build(&traded_positions(&job.book, trades.as_ref(), remove))?;
+    let horizon = settings.horizon_days;
+    let traded =
+        Revaluer::new(&traded, &job.model, horizon).with_vol_dynamics(&traded, &job.model, horizon);
+    let usd = match cache {
+        None => simulate(job, &traded, settings, None)?,
+        Some(dir) => cached(job, &traded, settings, dir)?,
+    };
     let levels = &job.scenario.run.confidence;
     let currency = &job.currency;
-    let pnl_before = Simulator::new(&job.model, &job.aggregated, settings)?
-        .in_currency(currency, job.aggregated.base_value())
-        .pnl(&|_| {})?;
-    let pnl_after = Simulator::new(&job.model, &after, settings)?
-        .in_currency(currency, after.base_value())
-        .pnl(&|_| {})?;
+    let pnl_before = usd.in_currency(currency, job.aggregated.base_value(), &usd.before);
+    let after_usd: Vec<f64> = usd
+        .before
+        .iter()
+        .zip(&usd.traded)
+        .map(|(b, t)| b + t)
+        .collect();
+    let pnl_after = usd.in_currency(currency, after.base_value(), &after_usd);
     let before_measures = var_es(&pnl_before, levels);
     let after_measures = var_es(&pnl_after, levels);
     let changes = before_measures
@@ -144,5 +188,142 @@ pub fn what_if(
             .flat_map(|t| t.positions.iter().map(|p| p.id.clone()))
             .collect(),
         positions_removed: remove.to_vec(),
+    })
+}
+
+/// Per path, in USD: the book's P&L, the traded positions' P&L, and the reporting coin's
+/// ln price move (empty when reporting in USD).
+struct UsdPnl {
+    before: Vec<f64>,
+    traded: Vec<f64>,
+    coin_log_move: Vec<f64>,
+}
+
+impl UsdPnl {
+    /// `pnl` (USD) of a book worth `value` USD today, in `currency`.
+    fn in_currency(&self, currency: &ReportingCurrency, value: f64, pnl: &[f64]) -> Vec<f64> {
+        match currency.coin {
+            None => pnl.to_vec(),
+            Some(coin) => pnl
+                .iter()
+                .zip(&self.coin_log_move)
+                .map(|(&p, &x)| coin.convert(value, p, x))
+                .collect(),
+        }
+    }
+}
+
+/// One block of a what-if's simulation.
+struct BlockPnl {
+    before: Vec<f64>,
+    traded: Vec<f64>,
+    coin_log_move: Vec<f64>,
+    /// The block's moves, kept when a cache is being written.
+    moves: Option<HorizonMoves>,
+}
+
+/// Simulates the paths once, revaluing the book and the traded positions on each block;
+/// with `cache`, writes the book's P&L and the moves there.
+fn simulate(
+    job: &Job,
+    traded: &Revaluer,
+    settings: SimulationSettings,
+    cache: Option<(&Path, &str)>,
+) -> Result<UsdPnl> {
+    let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
+    let coin = job.currency.coin.map(|c| c.model_index);
+    let blocks = simulator.map_blocks(|_, moves| {
+        let mut before = vec![0.0; moves.paths()];
+        simulator.revaluer().revalue(moves, &mut before);
+        let mut traded_pnl = vec![0.0; moves.paths()];
+        traded.revalue(moves, &mut traded_pnl);
+        BlockPnl {
+            before,
+            traded: traded_pnl,
+            coin_log_move: coin.map_or(Vec::new(), |u| moves.log_spot_column(u).collect()),
+            moves: cache.map(|_| moves.clone()),
+        }
+    });
+    let usd = UsdPnl {
+        before: blocks
+            .iter()
+            .flat_map(|b| b.before.iter().copied())
+            .collect(),
+        traded: blocks
+            .iter()
+            .flat_map(|b| b.traded.iter().copied())
+            .collect(),
+        coin_log_move: blocks
+            .iter()
+            .flat_map(|b| b.coin_log_move.iter().copied())
+            .collect(),
+    };
+    check_finite(&usd.before, 0, &job.model.file)?;
+    check_finite(&usd.traded, 0, &job.model.file)?;
+    if let Some((dir, fingerprint)) = cache {
+        let moves: Vec<HorizonMoves> = blocks.into_iter().filter_map(|b| b.moves).collect();
+        MovesCache::write(dir, fingerprint, &usd.before, &moves)?;
+    }
+    Ok(usd)
+}
+
+/// The what-if's P&L from the cache in `dir`, building it first when it is absent or was
+/// built from other inputs.
+fn cached(
+    job: &Job,
+    traded: &Revaluer,
+    settings: SimulationSettings,
+    dir: &Path,
+) -> Result<UsdPnl> {
+    let fingerprint = fingerprint(job, &settings);
+    let (underlyings, surface_width) = (job.model.underlyings.len(), job.model.surface_width);
+    let Some(cache) = MovesCache::open(
+        dir,
+        &fingerprint,
+        settings.paths,
+        underlyings,
+        surface_width,
+    ) else {
+        eprintln!(
+            "tailrisk: writing the what-if cache in {} (first use, or the inputs changed)",
+            dir.display()
+        );
+        return simulate(job, traded, settings, Some((dir, &fingerprint)));
+    };
+    // the compact moves hold the traded underlyings' columns, then the coin's
+    let mut columns = traded.model_underlyings();
+    let coin = job.currency.coin.map(|c| {
+        columns.push(c.model_index);
+        columns.len() - 1
+    });
+    let traded = traded.clone().reading_columns(&columns);
+    let reader = cache.moves(&columns).reader()?;
+    let before = cache.base_pnl()?;
+    let paths = before.len();
+    let pool = settings.threads.pool()?;
+    let blocks: Vec<(Vec<f64>, Vec<f64>)> = pool.install(|| {
+        (0..paths.div_ceil(BLOCK_PATHS))
+            .into_par_iter()
+            .map_init(
+                || (Vec::new(), HorizonMoves::default()),
+                |(buffer, block_moves), block| {
+                    let first = block * BLOCK_PATHS;
+                    let len = BLOCK_PATHS.min(paths - first);
+                    reader.fill(first, len, buffer, block_moves)?;
+                    let mut pnl = vec![0.0; len];
+                    traded.revalue(block_moves, &mut pnl);
+                    let coin_move =
+                        coin.map_or(Vec::new(), |c| block_moves.log_spot_column(c).collect());
+                    Ok((pnl, coin_move))
+                },
+            )
+            .collect::<Result<_>>()
+    })?;
+    let traded_pnl: Vec<f64> = blocks.iter().flat_map(|b| b.0.iter().copied()).collect();
+    check_finite(&traded_pnl, 0, &job.model.file)?;
+    Ok(UsdPnl {
+        before,
+        traded: traded_pnl,
+        coin_log_move: blocks.into_iter().flat_map(|b| b.1).collect(),
     })
 }

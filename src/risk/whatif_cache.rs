@@ -1,0 +1,298 @@
+//! The what-if cache (`whatif --cache DIR`): a base run kept on disk so that later what-ifs on
+//! the same inputs revalue only their trades.
+//!
+//! It holds the book's USD P&L on every path and every path's horizon moves, column by
+//! column: what revaluing any trade on those paths reads. A what-if then costs the trades'
+//! revaluation on the columns of their underlyings, not a new simulation, and gives the
+//! numbers of an uncached what-if to the last bit (both add the trades' P&L to the same
+//! base P&L on the same moves).
+//!
+//! Layout of the directory: `manifest.json` (format, a fingerprint of the loaded inputs,
+//! paths, underlyings, surface width), `base_pnl.f64`, `log_spot.U.f64` and
+//! `vol_ratio.U.f64` per model underlying U (its index), `surface.J.f64` per slot J of the
+//! paths' surface rows; each a column of raw little-endian f64, one number per path in
+//! path order. A cache whose fingerprint or shape differs from the job's, or whose files
+//! are missing or short, is rebuilt.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::input::job::Job;
+use crate::mc::paths::HorizonMoves;
+use crate::mc::simulation::SimulationSettings;
+
+/// Bumped when the layout or the meaning of a column changes.
+const FORMAT: u32 = 1;
+
+/// What the cache was built from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    /// FNV-1a of the loaded model, netted book, valuation time and run settings.
+    fingerprint: String,
+    paths: u64,
+    underlyings: usize,
+    surface_width: usize,
+}
+
+/// A cache directory whose manifest matches the job.
+#[derive(Debug, Clone)]
+pub struct MovesCache {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+/// The columns of the moves one what-if reads, read block by block from a cache.
+#[derive(Debug, Clone)]
+pub struct CachedMoves {
+    /// Per column of the compact moves: the model underlying's ln(S_h/S_0) and iv_h/iv_0
+    /// files.
+    spot_and_vol: Vec<(PathBuf, PathBuf)>,
+    /// Every surface slot's file.
+    surface: Vec<PathBuf>,
+}
+
+/// The open column files of [`CachedMoves`], read at offsets (shared by worker threads).
+#[derive(Debug)]
+pub struct ColumnReader {
+    files: Vec<(fs::File, fs::File)>,
+    surface: Vec<fs::File>,
+}
+
+/// 64-bit FNV-1a of the loaded inputs that decide the paths and the book's P&L on them: the
+/// factor model, the netted book, the valuation time, paths, seed, horizon and steps (not
+/// the thread count, which changes nothing), and this build's version.
+pub fn fingerprint(job: &Job, settings: &SimulationSettings) -> String {
+    let text = format!(
+        "{}|{:?}|{:?}|{:?}|{}|{}|{}|{}",
+        env!("CARGO_PKG_VERSION"),
+        job.model,
+        job.aggregated,
+        job.valuation_time,
+        settings.paths,
+        settings.seed,
+        settings.horizon_days,
+        settings.steps
+    );
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+impl MovesCache {
+    /// The cache in `dir` if it was built from these inputs (`fingerprint`) with this shape
+    /// and all its files are whole; `None` when it is absent, stale or damaged.
+    pub fn open(
+        dir: &Path,
+        fingerprint: &str,
+        paths: u64,
+        underlyings: usize,
+        surface_width: usize,
+    ) -> Option<MovesCache> {
+        let text = fs::read_to_string(dir.join("manifest.json")).ok()?;
+        let manifest: Manifest = serde_json::from_str(&text).ok()?;
+        let expected = Manifest {
+            format: FORMAT,
+            fingerprint: fingerprint.to_owned(),
+            paths,
+            underlyings,
+            surface_width,
+        };
+        if manifest != expected {
+            return None;
+        }
+        let cache = MovesCache {
+            dir: dir.to_path_buf(),
+            manifest,
+        };
+        let bytes = paths * 8;
+        let whole = cache
+            .column_files()
+            .iter()
+            .all(|f| fs::metadata(f).is_ok_and(|m| m.len() == bytes));
+        whole.then_some(cache)
+    }
+
+    /// Writes a cache of `base_pnl` (USD, per path) and the moves of every path (`blocks`,
+    /// in path order) into `dir`, replacing what was there; the manifest goes last, so an
+    /// interrupted write leaves no cache that opens.
+    pub fn write(
+        dir: &Path,
+        fingerprint: &str,
+        base_pnl: &[f64],
+        blocks: &[HorizonMoves],
+    ) -> Result<MovesCache> {
+        let (underlyings, surface_width) = blocks
+            .first()
+            .map_or((0, 0), |b| (b.underlyings, b.surface_width));
+        let manifest = Manifest {
+            format: FORMAT,
+            fingerprint: fingerprint.to_owned(),
+            paths: base_pnl.len() as u64,
+            underlyings,
+            surface_width,
+        };
+        fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
+        let manifest_path = dir.join("manifest.json");
+        let _ = fs::remove_file(&manifest_path);
+        let cache = MovesCache {
+            dir: dir.to_path_buf(),
+            manifest,
+        };
+        write_column(&cache.dir.join("base_pnl.f64"), base_pnl.iter().copied())?;
+        for u in 0..underlyings {
+            let spot = blocks.iter().flat_map(|b| b.log_spot_column(u));
+            write_column(&cache.spot_file(u), spot)?;
+            let vol = blocks.iter().flat_map(|b| b.vol_ratio_column(u));
+            write_column(&cache.vol_file(u), vol)?;
+        }
+        for slot in 0..surface_width {
+            let column = blocks.iter().flat_map(|b| b.surface_column(slot));
+            write_column(&cache.surface_file(slot), column)?;
+        }
+        let text = serde_json::to_string_pretty(&cache.manifest).expect("manifest serialises");
+        fs::write(&manifest_path, text).map_err(|e| Error::output(&manifest_path, e))?;
+        Ok(cache)
+    }
+
+    /// The book's USD P&L on every path.
+    pub fn base_pnl(&self) -> Result<Vec<f64>> {
+        read_column(&self.dir.join("base_pnl.f64"))
+    }
+
+    /// The moves of model underlyings `underlyings` (in that order: column i of the compact
+    /// moves is model underlying `underlyings[i]`) and every surface slot.
+    pub fn moves(&self, underlyings: &[usize]) -> CachedMoves {
+        CachedMoves {
+            spot_and_vol: underlyings
+                .iter()
+                .map(|&u| (self.spot_file(u), self.vol_file(u)))
+                .collect(),
+            surface: (0..self.manifest.surface_width)
+                .map(|slot| self.surface_file(slot))
+                .collect(),
+        }
+    }
+
+    fn spot_file(&self, u: usize) -> PathBuf {
+        self.dir.join(format!("log_spot.{u}.f64"))
+    }
+
+    fn vol_file(&self, u: usize) -> PathBuf {
+        self.dir.join(format!("vol_ratio.{u}.f64"))
+    }
+
+    fn surface_file(&self, slot: usize) -> PathBuf {
+        self.dir.join(format!("surface.{slot}.f64"))
+    }
+
+    fn column_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.dir.join("base_pnl.f64")];
+        for u in 0..self.manifest.underlyings {
+            files.push(self.spot_file(u));
+            files.push(self.vol_file(u));
+        }
+        files.extend((0..self.manifest.surface_width).map(|slot| self.surface_file(slot)));
+        files
+    }
+}
+
+impl CachedMoves {
+    /// A reader of these columns (open files).
+    pub fn reader(&self) -> Result<ColumnReader> {
+        let open = |path: &PathBuf| fs::File::open(path).map_err(|e| Error::output(path, e));
+        Ok(ColumnReader {
+            files: self
+                .spot_and_vol
+                .iter()
+                .map(|(spot, vol)| Ok((open(spot)?, open(vol)?)))
+                .collect::<Result<_>>()?,
+            surface: self.surface.iter().map(open).collect::<Result<_>>()?,
+        })
+    }
+}
+
+impl ColumnReader {
+    /// The compact moves of paths `first..first + len` into `moves` (`buffer` is scratch):
+    /// column i holds the i-th underlying the reader was made for, and the surface rows are
+    /// whole.
+    pub fn fill(
+        &self,
+        first: usize,
+        len: usize,
+        buffer: &mut Vec<u8>,
+        moves: &mut HorizonMoves,
+    ) -> Result<()> {
+        let (n, w) = (self.files.len(), self.surface.len());
+        moves.reset(len, n, w);
+        buffer.resize(len * 8, 0);
+        for (u, (spot, vol)) in self.files.iter().enumerate() {
+            read_at(spot, first, buffer)?;
+            scatter(buffer, &mut moves.log_spot, n, u);
+            read_at(vol, first, buffer)?;
+            scatter(buffer, &mut moves.vol_ratio, n, u);
+        }
+        for (slot, file) in self.surface.iter().enumerate() {
+            read_at(file, first, buffer)?;
+            scatter(buffer, &mut moves.surface, w, slot);
+        }
+        Ok(())
+    }
+}
+
+/// Reads `buffer.len()` bytes of `file` from path `first` on (8 bytes a path).
+fn read_at(file: &fs::File, first: usize, buffer: &mut [u8]) -> Result<()> {
+    let offset = first as u64 * 8;
+    #[cfg(unix)]
+    let read = std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset);
+    #[cfg(windows)]
+    let read = {
+        let mut done = 0;
+        loop {
+            match std::os::windows::fs::FileExt::seek_read(
+                file,
+                &mut buffer[done..],
+                offset + done as u64,
+            ) {
+                Ok(0) if done < buffer.len() => break Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) if done + n == buffer.len() => break Ok(()),
+                Ok(n) => done += n,
+                Err(e) => break Err(e),
+            }
+        }
+    };
+    read.map_err(|e| Error::Resource {
+        message: format!("reading the what-if cache: {e}"),
+    })
+}
+
+/// Writes the little-endian f64 of `bytes` into entry `index` of consecutive rows of
+/// `width` numbers of `rows`.
+fn scatter(bytes: &[u8], rows: &mut [f64], width: usize, index: usize) {
+    for (row, b) in rows.chunks_exact_mut(width).zip(bytes.chunks_exact(8)) {
+        row[index] = f64::from_le_bytes(b.try_into().expect("eight bytes"));
+    }
+}
+
+fn write_column(path: &Path, values: impl Iterator<Item = f64>) -> Result<()> {
+    let file = fs::File::create(path).map_err(|e| Error::output(path, e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    for v in values {
+        out.write_all(&v.to_le_bytes())
+            .map_err(|e| Error::output(path, e))?;
+    }
+    out.flush().map_err(|e| Error::output(path, e))
+}
+
+fn read_column(path: &Path) -> Result<Vec<f64>> {
+    let bytes = fs::read(path).map_err(|e| Error::output(path, e))?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().expect("eight bytes")))
+        .collect())
+}

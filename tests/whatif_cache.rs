@@ -1,0 +1,95 @@
+//! `whatif --cache DIR`: the first call writes the base run, later calls revalue only the
+//! trades, and every call prints what an uncached `whatif` prints, to the last bit; a cache
+//! built from other inputs, or damaged, is rebuilt; a cache that cannot be written is an
+//! error naming it.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{sample, tailrisk};
+
+/// `tailrisk whatif` of the sample fund with `extra`, JSON on stdout.
+fn whatif(extra: &[&str]) -> Output {
+    let fund = sample("fund.toml");
+    let mut args = vec!["whatif", fund.to_str().unwrap(), "--format", "json"];
+    args.extend_from_slice(extra);
+    tailrisk(&args)
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Whether the call wrote the cache (it says so on stderr).
+fn wrote_cache(out: &Output) -> bool {
+    String::from_utf8_lossy(&out.stderr).contains("writing the what-if cache")
+}
+
+fn with_cache<'a>(edit: &[&'a str], dir: &'a Path) -> Vec<&'a str> {
+    let mut args = edit.to_vec();
+    args.extend(["--cache", dir.to_str().unwrap()]);
+    args
+}
+
+#[test]
+fn cached_whatifs_equal_uncached_ones_to_the_last_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let hedge = sample("hedge.csv");
+    let trades = ["--paths", "8000", "--trades", hedge.to_str().unwrap()];
+    let remove = ["--paths", "8000", "--remove", "eth-perp-okx,btc-27nov26-95000-c"];
+    let in_btc = ["--paths", "8000", "--trades", hedge.to_str().unwrap(), "--currency", "BTC"];
+    let mut first = true;
+    for edit in [&trades[..], &remove[..], &in_btc[..], &trades[..]] {
+        let uncached = stdout(&whatif(edit));
+        let out = whatif(&with_cache(edit, &cache));
+        assert_eq!(wrote_cache(&out), first, "only the first call writes the cache");
+        assert_eq!(stdout(&out), uncached, "{edit:?}");
+        first = false;
+    }
+    // other paths or seed: other inputs, so the cache is written again, and still agrees
+    for edit in [["--paths", "6000"], ["--seed", "9"]] {
+        let mut args = edit.to_vec();
+        args.extend(&trades[2..]);
+        let out = whatif(&with_cache(&args, &cache));
+        assert!(wrote_cache(&out), "{edit:?} rewrites the cache");
+        assert_eq!(stdout(&out), stdout(&whatif(&args)), "{edit:?}");
+    }
+}
+
+#[test]
+fn a_damaged_cache_is_rebuilt_and_an_unwritable_one_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let hedge = sample("hedge.csv");
+    let edit = ["--paths", "4000", "--trades", hedge.to_str().unwrap()];
+    let uncached = stdout(&whatif(&edit));
+    assert!(wrote_cache(&whatif(&with_cache(&edit, &cache))));
+    // a column cut short, then a manifest that is not JSON
+    let column = cache.join("log_spot.0.f64");
+    let bytes = std::fs::read(&column).unwrap();
+    std::fs::write(&column, &bytes[..bytes.len() / 2]).unwrap();
+    let out = whatif(&with_cache(&edit, &cache));
+    assert!(wrote_cache(&out));
+    assert_eq!(stdout(&out), uncached);
+    std::fs::write(cache.join("manifest.json"), "{ not json").unwrap();
+    let out = whatif(&with_cache(&edit, &cache));
+    assert!(wrote_cache(&out));
+    assert_eq!(stdout(&out), uncached);
+
+    // a file where the directory should be
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = whatif(&with_cache(&edit, &file));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("a-file"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
