@@ -17,7 +17,8 @@
 //! 11. [`backtest`] — rolling forecasts and their statistical tests;
 //! 12. [`report`] — result documents, text tables, output files, the committee report.
 //!
-//! [`error`] types every failure with its exit code; [`time`] holds the 365-day calendar.
+//! [`error`] types every failure with its exit code; [`time`] holds the 365-day calendar;
+//! [`math`] the exp and erfc whose bits are the same on every platform.
 //! The command line is the binary's own (`src/cli/`), a thin shell over these modules.
 //!
 //! Conventions (docs/spec.md): money in the reporting currency; VaR and ES are positive
@@ -39,6 +40,7 @@ pub mod backtest;
 pub mod report;
 
 pub mod error;
+pub mod math;
 pub mod time;
 
 pub use error::{Error, Result};

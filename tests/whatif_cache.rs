@@ -44,13 +44,29 @@ fn cached_whatifs_equal_uncached_ones_to_the_last_bit() {
     let cache = dir.path().join("cache");
     let hedge = sample("hedge.csv");
     let trades = ["--paths", "8000", "--trades", hedge.to_str().unwrap()];
-    let remove = ["--paths", "8000", "--remove", "eth-perp-okx,btc-27nov26-95000-c"];
-    let in_btc = ["--paths", "8000", "--trades", hedge.to_str().unwrap(), "--currency", "BTC"];
+    let remove = [
+        "--paths",
+        "8000",
+        "--remove",
+        "eth-perp-okx,btc-27nov26-95000-c",
+    ];
+    let in_btc = [
+        "--paths",
+        "8000",
+        "--trades",
+        hedge.to_str().unwrap(),
+        "--currency",
+        "BTC",
+    ];
     let mut first = true;
     for edit in [&trades[..], &remove[..], &in_btc[..], &trades[..]] {
         let uncached = stdout(&whatif(edit));
         let out = whatif(&with_cache(edit, &cache));
-        assert_eq!(wrote_cache(&out), first, "only the first call writes the cache");
+        assert_eq!(
+            wrote_cache(&out),
+            first,
+            "only the first call writes the cache"
+        );
         assert_eq!(stdout(&out), uncached, "{edit:?}");
         first = false;
     }

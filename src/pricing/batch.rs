@@ -92,8 +92,8 @@ fn vectorised(
 mod avx2 {
     use super::{OptionTerms, PathVol};
     use crate::book::instrument::OptionType;
-    use crate::pricing::lanes::{F64x8, LANES};
-    use crate::pricing::libm_lanes::erfc;
+    use crate::math::lanes::{F64x8, LANES};
+    use crate::math::libm_lanes::erfc;
 
     /// N(v) = erfc(−v/√2)/2, as [`crate::pricing::black_scholes::norm_cdf`].
     #[inline(always)]

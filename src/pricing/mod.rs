@@ -4,9 +4,5 @@
 
 pub mod black_scholes;
 pub mod batch;
-#[cfg(target_arch = "x86_64")]
-pub mod lanes;
-#[cfg(target_arch = "x86_64")]
-pub mod libm_lanes;
 pub mod revaluation;
 pub mod surface;

@@ -26,6 +26,7 @@ use crate::book::instrument::{OptionType, Settlement};
 use crate::input::scenario::SmileDynamics;
 use crate::market::currency::{CoinNumeraire, ReportingCurrency};
 use crate::market::vol_surface::VolSurface;
+use crate::math;
 use crate::mc::paths::{HorizonMoves, PathMove};
 use crate::model::factors::{interpolated, skew_loading, term_structure_exponent, FactorModel};
 use crate::pricing::batch::{accumulate_pnl, OptionTerms, PathVol};
@@ -677,7 +678,8 @@ impl SurfaceGroup<'_> {
     /// at a time through the batch pricer.
     fn tabulate(&self, spot0: f64) -> TabulatedOptions {
         let surface = Surface::tabulate(self.spot_axis, self.vol_axis, |xs, log_move, out| {
-            let spot: Vec<f64> = xs.iter().map(|x| spot0 * x.exp()).collect();
+            let mut spot = vec![0.0; xs.len()];
+            math::scaled_exp(spot0, xs, &mut spot);
             let (ratio, row) = self.vol.path_with_move(log_move);
             let ratio = vec![ratio; xs.len()];
             let mut vol = vec![0.0; xs.len()];
@@ -784,11 +786,12 @@ impl UnderlyingAtHorizon {
             .sum()
     }
 
-    /// Simulated spot, its log move and the implied-vol ratio of this underlying on a path.
+    /// Simulated spot (S_0·e^x with [`math::exp`], the same bits on every platform), its log
+    /// move x and the implied-vol ratio of this underlying on a path.
     #[inline]
     fn state(&self, m: PathMove) -> (f64, f64, f64) {
         let x = m.log_spot[self.model_index];
-        (self.spot * x.exp(), x, m.vol_ratio[self.model_index])
+        (self.spot * math::exp(x), x, m.vol_ratio[self.model_index])
     }
 }
 
@@ -852,8 +855,9 @@ impl BlockState {
         let x = moves.log_spot_column(u.model_index);
         let ratio = moves.vol_ratio_column(u.model_index);
         for (p, (x, ratio)) in x.zip(ratio).enumerate().take(self.spot.len()) {
-            (self.spot[p], self.x[p], self.ratio[p]) = (u.spot * x.exp(), x, ratio);
+            (self.x[p], self.ratio[p]) = (x, ratio);
         }
+        math::scaled_exp(u.spot, &self.x, &mut self.spot);
     }
 }
 

@@ -9,8 +9,8 @@
 //! scalar `libm` on every range boundary, special values and random arguments.
 
 #[cfg(test)]
-use crate::pricing::lanes::LANES;
-use crate::pricing::lanes::{F64x8, I32x8, Mask8};
+use crate::math::lanes::LANES;
+use crate::math::lanes::{F64x8, I32x8, Mask8};
 
 // e_exp.c
 const LN2HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
