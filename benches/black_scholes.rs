@@ -1,5 +1,5 @@
 //! Nanoseconds per option per path of full revaluation's Black–Scholes on one core: the
-//! four-lane batch ([`tailrisk::pricing::batch`]) against the scalar formula, on a block of
+//! eight-lane batch ([`tailrisk::pricing::batch`]) against the scalar formula, on a block of
 //! 2,048 paths (one day at 80 % vol, vol ratio around 1) for options whose d₁ sits near 0
 //! (at the money: fdlibm's erfc on its polynomial branch), in the tails (strikes ±30 %: two
 //! exps and five divisions per erfc) and spread across both (a book's mix).

@@ -144,8 +144,8 @@ def main():
     print("|---|---:|---:|" + "---:|---:|" * len(args.modes))
     for folder in args.scenario_dirs:
         rate, measured = numpy_rate(folder, args.numpy_seconds, max(args.paths))
-        options = sum(1 for p in csv.DictReader(open(folder / "positions.csv"))
-                      if p["kind"] == "option")
+        with open(folder / "positions.csv") as f:
+            options = sum(1 for p in csv.DictReader(f) if p["kind"] == "option")
         for paths in args.paths:
             numpy_seconds = paths / rate
             estimated = "" if measured == paths else "*"

@@ -32,6 +32,16 @@ fn wrote_cache(out: &Output) -> bool {
     String::from_utf8_lossy(&out.stderr).contains("writing the what-if cache")
 }
 
+/// The one cache directory in `dir` (older inputs' caches are removed when one is written).
+fn only_cache(dir: &Path) -> std::path::PathBuf {
+    let entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries[0].clone()
+}
+
 fn with_cache<'a>(edit: &[&'a str], dir: &'a Path) -> Vec<&'a str> {
     let mut args = edit.to_vec();
     args.extend(["--cache", dir.to_str().unwrap()]);
@@ -50,6 +60,8 @@ fn cached_whatifs_equal_uncached_ones_to_the_last_bit() {
         "--remove",
         "eth-perp-okx,btc-27nov26-95000-c",
     ];
+    // a stablecoin balance alone: no underlying's moves, only its de-peg
+    let stablecoin = ["--paths", "8000", "--remove", "usdt-binance"];
     let in_btc = [
         "--paths",
         "8000",
@@ -59,7 +71,13 @@ fn cached_whatifs_equal_uncached_ones_to_the_last_bit() {
         "BTC",
     ];
     let mut first = true;
-    for edit in [&trades[..], &remove[..], &in_btc[..], &trades[..]] {
+    for edit in [
+        &trades[..],
+        &remove[..],
+        &stablecoin[..],
+        &in_btc[..],
+        &trades[..],
+    ] {
         let uncached = stdout(&whatif(edit));
         let out = whatif(&with_cache(edit, &cache));
         assert_eq!(
@@ -77,6 +95,7 @@ fn cached_whatifs_equal_uncached_ones_to_the_last_bit() {
         let out = whatif(&with_cache(&args, &cache));
         assert!(wrote_cache(&out), "{edit:?} rewrites the cache");
         assert_eq!(stdout(&out), stdout(&whatif(&args)), "{edit:?}");
+        only_cache(&cache);
     }
 }
 
@@ -88,17 +107,26 @@ fn a_damaged_cache_is_rebuilt_and_an_unwritable_one_is_an_error() {
     let edit = ["--paths", "4000", "--trades", hedge.to_str().unwrap()];
     let uncached = stdout(&whatif(&edit));
     assert!(wrote_cache(&whatif(&with_cache(&edit, &cache))));
-    // a column cut short, then a manifest that is not JSON
-    let column = cache.join("log_spot.0.f64");
+    // a column cut short; a manifest that is not JSON; a first P&L this build does not
+    // reproduce (a cache written by a build with other numerics)
+    let column = only_cache(&cache).join("log_spot.0.f64");
     let bytes = std::fs::read(&column).unwrap();
     std::fs::write(&column, &bytes[..bytes.len() / 2]).unwrap();
     let out = whatif(&with_cache(&edit, &cache));
     assert!(wrote_cache(&out));
     assert_eq!(stdout(&out), uncached);
-    std::fs::write(cache.join("manifest.json"), "{ not json").unwrap();
+    std::fs::write(only_cache(&cache).join("manifest.json"), "{ not json").unwrap();
     let out = whatif(&with_cache(&edit, &cache));
     assert!(wrote_cache(&out));
     assert_eq!(stdout(&out), uncached);
+    let base = only_cache(&cache).join("base_pnl.f64");
+    let mut bytes = std::fs::read(&base).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&base, &bytes).unwrap();
+    let out = whatif(&with_cache(&edit, &cache));
+    assert!(wrote_cache(&out));
+    assert_eq!(stdout(&out), uncached);
+    assert!(!wrote_cache(&whatif(&with_cache(&edit, &cache))));
 
     // a file where the directory should be
     let file = dir.path().join("a-file");

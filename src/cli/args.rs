@@ -153,8 +153,9 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
     /// How options are revalued: `full` (every option on every path), `grid` (per-underlying
-    /// revaluation surfaces), or `auto` (the grid where its error seen on pilot paths is
-    /// below 0.1 % of VaR, else full). After a grid pass, every path that can reach the
+    /// revaluation surfaces), or `auto` (the grid where it is estimated to take less work
+    /// than full revaluation for this book and path count and its error seen on pilot paths
+    /// is below 0.1 % of VaR, else full). After a grid pass, every path that can reach the
     /// reported tails is revalued in full, so VaR, ES and their standard errors are the
     /// full-revaluation figures. Contributions and importance sampling always use full
     /// revaluation.

@@ -10,7 +10,9 @@
 //!
 //! Every function here is `#[inline(always)]` and must be called from code compiled with
 //! AVX2 enabled (a `#[target_feature(enable = "avx2")]` function reached after
-//! `is_x86_feature_detected!("avx2")`); the intrinsics are then inlined into it.
+//! `is_x86_feature_detected!("avx2")`); the intrinsics are then inlined into it. Code built
+//! on these types must not go through closures or iterator adapters, which are compiled out
+//! of line without AVX (each operation would become a call). Crate-private for that reason.
 
 use std::arch::x86_64::*;
 use std::ops::{Add, Div, Mul, Neg, Not, Sub};
@@ -110,13 +112,7 @@ impl F64x8 {
     /// Lanes whose sign bit is set (including −0 and negative NaNs).
     #[inline(always)]
     pub fn sign_bit(self) -> Mask8 {
-        unsafe {
-            let spread = |v: __m256d| {
-                let bits = _mm256_castpd_si256(v);
-                _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_setzero_si256(), bits))
-            };
-            Mask8([spread(self.0[0]), spread(self.0[1])])
-        }
+        Mask8([sign_spread(self.0[0]), sign_spread(self.0[1])])
     }
 
     /// The lanes truncated towards zero to i32 (Rust's `as i32` for values in range).
@@ -130,31 +126,54 @@ impl F64x8 {
     /// number, then one multiplication by a power of two).
     #[inline(always)]
     pub fn scale_by_power_of_two(self, n: I32x8) -> F64x8 {
-        unsafe {
-            let half = |x: __m256d, n: __m128i| {
-                let below = _mm_cmpgt_epi32(_mm_set1_epi32(-1022), n);
-                let above = _mm_cmpgt_epi32(n, _mm_set1_epi32(1023));
-                let shift = _mm_add_epi32(
-                    _mm_and_si128(below, _mm_set1_epi32(969)),
-                    _mm_and_si128(above, _mm_set1_epi32(-1023)),
-                );
-                let below = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(below));
-                let above = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(above));
-                let prescale = _mm256_blendv_pd(
-                    _mm256_blendv_pd(
-                        _mm256_set1_pd(1.0),
-                        _mm256_set1_pd(f64::from_bits(0x7fe0_0000_0000_0000)), // 2^1023
-                        above,
-                    ),
-                    _mm256_set1_pd(f64::from_bits(0x0360_0000_0000_0000)), // 2^-969
-                    below,
-                );
-                let biased = _mm_add_epi32(_mm_add_epi32(n, shift), _mm_set1_epi32(1023));
-                let power = _mm256_slli_epi64::<52>(_mm256_cvtepi32_epi64(biased));
-                _mm256_mul_pd(_mm256_mul_pd(x, prescale), _mm256_castsi256_pd(power))
-            };
-            F64x8([half(self.0[0], n.0[0]), half(self.0[1], n.0[1])])
-        }
+        F64x8([scale_half(self.0[0], n.0[0]), scale_half(self.0[1], n.0[1])])
+    }
+}
+
+/// All ones in the lanes whose sign bit is set.
+#[inline(always)]
+fn sign_spread(v: __m256d) -> __m256d {
+    unsafe {
+        let bits = _mm256_castpd_si256(v);
+        _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_setzero_si256(), bits))
+    }
+}
+
+/// [`F64x8::scale_by_power_of_two`] on one register.
+#[inline(always)]
+fn scale_half(x: __m256d, n: __m128i) -> __m256d {
+    unsafe {
+        let below = _mm_cmpgt_epi32(_mm_set1_epi32(-1022), n);
+        let above = _mm_cmpgt_epi32(n, _mm_set1_epi32(1023));
+        let shift = _mm_add_epi32(
+            _mm_and_si128(below, _mm_set1_epi32(969)),
+            _mm_and_si128(above, _mm_set1_epi32(-1023)),
+        );
+        let below = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(below));
+        let above = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(above));
+        let prescale = _mm256_blendv_pd(
+            _mm256_blendv_pd(
+                _mm256_set1_pd(1.0),
+                _mm256_set1_pd(f64::from_bits(0x7fe0_0000_0000_0000)), // 2^1023
+                above,
+            ),
+            _mm256_set1_pd(f64::from_bits(0x0360_0000_0000_0000)), // 2^-969
+            below,
+        );
+        let biased = _mm_add_epi32(_mm_add_epi32(n, shift), _mm_set1_epi32(1023));
+        let power = _mm256_slli_epi64::<52>(_mm256_cvtepi32_epi64(biased));
+        _mm256_mul_pd(_mm256_mul_pd(x, prescale), _mm256_castsi256_pd(power))
+    }
+}
+
+/// Four 64-bit lane masks narrowed to four 32-bit ones.
+#[inline(always)]
+fn narrow_mask(m: __m256d) -> __m128i {
+    unsafe {
+        _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
+            _mm256_castpd_si256(m),
+            _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6),
+        ))
     }
 }
 
@@ -175,16 +194,9 @@ impl I32x8 {
     #[inline(always)]
     pub fn select_where(mask: Mask8, yes: I32x8, no: I32x8) -> I32x8 {
         unsafe {
-            // Four 64-bit masks narrowed to four 32-bit ones.
-            let narrow = |m: __m256d| {
-                _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
-                    _mm256_castpd_si256(m),
-                    _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6),
-                ))
-            };
             I32x8([
-                _mm_blendv_epi8(no.0[0], yes.0[0], narrow(mask.0[0])),
-                _mm_blendv_epi8(no.0[1], yes.0[1], narrow(mask.0[1])),
+                _mm_blendv_epi8(no.0[0], yes.0[0], narrow_mask(mask.0[0])),
+                _mm_blendv_epi8(no.0[1], yes.0[1], narrow_mask(mask.0[1])),
             ])
         }
     }

@@ -4,9 +4,9 @@
 //! time with AVX2 where the CPU has it, giving the scalar function's bits lane by lane.
 
 #[cfg(target_arch = "x86_64")]
-pub mod lanes;
+pub(crate) mod lanes;
 #[cfg(target_arch = "x86_64")]
-pub mod libm_lanes;
+pub(crate) mod libm_lanes;
 
 /// e^x, the `libm` crate's (the same bits on every platform).
 #[inline]

@@ -45,6 +45,8 @@ pub struct HorizonMoves {
     pub surface_width: usize,
     /// Pillar moves (ln of the ATM vol ratio) and skew moves (change of the 30-day slope).
     pub surface: Vec<f64>,
+    /// Number of paths held (also when a row has no numbers).
+    rows: usize,
 }
 
 /// One path's moves, as revaluation reads them.
@@ -61,6 +63,7 @@ pub struct PathMove<'a> {
 impl HorizonMoves {
     /// Sets `paths` rows to "nothing moved" (ln ratio 0, vol ratio 1, surface moves 0).
     pub fn reset(&mut self, paths: usize, underlyings: usize, surface_width: usize) {
+        self.rows = paths;
         self.underlyings = underlyings;
         self.log_spot.clear();
         self.log_spot.resize(paths * underlyings, 0.0);
@@ -73,7 +76,7 @@ impl HorizonMoves {
 
     /// Number of paths held.
     pub fn paths(&self) -> usize {
-        self.log_spot.len() / self.underlyings.max(1)
+        self.rows
     }
 
     /// The moves of path `i`.
@@ -102,6 +105,7 @@ impl HorizonMoves {
             vol_ratio: gather(&self.vol_ratio, u),
             surface_width: w,
             surface: gather(&self.surface, w),
+            rows: rows.len(),
         }
     }
 

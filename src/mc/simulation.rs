@@ -287,12 +287,21 @@ impl StashedRows {
     }
 }
 
+/// Largest memory the tail stash of one run may take (bytes): beyond it, blocks are
+/// regenerated for their tail paths instead.
+const STASH_BUDGET: f64 = 512.0 * 1024.0 * 1024.0;
+
 /// Paths a grid pass keeps per block for an exact tail of the `keep` largest losses out of
 /// `paths`: three times a block's share of the tail (the tail's band is wider than the
-/// tail, and blocks' shares vary), plus 32.
-fn stash_rows(keep: usize, paths: u64) -> usize {
+/// tail, and blocks' shares vary), plus 32, within [`STASH_BUDGET`] for rows of
+/// `row_bytes` bytes.
+fn stash_rows(keep: usize, paths: u64, row_bytes: usize) -> usize {
     let share = keep as f64 * BLOCK_PATHS as f64 / paths.max(1) as f64;
-    ((3.0 * share).ceil() as usize + 32).min(BLOCK_PATHS)
+    let blocks = paths.div_ceil(BLOCK_PATHS as u64).max(1) as f64;
+    let affordable = (STASH_BUDGET / (blocks * row_bytes.max(1) as f64)) as usize;
+    ((3.0 * share).ceil() as usize + 32)
+        .min(affordable)
+        .min(BLOCK_PATHS)
 }
 
 /// First random stream of the importance-sampling pilot: far from the run's own block
@@ -407,7 +416,11 @@ impl Simulator {
     ) -> Result<(Vec<f64>, TailStash)> {
         let paths: usize = blocks.clone().map(|b| self.block_len(b)).sum();
         let per_block = match self.full {
-            Some(_) if keep > 0 => stash_rows(keep, self.settings.paths),
+            Some(_) if keep > 0 => {
+                let row_bytes =
+                    8 * (1 + 2 * self.builder.underlyings() + self.builder.surface_width());
+                stash_rows(keep, self.settings.paths, row_bytes)
+            }
             _ => 0,
         };
         let mut pnl = vec![0.0; paths];
@@ -740,6 +753,13 @@ impl Simulator {
     /// The book's revaluation, for per-instrument P&L on regenerated paths.
     pub fn revaluer(&self) -> &Revaluer {
         &self.revaluer
+    }
+
+    /// The horizon moves of block `block`, exactly as [`Simulator::pnl`] generates them.
+    pub fn block_moves(&self, block: u64) -> HorizonMoves {
+        let mut scratch = Scratch::default();
+        self.generate_moves(block, self.block_len(block), &mut scratch);
+        scratch.moves
     }
 
     /// Generates every block's horizon moves exactly as [`Simulator::pnl`] does and returns

@@ -89,6 +89,7 @@ pub fn run(job: &Job, request: &RunRequest, progress: &(dyn Fn(u64) + Sync)) -> 
     // moments of the grid P&L with the grid, as shards record them
     let (pnl_mean, pnl_stdev) = mean_and_stdev(&pnl);
     let exact = simulator.exact_tail(all_blocks, &mut pnl, keep, &stash)?;
+    drop(stash);
     let mut report = RunReport {
         pnl_mean,
         pnl_stdev,

@@ -277,15 +277,21 @@ fn cached(
 ) -> Result<UsdPnl> {
     let fingerprint = fingerprint(job, &settings);
     let (underlyings, surface_width) = (job.model.underlyings.len(), job.model.surface_width);
-    let Some(cache) = MovesCache::open(
+    let opened = MovesCache::open(
         dir,
         &fingerprint,
         settings.paths,
         underlyings,
         surface_width,
-    ) else {
+    );
+    let reproduced = match &opened {
+        Some(cache) => reproduces(job, settings, cache)?,
+        None => false,
+    };
+    let Some(cache) = opened.filter(|_| reproduced) else {
         eprintln!(
-            "tailrisk: writing the what-if cache in {} (first use, or the inputs changed)",
+            "tailrisk: writing the what-if cache in {} (first use, or the inputs or this \
+             build's numbers changed)",
             dir.display()
         );
         return simulate(job, traded, settings, Some((dir, &fingerprint)));
@@ -326,4 +332,25 @@ fn cached(
         traded: traded_pnl,
         coin_log_move: blocks.into_iter().flat_map(|b| b.1).collect(),
     })
+}
+
+/// Paths of the cache's first block that this build must reproduce to the last bit.
+const CHECKED_PATHS: usize = 8;
+
+/// Whether this build simulates the cache's first paths' moves and the book's P&L on them
+/// to the last bit (a cache written by a build with other numerics does not).
+fn reproduces(job: &Job, settings: SimulationSettings, cache: &MovesCache) -> Result<bool> {
+    let (stored_pnl, stored) = cache.head(CHECKED_PATHS)?;
+    let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
+    let rows: Vec<usize> = (0..stored_pnl.len()).collect();
+    let moves = simulator.block_moves(0).subset(&rows);
+    let mut pnl = vec![0.0; rows.len()];
+    simulator.revaluer().revalue(&moves, &mut pnl);
+    let same = |a: &[f64], b: &[f64]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    };
+    Ok(same(&pnl, &stored_pnl)
+        && same(&moves.log_spot, &stored.log_spot)
+        && same(&moves.vol_ratio, &stored.vol_ratio)
+        && same(&moves.surface, &stored.surface))
 }

@@ -7,12 +7,16 @@
 //! numbers of an uncached what-if to the last bit (both add the trades' P&L to the same
 //! base P&L on the same moves).
 //!
-//! Layout of the directory: `manifest.json` (format, a fingerprint of the loaded inputs,
-//! paths, underlyings, surface width), `base_pnl.f64`, `log_spot.U.f64` and
-//! `vol_ratio.U.f64` per model underlying U (its index), `surface.J.f64` per slot J of the
-//! paths' surface rows; each a column of raw little-endian f64, one number per path in
-//! path order. A cache whose fingerprint or shape differs from the job's, or whose files
-//! are missing or short, is rebuilt.
+//! Layout: `DIR/FINGERPRINT/` (the fingerprint of the loaded inputs, 16 hex digits) holds
+//! `manifest.json` (format, fingerprint, paths, underlyings, surface width), `base_pnl.f64`,
+//! `log_spot.U.f64` and `vol_ratio.U.f64` per model underlying U (its index), and
+//! `surface.J.f64` per slot J of the paths' surface rows; each a column of raw
+//! little-endian f64, one number per path in path order. A cache is written into a
+//! directory of its own and renamed into place whole, so a reader never sees a half-written
+//! one and two writers never mix; caches of other inputs in DIR are then removed. A cache
+//! whose manifest differs from the job's, or whose files are missing or short, is rebuilt,
+//! and so is one whose first paths this build does not reproduce to the last bit (a cache
+//! written by a build with other numerics).
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -85,7 +89,7 @@ pub fn fingerprint(job: &Job, settings: &SimulationSettings) -> String {
 }
 
 impl MovesCache {
-    /// The cache in `dir` if it was built from these inputs (`fingerprint`) with this shape
+    /// The cache in `dir` if one was built from these inputs (`fingerprint`) with this shape
     /// and all its files are whole; `None` when it is absent, stale or damaged.
     pub fn open(
         dir: &Path,
@@ -94,7 +98,8 @@ impl MovesCache {
         underlyings: usize,
         surface_width: usize,
     ) -> Option<MovesCache> {
-        let text = fs::read_to_string(dir.join("manifest.json")).ok()?;
+        let cache_dir = dir.join(fingerprint);
+        let text = fs::read_to_string(cache_dir.join("manifest.json")).ok()?;
         let manifest: Manifest = serde_json::from_str(&text).ok()?;
         let expected = Manifest {
             format: FORMAT,
@@ -107,7 +112,7 @@ impl MovesCache {
             return None;
         }
         let cache = MovesCache {
-            dir: dir.to_path_buf(),
+            dir: cache_dir,
             manifest,
         };
         let bytes = paths * 8;
@@ -119,8 +124,8 @@ impl MovesCache {
     }
 
     /// Writes a cache of `base_pnl` (USD, per path) and the moves of every path (`blocks`,
-    /// in path order) into `dir`, replacing what was there; the manifest goes last, so an
-    /// interrupted write leaves no cache that opens.
+    /// in path order) into `dir/fingerprint`: into a directory of its own first, renamed
+    /// into place when whole; then removes the caches of other inputs in `dir`.
     pub fn write(
         dir: &Path,
         fingerprint: &str,
@@ -138,31 +143,80 @@ impl MovesCache {
             surface_width,
         };
         fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
-        let manifest_path = dir.join("manifest.json");
-        let _ = fs::remove_file(&manifest_path);
-        let cache = MovesCache {
-            dir: dir.to_path_buf(),
+        let partial = dir.join(format!("{fingerprint}.partial-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&partial);
+        fs::create_dir(&partial).map_err(|e| Error::output(&partial, e))?;
+        let staged = MovesCache {
+            dir: partial.clone(),
             manifest,
         };
-        write_column(&cache.dir.join("base_pnl.f64"), base_pnl.iter().copied())?;
-        for u in 0..underlyings {
+        staged.write_columns(base_pnl, blocks)?;
+        let place = dir.join(fingerprint);
+        // a cache of the same inputs that is being replaced (damaged, or from another build)
+        let _ = fs::remove_dir_all(&place);
+        if fs::rename(&partial, &place).is_err() {
+            // another process put the same inputs' cache in place meanwhile: keep theirs
+            let _ = fs::remove_dir_all(&partial);
+            if !place.join("manifest.json").exists() {
+                return Err(Error::output(&place, "could not move the cache into place"));
+            }
+        }
+        remove_other_caches(dir, fingerprint);
+        Ok(MovesCache {
+            dir: place,
+            manifest: staged.manifest,
+        })
+    }
+
+    /// Every column and the manifest (last) into this cache's directory.
+    fn write_columns(&self, base_pnl: &[f64], blocks: &[HorizonMoves]) -> Result<()> {
+        write_column(&self.dir.join("base_pnl.f64"), base_pnl.iter().copied())?;
+        for u in 0..self.manifest.underlyings {
             let spot = blocks.iter().flat_map(|b| b.log_spot_column(u));
-            write_column(&cache.spot_file(u), spot)?;
+            write_column(&self.spot_file(u), spot)?;
             let vol = blocks.iter().flat_map(|b| b.vol_ratio_column(u));
-            write_column(&cache.vol_file(u), vol)?;
+            write_column(&self.vol_file(u), vol)?;
         }
-        for slot in 0..surface_width {
+        for slot in 0..self.manifest.surface_width {
             let column = blocks.iter().flat_map(|b| b.surface_column(slot));
-            write_column(&cache.surface_file(slot), column)?;
+            write_column(&self.surface_file(slot), column)?;
         }
-        let text = serde_json::to_string_pretty(&cache.manifest).expect("manifest serialises");
-        fs::write(&manifest_path, text).map_err(|e| Error::output(&manifest_path, e))?;
-        Ok(cache)
+        let path = self.dir.join("manifest.json");
+        let text = serde_json::to_string_pretty(&self.manifest).expect("manifest serialises");
+        fs::write(&path, text).map_err(|e| Error::output(&path, e))
+    }
+
+    /// The book's P&L and every column's moves on the first `rows` paths, for checking
+    /// that this build reproduces them.
+    pub fn head(&self, rows: usize) -> Result<(Vec<f64>, HorizonMoves)> {
+        let rows = rows.min(self.manifest.paths as usize);
+        let all: Vec<usize> = (0..self.manifest.underlyings).collect();
+        let mut moves = HorizonMoves::default();
+        self.moves(&all)
+            .reader()?
+            .fill(0, rows, &mut Vec::new(), &mut moves)?;
+        let mut base = vec![0u8; rows * 8];
+        let file = fs::File::open(self.dir.join("base_pnl.f64")).map_err(|e| read_error(&e))?;
+        read_at(&file, 0, &mut base)?;
+        let base = base
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("eight bytes")))
+            .collect();
+        Ok((base, moves))
     }
 
     /// The book's USD P&L on every path.
     pub fn base_pnl(&self) -> Result<Vec<f64>> {
-        read_column(&self.dir.join("base_pnl.f64"))
+        let pnl = read_column(&self.dir.join("base_pnl.f64"))?;
+        if pnl.len() as u64 != self.manifest.paths {
+            return Err(Error::Resource {
+                message: format!(
+                    "the what-if cache in {} changed while being read; run again",
+                    self.dir.display()
+                ),
+            });
+        }
+        Ok(pnl)
     }
 
     /// The moves of model underlyings `underlyings` (in that order: column i of the compact
@@ -205,7 +259,7 @@ impl MovesCache {
 impl CachedMoves {
     /// A reader of these columns (open files).
     pub fn reader(&self) -> Result<ColumnReader> {
-        let open = |path: &PathBuf| fs::File::open(path).map_err(|e| Error::output(path, e));
+        let open = |path: &PathBuf| fs::File::open(path).map_err(|e| read_error(&e));
         Ok(ColumnReader {
             files: self
                 .spot_and_vol
@@ -266,9 +320,30 @@ fn read_at(file: &fs::File, first: usize, buffer: &mut [u8]) -> Result<()> {
             }
         }
     };
-    read.map_err(|e| Error::Resource {
-        message: format!("reading the what-if cache: {e}"),
-    })
+    read.map_err(|e| read_error(&e))
+}
+
+/// A failure to read the cache.
+fn read_error(e: &std::io::Error) -> Error {
+    Error::Resource {
+        message: format!("cannot read the what-if cache: {e}; run again, or delete it"),
+    }
+}
+
+/// Removes the caches of other inputs (directories named by a fingerprint) from `dir`,
+/// as far as it can: a what-if reads one cache at a time.
+fn remove_other_caches(dir: &Path, fingerprint: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_cache = name.len() == 16 && name.chars().all(|c| c.is_ascii_hexdigit());
+        if is_cache && name != fingerprint {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Writes the little-endian f64 of `bytes` into entry `index` of consecutive rows of
@@ -290,7 +365,7 @@ fn write_column(path: &Path, values: impl Iterator<Item = f64>) -> Result<()> {
 }
 
 fn read_column(path: &Path) -> Result<Vec<f64>> {
-    let bytes = fs::read(path).map_err(|e| Error::output(path, e))?;
+    let bytes = fs::read(path).map_err(|e| read_error(&e))?;
     Ok(bytes
         .chunks_exact(8)
         .map(|b| f64::from_le_bytes(b.try_into().expect("eight bytes")))
