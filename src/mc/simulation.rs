@@ -419,7 +419,8 @@ impl Simulator {
             Some(_) if keep > 0 => {
                 let row_bytes =
                     8 * (1 + 2 * self.builder.underlyings() + self.builder.surface_width());
-                stash_rows(keep, self.settings.paths, row_bytes)
+                // this slice's paths (a shard's, not the run's): its blocks hold the tail
+                stash_rows(keep, paths as u64, row_bytes)
             }
             _ => 0,
         };

@@ -126,6 +126,7 @@ pub fn run_shard(
     let (mut pnl, stash) = simulator.pnl_with_tail_stash(slice.blocks.clone(), keep, &|_| {})?;
     let moments = block_moments(&pnl, BLOCK_PATHS);
     let exact = simulator.exact_tail(slice.blocks.clone(), &mut pnl, keep, &stash)?;
+    drop(stash);
     let mut report = report_context(job, &settings);
     report.revaluation = match exact {
         Some(_) => check.with_exact_tail(keep, None),

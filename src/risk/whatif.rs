@@ -163,7 +163,10 @@ pub fn what_if(
     // each figure computed in one piece, the pieces side by side on the workers
     let pool = settings.threads.pool()?;
     let (before_measures, after_measures) = pool.install(|| {
-        rayon::join(|| var_es(&pnl_before, levels), || var_es(&pnl_after, levels))
+        rayon::join(
+            || var_es(&pnl_before, levels),
+            || var_es(&pnl_after, levels),
+        )
     });
     let changes = pool.install(|| {
         before_measures
@@ -345,7 +348,10 @@ const CHECKED_PATHS: usize = 8;
 /// Whether this build simulates the cache's first paths' moves and the book's P&L on them
 /// to the last bit (a cache written by a build with other numerics does not).
 fn reproduces(job: &Job, settings: SimulationSettings, cache: &MovesCache) -> Result<bool> {
-    let (stored_pnl, stored) = cache.head(CHECKED_PATHS)?;
+    // a cache replaced or removed since it was opened is rebuilt, not an error
+    let Ok((stored_pnl, stored)) = cache.head(CHECKED_PATHS) else {
+        return Ok(false);
+    };
     let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
     let rows: Vec<usize> = (0..stored_pnl.len()).collect();
     let moves = simulator.block_moves(0).subset(&rows);

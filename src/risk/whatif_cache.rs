@@ -150,7 +150,10 @@ impl MovesCache {
             dir: partial.clone(),
             manifest,
         };
-        staged.write_columns(base_pnl, blocks)?;
+        if let Err(e) = staged.write_columns(base_pnl, blocks) {
+            let _ = fs::remove_dir_all(&partial);
+            return Err(e);
+        }
         let place = dir.join(fingerprint);
         // a cache of the same inputs that is being replaced (damaged, or from another build)
         let _ = fs::remove_dir_all(&place);
@@ -304,6 +307,14 @@ fn read_at(file: &fs::File, first: usize, buffer: &mut [u8]) -> Result<()> {
     let offset = first as u64 * 8;
     #[cfg(unix)]
     let read = std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset);
+    #[cfg(not(any(unix, windows)))]
+    let read = {
+        use std::io::{Read, Seek, SeekFrom};
+        file.try_clone().and_then(|mut f| {
+            f.seek(SeekFrom::Start(offset))
+                .and_then(|_| f.read_exact(buffer))
+        })
+    };
     #[cfg(windows)]
     let read = {
         let mut done = 0;
@@ -339,7 +350,10 @@ fn remove_other_caches(dir: &Path, fingerprint: &str) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let is_cache = name.len() == 16 && name.chars().all(|c| c.is_ascii_hexdigit());
+        let named_like_one = name.len() == 16 && name.chars().all(|c| c.is_ascii_hexdigit());
+        let is_cache = named_like_one
+            && fs::read_to_string(entry.path().join("manifest.json"))
+                .is_ok_and(|text| serde_json::from_str::<Manifest>(&text).is_ok());
         if is_cache && name != fingerprint {
             let _ = fs::remove_dir_all(entry.path());
         }
