@@ -193,3 +193,38 @@ fn grid_equals_full_with_a_term_structure_of_vol_moves() {
     );
     assert_grid_equals_full(&scenario.scenario(), "40000");
 }
+
+/// The exact tail reads the moves the grid pass kept; with nothing kept it generates every
+/// block again. Both give the same P&L and tail to the last bit (the ten-day book: ten
+/// Student-t steps).
+#[test]
+fn the_kept_tail_moves_equal_regenerated_ones() {
+    use tailrisk::input::job::Job;
+    use tailrisk::mc::simulation::{RevaluationMode, SimulationSettings, Simulator, TailStash};
+    use tailrisk::mc::threads::Threads;
+    use tailrisk::risk::measures::tail_keep;
+
+    let job = Job::load(&sample("fund_10d.toml"), false).unwrap();
+    let settings = SimulationSettings {
+        paths: 12_000,
+        seed: 3,
+        horizon_days: job.scenario.run.horizon_days,
+        steps: job.scenario.run.steps,
+        threads: Threads::all(),
+    };
+    let (simulator, check) = Simulator::new(&job.model, &job.aggregated, settings)
+        .unwrap()
+        .with_revaluation(&job.model, RevaluationMode::Grid, 0.95);
+    assert_eq!(check.mode, tailrisk::mc::simulation::UsedRevaluation::Grid);
+    let keep = tail_keep(12_000, &job.scenario.run.confidence);
+    let blocks = 0..simulator.block_count();
+    let (grid, stash) = simulator
+        .pnl_with_tail_stash(blocks.clone(), keep, &|_| {})
+        .unwrap();
+    let (mut kept, mut regenerated) = (grid.clone(), grid);
+    let from_stash = simulator.exact_tail(blocks.clone(), &mut kept, keep, &stash);
+    let from_blocks = simulator.exact_tail(blocks, &mut regenerated, keep, &TailStash::default());
+    assert_eq!(from_stash.unwrap(), from_blocks.unwrap());
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&kept), bits(&regenerated));
+}

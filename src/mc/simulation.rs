@@ -850,6 +850,18 @@ impl Simulator {
 mod tests {
     use super::*;
 
+    /// Three times a block's share of the tail plus 32, at most a block, within the budget.
+    #[test]
+    fn the_stash_keeps_three_tail_shares_within_its_budget() {
+        // 1 % of 100,000 paths: 20.48 per block → 62 + 32
+        assert_eq!(stash_rows(1_000, 100_000, 328), 94);
+        // a shard of 10,000 paths reading the run's 1,000 largest losses
+        assert_eq!(stash_rows(1_000, 10_000, 328), 647);
+        assert_eq!(stash_rows(50_000, 100_000, 328), BLOCK_PATHS);
+        // 2^30 paths of 1,000-byte rows: 512 MiB over 524,288 blocks is one row each
+        assert_eq!(stash_rows(1 << 23, 1 << 30, 1_000), 1);
+    }
+
     #[test]
     fn tail_error_reads_the_largest_losses_with_ties_in_path_order() {
         let row = |path, loss, grid_error| TailPath {
