@@ -88,6 +88,17 @@ fn cached_whatifs_equal_uncached_ones_to_the_last_bit() {
         assert_eq!(stdout(&out), uncached, "{edit:?}");
         first = false;
     }
+    // the same scenario named by another path is the same inputs
+    let fund = sample("fund.toml");
+    let other_name = fund.parent().unwrap().join("../scenarios/fund.toml");
+    let mut args = vec!["whatif", other_name.to_str().unwrap(), "--format", "json"];
+    args.extend(with_cache(&trades, &cache));
+    let out = tailrisk(&args);
+    assert!(
+        !wrote_cache(&out),
+        "another path to the same scenario reuses the cache"
+    );
+    assert_eq!(stdout(&out), stdout(&whatif(&trades)));
     // other paths or seed: other inputs, so the cache is written again, and still agrees
     for edit in [["--paths", "6000"], ["--seed", "9"]] {
         let mut args = edit.to_vec();

@@ -302,6 +302,7 @@ fn cached(
              build's numbers changed)",
             dir.display()
         );
+        MovesCache::prepare(dir)?;
         return simulate(job, traded, settings, Some((dir, &fingerprint)));
     };
     // the compact moves hold the traded underlyings' columns, then the coin's

@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::input::job::Job;
 use crate::mc::paths::HorizonMoves;
 use crate::mc::simulation::SimulationSettings;
+use crate::model::factors::FactorModel;
 
 /// Bumped when the layout or the meaning of a column changes.
 const FORMAT: u32 = 1;
@@ -68,13 +69,18 @@ pub struct ColumnReader {
 }
 
 /// 64-bit FNV-1a of the loaded inputs that decide the paths and the book's P&L on them: the
-/// factor model, the netted book, the valuation time, paths, seed, horizon and steps (not
-/// the thread count, which changes nothing), and this build's version.
+/// factor model (not the path its scenario was named by), the netted book, the valuation
+/// time, paths, seed, horizon and steps (not the thread count, which changes nothing), and
+/// this build's version.
 pub fn fingerprint(job: &Job, settings: &SimulationSettings) -> String {
+    let model = FactorModel {
+        file: PathBuf::new(),
+        ..job.model.clone()
+    };
     let text = format!(
         "{}|{:?}|{:?}|{:?}|{}|{}|{}|{}",
         env!("CARGO_PKG_VERSION"),
-        job.model,
+        model,
         job.aggregated,
         job.valuation_time,
         settings.paths,
@@ -121,6 +127,12 @@ impl MovesCache {
             .iter()
             .all(|f| fs::metadata(f).is_ok_and(|m| m.len() == bytes));
         whole.then_some(cache)
+    }
+
+    /// Makes sure `dir` exists and is a directory, before a simulation whose results would
+    /// be written there.
+    pub fn prepare(dir: &Path) -> Result<()> {
+        fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))
     }
 
     /// Writes a cache of `base_pnl` (USD, per path) and the moves of every path (`blocks`,
