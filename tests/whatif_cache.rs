@@ -148,3 +148,35 @@ fn a_damaged_cache_is_rebuilt_and_an_unwritable_one_is_an_error() {
     assert!(stderr.contains("a-file"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A hard book: the ten-day sample (ten Student-t steps) selling a BTC straddle that
+/// expires five minutes after the horizon and one that expires inside it (two-sided
+/// tails, a near-kink at the horizon): cached and uncached agree to the last bit.
+#[test]
+fn a_short_straddle_at_the_horizon_of_a_ten_step_book_agrees_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let trades = dir.path().join("straddle.csv");
+    std::fs::write(
+        &trades,
+        "id,kind,underlying,quantity,multiplier,venue,option_type,strike,expiry,implied_vol
+st-c,option,BTC,-40,,deribit,call,92000,2026-11-30T08:05:00Z,0.5
+st-p,option,BTC,-40,,deribit,put,92000,2026-11-30T08:05:00Z,0.5
+in-c,option,ETH,-500,,deribit,call,3100,2026-11-25T08:00:00Z,0.65
+",
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let ten_day = sample("fund_10d.toml");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["whatif", ten_day.to_str().unwrap(), "--format", "json"];
+        args.extend(["--paths", "6000", "--trades", trades.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        tailrisk(&args)
+    };
+    let uncached = stdout(&run(&[]));
+    let dir_arg = ["--cache", cache.to_str().unwrap()];
+    assert!(wrote_cache(&run(&dir_arg)));
+    let cached = run(&dir_arg);
+    assert!(!wrote_cache(&cached));
+    assert_eq!(stdout(&cached), uncached);
+}
