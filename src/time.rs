@@ -13,6 +13,11 @@ pub const OPTION_EXPIRY_HOUR: u32 = 8;
 /// (`2026-12-25`), which means `bare_date_hour`:00 UTC that day.
 pub fn parse_instant(text: &str, bare_date_hour: u32) -> Option<DateTime<Utc>> {
     let text = text.trim();
+    // every form with a time of day has a ':'; a bare date goes straight to its parser
+    // (a positions file holds thousands of expiry dates)
+    if !text.contains(':') {
+        return bare_date(text, bare_date_hour);
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
@@ -25,8 +30,13 @@ pub fn parse_instant(text: &str, bare_date_hour: u32) -> Option<DateTime<Utc>> {
             return Some(t.and_utc());
         }
     }
+    None
+}
+
+/// `YYYY-MM-DD` at `hour`:00 UTC.
+fn bare_date(text: &str, hour: u32) -> Option<DateTime<Utc>> {
     let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-    let time = NaiveTime::from_hms_opt(bare_date_hour, 0, 0)?;
+    let time = NaiveTime::from_hms_opt(hour, 0, 0)?;
     Some(date.and_time(time).and_utc())
 }
 
@@ -55,6 +65,12 @@ mod tests {
             parse_instant("2026-12-25T08:00:00Z", 0)
         );
         assert!(parse_instant("25/12/2026", 0).is_none());
+        // a date with an hour but no minutes is no form of the SPEC's
+        assert!(parse_instant("2026-12-25T08", 0).is_none());
+        assert_eq!(
+            parse_instant("2026-12-25T08:00", 0),
+            parse_instant("2026-12-25", 8)
+        );
     }
 
     #[test]

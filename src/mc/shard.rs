@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Location, Result};
 use crate::mc::simulation::{largest_tail_error, ExactTail, TailPath};
 use crate::report::text::RunReport;
-use crate::risk::measures::{combine_moments, largest, tail_keep, var_es_from_tail, Moments};
+use crate::risk::measures::{
+    combine_moments, largest_losses, tail_keep, var_es_from_tail, Moments,
+};
 
 /// Version tag of the shard format.
 pub const SHARD_FORMAT: &str = "tailrisk-shard-2";
@@ -111,7 +113,7 @@ pub struct ShardPaths<'a> {
 
 /// The paths of a fully revalued shard whose loss is at least the `keep`-th largest.
 fn full_tail(pnl: &[f64], first_path: u64, keep: usize) -> Vec<TailPath> {
-    let threshold = largest(pnl.iter().map(|p| -p).collect(), keep)
+    let threshold = largest_losses(pnl, keep)
         .last()
         .copied()
         .unwrap_or(f64::NEG_INFINITY);

@@ -22,7 +22,7 @@ use crate::mc::shocks::{block_rng, BlockDraws, ShockGenerator, BLOCK_PATHS};
 use crate::mc::threads::Threads;
 use crate::model::factors::FactorModel;
 use crate::pricing::revaluation::Revaluer;
-use crate::risk::measures::{largest, tail_keep, var_es};
+use crate::risk::measures::{largest, largest_losses, tail_keep, var_es};
 use crate::time::DAYS_PER_YEAR;
 
 /// How paths are revalued.
@@ -583,7 +583,7 @@ impl Simulator {
             let margin = |error: f64, loss: f64| {
                 TAIL_SAFETY * error.max(full.pilot_error) + TAIL_MARGIN_FLOOR * loss.abs()
             };
-            let grid_kth = largest(pnl.iter().map(|p| -p).collect(), keep)[keep - 1];
+            let grid_kth = largest_losses(pnl, keep)[keep - 1];
             let mut threshold = grid_kth - margin(0.0, grid_kth);
             let mut largest_error: f64 = 0.0;
             loop {

@@ -853,9 +853,12 @@ impl BlockState {
     /// Underlying `u`'s state on every path of `moves`, as [`UnderlyingAtHorizon::state`].
     fn read(&mut self, u: &UnderlyingAtHorizon, moves: &HorizonMoves) {
         let x = moves.log_spot_column(u.model_index);
+        for (to, x) in self.x.iter_mut().zip(x) {
+            *to = x;
+        }
         let ratio = moves.vol_ratio_column(u.model_index);
-        for (p, (x, ratio)) in x.zip(ratio).enumerate().take(self.spot.len()) {
-            (self.x[p], self.ratio[p]) = (x, ratio);
+        for (to, ratio) in self.ratio.iter_mut().zip(ratio) {
+            *to = ratio;
         }
         math::scaled_exp(u.spot, &self.x, &mut self.spot);
     }

@@ -152,14 +152,21 @@ pub fn what_if(
     };
     let levels = &job.scenario.run.confidence;
     let currency = &job.currency;
-    let pnl_before = usd.in_currency(currency, job.aggregated.base_value(), &usd.before);
-    let after_usd: Vec<f64> = usd
-        .before
-        .iter()
-        .zip(&usd.traded)
-        .map(|(b, t)| b + t)
-        .collect();
-    let pnl_after = usd.in_currency(currency, after.base_value(), &after_usd);
+    let UsdPnl {
+        before: pnl_before,
+        traded: mut pnl_after,
+        coin_log_move,
+    } = usd;
+    for (after, before) in pnl_after.iter_mut().zip(&pnl_before) {
+        *after += before;
+    }
+    let pnl_before = in_currency(
+        pnl_before,
+        currency,
+        job.aggregated.base_value(),
+        &coin_log_move,
+    );
+    let pnl_after = in_currency(pnl_after, currency, after.base_value(), &coin_log_move);
     // each figure computed in one piece, the pieces side by side on the workers
     let pool = settings.threads.pool()?;
     let (before_measures, after_measures) = pool.install(|| {
@@ -207,18 +214,20 @@ struct UsdPnl {
     coin_log_move: Vec<f64>,
 }
 
-impl UsdPnl {
-    /// `pnl` (USD) of a book worth `value` USD today, in `currency`.
-    fn in_currency(&self, currency: &ReportingCurrency, value: f64, pnl: &[f64]) -> Vec<f64> {
-        match currency.coin {
-            None => pnl.to_vec(),
-            Some(coin) => pnl
-                .iter()
-                .zip(&self.coin_log_move)
-                .map(|(&p, &x)| coin.convert(value, p, x))
-                .collect(),
+/// `pnl` (USD per path) of a book worth `value` USD today, in `currency`, the reporting
+/// coin's ln price moving by `coin_log_move` on each path.
+fn in_currency(
+    mut pnl: Vec<f64>,
+    currency: &ReportingCurrency,
+    value: f64,
+    coin_log_move: &[f64],
+) -> Vec<f64> {
+    if let Some(coin) = currency.coin {
+        for (p, &x) in pnl.iter_mut().zip(coin_log_move) {
+            *p = coin.convert(value, *p, x);
         }
     }
+    pnl
 }
 
 /// One block of a what-if's simulation.
@@ -313,34 +322,43 @@ fn cached(
     });
     let traded = traded.clone().reading_columns(&columns);
     let reader = cache.moves(&columns).reader()?;
-    let before = cache.base_pnl()?;
-    let paths = before.len();
+    let paths = cache.paths();
+    let mut usd = UsdPnl {
+        before: vec![0.0; paths],
+        traded: vec![0.0; paths],
+        coin_log_move: vec![0.0; if coin.is_some() { paths } else { 0 }],
+    };
+    let coin_blocks: Vec<&mut [f64]> = match coin {
+        Some(_) => usd.coin_log_move.chunks_mut(BLOCK_PATHS).collect(),
+        None => std::iter::repeat_with(|| &mut [][..])
+            .take(paths.div_ceil(BLOCK_PATHS))
+            .collect(),
+    };
     let pool = settings.threads.pool()?;
-    let blocks: Vec<(Vec<f64>, Vec<f64>)> = pool.install(|| {
-        (0..paths.div_ceil(BLOCK_PATHS))
-            .into_par_iter()
-            .map_init(
+    pool.install(|| {
+        usd.before
+            .par_chunks_mut(BLOCK_PATHS)
+            .zip(usd.traded.par_chunks_mut(BLOCK_PATHS))
+            .zip(coin_blocks)
+            .enumerate()
+            .try_for_each_init(
                 || (Vec::new(), HorizonMoves::default()),
-                |(buffer, block_moves), block| {
+                |(buffer, block_moves), (block, ((before, traded_pnl), coin_move))| {
                     let first = block * BLOCK_PATHS;
-                    let len = BLOCK_PATHS.min(paths - first);
-                    reader.fill(first, len, buffer, block_moves)?;
-                    let mut pnl = vec![0.0; len];
-                    traded.revalue(block_moves, &mut pnl);
-                    let coin_move =
-                        coin.map_or(Vec::new(), |c| block_moves.log_spot_column(c).collect());
-                    Ok((pnl, coin_move))
+                    reader.base_pnl(first, before)?;
+                    reader.fill(first, before.len(), buffer, block_moves)?;
+                    traded.revalue(block_moves, traded_pnl);
+                    if let Some(c) = coin {
+                        for (to, x) in coin_move.iter_mut().zip(block_moves.log_spot_column(c)) {
+                            *to = x;
+                        }
+                    }
+                    Ok::<(), Error>(())
                 },
             )
-            .collect::<Result<_>>()
     })?;
-    let traded_pnl: Vec<f64> = blocks.iter().flat_map(|b| b.0.iter().copied()).collect();
-    check_finite(&traded_pnl, 0, &job.model.file)?;
-    Ok(UsdPnl {
-        before,
-        traded: traded_pnl,
-        coin_log_move: blocks.into_iter().flat_map(|b| b.1).collect(),
-    })
+    check_finite(&usd.traded, 0, &job.model.file)?;
+    Ok(usd)
 }
 
 /// Paths of the cache's first block that this build must reproduce to the last bit.

@@ -54,6 +54,8 @@ pub struct MovesCache {
 /// The columns of the moves one what-if reads, read block by block from a cache.
 #[derive(Debug, Clone)]
 pub struct CachedMoves {
+    /// The book's USD P&L per path.
+    base_pnl: PathBuf,
     /// Per column of the compact moves: the model underlying's ln(S_h/S_0) and iv_h/iv_0
     /// files.
     spot_and_vol: Vec<(PathBuf, PathBuf)>,
@@ -64,6 +66,7 @@ pub struct CachedMoves {
 /// The open column files of [`CachedMoves`], read at offsets (shared by worker threads).
 #[derive(Debug)]
 pub struct ColumnReader {
+    base_pnl: fs::File,
     files: Vec<(fs::File, fs::File)>,
     surface: Vec<fs::File>,
 }
@@ -73,11 +76,14 @@ pub struct ColumnReader {
 /// time, paths, seed, horizon and steps (not the thread count, which changes nothing), and
 /// this build's version.
 pub fn fingerprint(job: &Job, settings: &SimulationSettings) -> String {
+    use std::fmt::Write as _;
     let model = FactorModel {
         file: PathBuf::new(),
         ..job.model.clone()
     };
-    let text = format!(
+    let mut hash = Fnv1a::default();
+    write!(
+        hash,
         "{}|{:?}|{:?}|{:?}|{}|{}|{}|{}",
         env!("CARGO_PKG_VERSION"),
         model,
@@ -87,11 +93,28 @@ pub fn fingerprint(job: &Job, settings: &SimulationSettings) -> String {
         settings.seed,
         settings.horizon_days,
         settings.steps
-    );
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{hash:016x}")
+    )
+    .expect("hashing text cannot fail");
+    format!("{:016x}", hash.0)
+}
+
+/// 64-bit FNV-1a of the text written into it, fed as it is formatted (the Debug text of a
+/// large book is megabytes; it is never held whole).
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::fmt::Write for Fnv1a {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        for &b in text.as_bytes() {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Ok(())
+    }
 }
 
 impl MovesCache {
@@ -206,38 +229,24 @@ impl MovesCache {
     pub fn head(&self, rows: usize) -> Result<(Vec<f64>, HorizonMoves)> {
         let rows = rows.min(self.manifest.paths as usize);
         let all: Vec<usize> = (0..self.manifest.underlyings).collect();
+        let reader = self.moves(&all).reader()?;
         let mut moves = HorizonMoves::default();
-        self.moves(&all)
-            .reader()?
-            .fill(0, rows, &mut Vec::new(), &mut moves)?;
-        let mut base = vec![0u8; rows * 8];
-        let file = fs::File::open(self.dir.join("base_pnl.f64")).map_err(|e| read_error(&e))?;
-        read_at(&file, 0, &mut base)?;
-        let base = base
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("eight bytes")))
-            .collect();
+        reader.fill(0, rows, &mut Vec::new(), &mut moves)?;
+        let mut base = vec![0.0; rows];
+        reader.base_pnl(0, &mut base)?;
         Ok((base, moves))
     }
 
-    /// The book's USD P&L on every path.
-    pub fn base_pnl(&self) -> Result<Vec<f64>> {
-        let pnl = read_column(&self.dir.join("base_pnl.f64"))?;
-        if pnl.len() as u64 != self.manifest.paths {
-            return Err(Error::Resource {
-                message: format!(
-                    "the what-if cache in {} changed while being read; run again",
-                    self.dir.display()
-                ),
-            });
-        }
-        Ok(pnl)
+    /// Paths in the cache.
+    pub fn paths(&self) -> usize {
+        self.manifest.paths as usize
     }
 
     /// The moves of model underlyings `underlyings` (in that order: column i of the compact
     /// moves is model underlying `underlyings[i]`) and every surface slot.
     pub fn moves(&self, underlyings: &[usize]) -> CachedMoves {
         CachedMoves {
+            base_pnl: self.dir.join("base_pnl.f64"),
             spot_and_vol: underlyings
                 .iter()
                 .map(|&u| (self.spot_file(u), self.vol_file(u)))
@@ -276,6 +285,7 @@ impl CachedMoves {
     pub fn reader(&self) -> Result<ColumnReader> {
         let open = |path: &PathBuf| fs::File::open(path).map_err(|e| read_error(&e));
         Ok(ColumnReader {
+            base_pnl: open(&self.base_pnl)?,
             files: self
                 .spot_and_vol
                 .iter()
@@ -294,12 +304,12 @@ impl ColumnReader {
         &self,
         first: usize,
         len: usize,
-        buffer: &mut Vec<u8>,
+        buffer: &mut Vec<f64>,
         moves: &mut HorizonMoves,
     ) -> Result<()> {
         let (n, w) = (self.files.len(), self.surface.len());
         moves.reset(len, n, w);
-        buffer.resize(len * 8, 0);
+        buffer.resize(len, 0.0);
         for (u, (spot, vol)) in self.files.iter().enumerate() {
             read_at(spot, first, buffer)?;
             scatter(buffer, &mut moves.log_spot, n, u);
@@ -312,11 +322,22 @@ impl ColumnReader {
         }
         Ok(())
     }
+
+    /// The book's USD P&L on paths `first..first + pnl.len()` into `pnl`.
+    pub fn base_pnl(&self, first: usize, pnl: &mut [f64]) -> Result<()> {
+        read_at(&self.base_pnl, first, pnl)
+    }
 }
 
-/// Reads `buffer.len()` bytes of `file` from path `first` on (8 bytes a path).
-fn read_at(file: &fs::File, first: usize, buffer: &mut [u8]) -> Result<()> {
+/// Reads the numbers of paths `first..first + values.len()` of a column file into
+/// `values`.
+fn read_at(file: &fs::File, first: usize, values: &mut [f64]) -> Result<()> {
     let offset = first as u64 * 8;
+    // SAFETY: any 8 bytes are a valid f64 and u8 needs no alignment, so the numbers'
+    // memory can be read into as bytes; the slice covers exactly that memory.
+    let buffer = unsafe {
+        std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), values.len() * 8)
+    };
     #[cfg(unix)]
     let read = std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset);
     #[cfg(not(any(unix, windows)))]
@@ -343,7 +364,14 @@ fn read_at(file: &fs::File, first: usize, buffer: &mut [u8]) -> Result<()> {
             }
         }
     };
-    read.map_err(|e| read_error(&e))
+    read.map_err(|e| read_error(&e))?;
+    // the files are little-endian
+    if cfg!(target_endian = "big") {
+        for v in values.iter_mut() {
+            *v = f64::from_bits(u64::from_le(v.to_bits()));
+        }
+    }
+    Ok(())
 }
 
 /// A failure to read the cache.
@@ -372,11 +400,10 @@ fn remove_other_caches(dir: &Path, fingerprint: &str) {
     }
 }
 
-/// Writes the little-endian f64 of `bytes` into entry `index` of consecutive rows of
-/// `width` numbers of `rows`.
-fn scatter(bytes: &[u8], rows: &mut [f64], width: usize, index: usize) {
-    for (row, b) in rows.chunks_exact_mut(width).zip(bytes.chunks_exact(8)) {
-        row[index] = f64::from_le_bytes(b.try_into().expect("eight bytes"));
+/// Writes `column` into entry `index` of consecutive rows of `width` numbers of `rows`.
+fn scatter(column: &[f64], rows: &mut [f64], width: usize, index: usize) {
+    for (row, &value) in rows.chunks_exact_mut(width).zip(column) {
+        row[index] = value;
     }
 }
 
@@ -388,12 +415,4 @@ fn write_column(path: &Path, values: impl Iterator<Item = f64>) -> Result<()> {
             .map_err(|e| Error::output(path, e))?;
     }
     out.flush().map_err(|e| Error::output(path, e))
-}
-
-fn read_column(path: &Path) -> Result<Vec<f64>> {
-    let bytes = fs::read(path).map_err(|e| read_error(&e))?;
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|b| f64::from_le_bytes(b.try_into().expect("eight bytes")))
-        .collect())
 }
