@@ -88,16 +88,8 @@ fn equal_pillars_moving_together_price_like_the_one_factor_model() {
     };
     let (one, pillars) = (revaluer(&one), revaluer(&pillars));
     for (x, ratio) in [(-0.2, 1.6), (0.0, 1.0), (0.05, 0.7), (0.3, 1.05)] {
-        let flat = one.path_pnl(PathMove {
-            log_spot: &[x],
-            vol_ratio: &[ratio],
-            surface: &[],
-        });
-        let moved = pillars.path_pnl(PathMove {
-            log_spot: &[x],
-            vol_ratio: &[ratio],
-            surface: &[f64::ln(ratio); 4],
-        });
+        let flat = one.path_pnl(PathMove::new(&[x], &[ratio], &[]));
+        let moved = pillars.path_pnl(PathMove::new(&[x], &[ratio], &[f64::ln(ratio); 4]));
         assert!(
             (flat - moved).abs() <= 1e-9 * flat.abs().max(1.0),
             "x {x}, ratio {ratio}: {flat} against {moved}"

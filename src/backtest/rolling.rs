@@ -265,11 +265,11 @@ fn forecast_day(
         .iter()
         .map(|u| realised_return(&held[&u.name], date))
         .collect();
-    let realised = Revaluer::new(&aggregated, &model, 1.0).path_pnl(PathMove {
-        log_spot: &log_spot,
-        vol_ratio: &vec![1.0; log_spot.len()],
-        surface: &[],
-    });
+    let realised = Revaluer::new(&aggregated, &model, 1.0).path_pnl(PathMove::new(
+        &log_spot,
+        &vec![1.0; log_spot.len()],
+        &[],
+    ));
     Ok(DailyForecast {
         date: date.to_string(),
         pnl: realised,

@@ -31,16 +31,22 @@ use crate::time::DAYS_PER_YEAR;
 
 /// Where each path ends: per path and per model underlying, ln(S_h/S_0) and iv_h/iv_0, and
 /// the path's surface row (pillar log-vol moves and skew moves, see
-/// [`crate::model::factors`]). Row-major, one row per path.
+/// [`crate::model::factors`]). The surface rows are row-major, one row per path; the spot
+/// and vol moves are row-major too as the simulation writes them ([`HorizonMoves::reset`]),
+/// or column-major, one column per underlying, as a cache reads them
+/// ([`HorizonMoves::reset_columns`]).
 #[derive(Debug, Clone, Default)]
 pub struct HorizonMoves {
     /// Number of model underlyings per row.
     pub underlyings: usize,
-    /// ln(S_h / S_0).
+    /// ln(S_h / S_0), laid out as [`HorizonMoves::by_columns`] says.
     pub log_spot: Vec<f64>,
     /// iv_h / iv_0: the factor by which every implied vol of that underlying is scaled (its
-    /// 30-day vol level when it has pillars).
+    /// 30-day vol level when it has pillars); laid out like `log_spot`.
     pub vol_ratio: Vec<f64>,
+    /// Whether `log_spot` and `vol_ratio` hold one column of paths per underlying instead of
+    /// one row of underlyings per path.
+    by_columns: bool,
     /// Numbers per path of the surface rows ([`FactorModel::surface_width`]).
     pub surface_width: usize,
     /// Pillar moves (ln of the ATM vol ratio) and skew moves (change of the 30-day slope).
@@ -52,17 +58,45 @@ pub struct HorizonMoves {
 /// One path's moves, as revaluation reads them.
 #[derive(Debug, Clone, Copy)]
 pub struct PathMove<'a> {
-    /// Per model underlying, ln(S_h / S_0).
-    pub log_spot: &'a [f64],
-    /// Per model underlying, iv_h / iv_0.
-    pub vol_ratio: &'a [f64],
+    /// From this path's ln(S_h / S_0) of the first model underlying on.
+    log_spot: &'a [f64],
+    /// From this path's iv_h / iv_0 of the first model underlying on.
+    vol_ratio: &'a [f64],
+    /// Distance from one underlying's number to the next's in `log_spot` and `vol_ratio`.
+    stride: usize,
     /// The path's surface row (empty without pillar or skew factors).
     pub surface: &'a [f64],
+}
+
+impl<'a> PathMove<'a> {
+    /// A path's moves from its rows: per model underlying ln(S_h/S_0) and iv_h/iv_0, and its
+    /// surface row.
+    pub fn new(log_spot: &'a [f64], vol_ratio: &'a [f64], surface: &'a [f64]) -> PathMove<'a> {
+        PathMove {
+            log_spot,
+            vol_ratio,
+            stride: 1,
+            surface,
+        }
+    }
+
+    /// ln(S_h / S_0) of model underlying `u`.
+    #[inline]
+    pub fn log_spot(&self, u: usize) -> f64 {
+        self.log_spot[u * self.stride]
+    }
+
+    /// iv_h / iv_0 of model underlying `u`.
+    #[inline]
+    pub fn vol_ratio(&self, u: usize) -> f64 {
+        self.vol_ratio[u * self.stride]
+    }
 }
 
 impl HorizonMoves {
     /// Sets `paths` rows to "nothing moved" (ln ratio 0, vol ratio 1, surface moves 0).
     pub fn reset(&mut self, paths: usize, underlyings: usize, surface_width: usize) {
+        self.by_columns = false;
         self.rows = paths;
         self.underlyings = underlyings;
         self.log_spot.clear();
@@ -74,6 +108,24 @@ impl HorizonMoves {
         self.surface.resize(paths * surface_width, 0.0);
     }
 
+    /// [`HorizonMoves::reset`] with the spot and vol moves column-major: column u of
+    /// `log_spot` and `vol_ratio` is [`HorizonMoves::column_range`]`(u)`.
+    pub fn reset_columns(&mut self, paths: usize, underlyings: usize, surface_width: usize) {
+        self.reset(paths, underlyings, surface_width);
+        self.by_columns = true;
+    }
+
+    /// Whether the spot and vol moves are column-major ([`HorizonMoves::reset_columns`]).
+    pub fn by_columns(&self) -> bool {
+        self.by_columns
+    }
+
+    /// Where underlying `u`'s column lies in `log_spot` and `vol_ratio` when they are
+    /// column-major.
+    pub fn column_range(&self, u: usize) -> std::ops::Range<usize> {
+        u * self.rows..(u + 1) * self.rows
+    }
+
     /// Number of paths held.
     pub fn paths(&self) -> usize {
         self.rows
@@ -83,10 +135,21 @@ impl HorizonMoves {
     #[inline]
     pub fn row(&self, i: usize) -> PathMove<'_> {
         let (u, w) = (self.underlyings, self.surface_width);
-        PathMove {
-            log_spot: &self.log_spot[i * u..(i + 1) * u],
-            vol_ratio: &self.vol_ratio[i * u..(i + 1) * u],
-            surface: &self.surface[i * w..(i + 1) * w],
+        let surface = &self.surface[i * w..(i + 1) * w];
+        if self.by_columns {
+            // empty when no underlying is held
+            PathMove {
+                log_spot: self.log_spot.get(i..).unwrap_or_default(),
+                vol_ratio: self.vol_ratio.get(i..).unwrap_or_default(),
+                stride: self.rows,
+                surface,
+            }
+        } else {
+            PathMove::new(
+                &self.log_spot[i * u..(i + 1) * u],
+                &self.vol_ratio[i * u..(i + 1) * u],
+                surface,
+            )
         }
     }
 
@@ -99,10 +162,21 @@ impl HorizonMoves {
                 .copied()
                 .collect()
         };
+        let (log_spot, vol_ratio) = if self.by_columns {
+            let transposed = |values: &[f64]| -> Vec<f64> {
+                rows.iter()
+                    .flat_map(|&i| (0..u).map(move |j| values[j * self.rows + i]))
+                    .collect()
+            };
+            (transposed(&self.log_spot), transposed(&self.vol_ratio))
+        } else {
+            (gather(&self.log_spot, u), gather(&self.vol_ratio, u))
+        };
         HorizonMoves {
             underlyings: u,
-            log_spot: gather(&self.log_spot, u),
-            vol_ratio: gather(&self.vol_ratio, u),
+            log_spot,
+            vol_ratio,
+            by_columns: false,
             surface_width: w,
             surface: gather(&self.surface, w),
             rows: rows.len(),
@@ -111,12 +185,47 @@ impl HorizonMoves {
 
     /// ln(S_h/S_0) of underlying `underlying` on every path, in path order.
     pub fn log_spot_column(&self, underlying: usize) -> impl Iterator<Item = f64> + '_ {
-        column(&self.log_spot, self.underlyings, underlying)
+        self.spot_or_vol_column(&self.log_spot, underlying)
     }
 
     /// iv_h/iv_0 of underlying `underlying` on every path, in path order.
     pub fn vol_ratio_column(&self, underlying: usize) -> impl Iterator<Item = f64> + '_ {
-        column(&self.vol_ratio, self.underlyings, underlying)
+        self.spot_or_vol_column(&self.vol_ratio, underlying)
+    }
+
+    /// Underlying `u`'s ln(S_h/S_0) and iv_h/iv_0 on the first paths into `x` and `ratio`
+    /// (as many as they hold).
+    pub fn copy_spot_and_vol(&self, u: usize, x: &mut [f64], ratio: &mut [f64]) {
+        if self.by_columns {
+            let range = self.column_range(u);
+            for (to, &from) in x.iter_mut().zip(&self.log_spot[range.clone()]) {
+                *to = from;
+            }
+            for (to, &from) in ratio.iter_mut().zip(&self.vol_ratio[range]) {
+                *to = from;
+            }
+        } else {
+            for (to, x) in x.iter_mut().zip(self.log_spot_column(u)) {
+                *to = x;
+            }
+            for (to, ratio) in ratio.iter_mut().zip(self.vol_ratio_column(u)) {
+                *to = ratio;
+            }
+        }
+    }
+
+    /// Underlying `u`'s numbers of `values` (`log_spot` or `vol_ratio`), in path order.
+    fn spot_or_vol_column<'a>(
+        &self,
+        values: &'a [f64],
+        u: usize,
+    ) -> impl Iterator<Item = f64> + 'a {
+        let (width, index, values) = if self.by_columns {
+            (1, 0, &values[self.column_range(u)])
+        } else {
+            (self.underlyings, u, values)
+        };
+        column(values, width, index)
     }
 
     /// Slot `slot` of the surface rows on every path, in path order.
@@ -296,6 +405,7 @@ impl PathBuilder {
     /// `moves`. Jumps (de-pegs, venue failures) are decided at the last step, from the whole
     /// path's shock.
     pub fn advance(&self, step: u32, shocks: &[f64], factors: usize, moves: &mut HorizonMoves) {
+        debug_assert!(!moves.by_columns, "the simulation writes rows");
         let last = step + 1 == self.steps;
         let (u, w) = (self.scales.len(), self.surface_width);
         for (path, e) in shocks.chunks_exact(factors).enumerate() {
@@ -349,5 +459,62 @@ impl FundingStep {
         let growth = x.exp();
         surface[self.slot + 1] += rate_dt * growth;
         surface[self.slot + 2] += rate_dt / growth;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same numbers laid out by rows and by columns.
+    fn both_layouts(paths: usize, underlyings: usize) -> (HorizonMoves, HorizonMoves) {
+        let value = |p: usize, u: usize| (p * 10 + u) as f64 + 0.5;
+        let mut rows = HorizonMoves::default();
+        rows.reset(paths, underlyings, 1);
+        let mut columns = HorizonMoves::default();
+        columns.reset_columns(paths, underlyings, 1);
+        for p in 0..paths {
+            for u in 0..underlyings {
+                rows.log_spot[p * underlyings + u] = value(p, u);
+                rows.vol_ratio[p * underlyings + u] = -value(p, u);
+                let at = columns.column_range(u).start + p;
+                columns.log_spot[at] = value(p, u);
+                columns.vol_ratio[at] = -value(p, u);
+            }
+            rows.surface[p] = p as f64;
+            columns.surface[p] = p as f64;
+        }
+        (rows, columns)
+    }
+
+    /// A path, a column, a copy and a subset read the same numbers from either layout, also
+    /// with no underlying at all.
+    #[test]
+    fn rows_and_columns_read_alike() {
+        for underlyings in [0, 1, 3] {
+            let (rows, columns) = both_layouts(5, underlyings);
+            assert!(columns.by_columns() && !rows.by_columns());
+            for p in 0..5 {
+                let (a, b) = (rows.row(p), columns.row(p));
+                for u in 0..underlyings {
+                    assert_eq!(a.log_spot(u), b.log_spot(u));
+                    assert_eq!(a.vol_ratio(u), b.vol_ratio(u));
+                }
+                assert_eq!(a.surface, b.surface);
+            }
+            for u in 0..underlyings {
+                assert!(rows.log_spot_column(u).eq(columns.log_spot_column(u)));
+                assert!(rows.vol_ratio_column(u).eq(columns.vol_ratio_column(u)));
+                let (mut x, mut ratio) = (vec![0.0; 5], vec![0.0; 5]);
+                columns.copy_spot_and_vol(u, &mut x, &mut ratio);
+                assert!(x.iter().copied().eq(rows.log_spot_column(u)));
+                assert!(ratio.iter().copied().eq(rows.vol_ratio_column(u)));
+            }
+            let (a, b) = (rows.subset(&[4, 1]), columns.subset(&[4, 1]));
+            assert!(!b.by_columns());
+            assert_eq!(a.paths(), b.paths());
+            assert_eq!((a.log_spot, a.vol_ratio), (b.log_spot, b.vol_ratio));
+            assert_eq!(a.surface, b.surface);
+        }
     }
 }

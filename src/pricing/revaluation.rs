@@ -396,7 +396,7 @@ impl Revaluer {
     fn reported(&self, pnl: f64, m: PathMove) -> f64 {
         match self.numeraire {
             None => pnl,
-            Some((coin, value)) => coin.convert(value, pnl, m.log_spot[coin.model_index]),
+            Some((coin, value)) => coin.convert(value, pnl, m.log_spot(coin.model_index)),
         }
     }
 
@@ -790,8 +790,8 @@ impl UnderlyingAtHorizon {
     /// move x and the implied-vol ratio of this underlying on a path.
     #[inline]
     fn state(&self, m: PathMove) -> (f64, f64, f64) {
-        let x = m.log_spot[self.model_index];
-        (self.spot * math::exp(x), x, m.vol_ratio[self.model_index])
+        let x = m.log_spot(self.model_index);
+        (self.spot * math::exp(x), x, m.vol_ratio(self.model_index))
     }
 }
 
@@ -852,14 +852,7 @@ impl BlockState {
 
     /// Underlying `u`'s state on every path of `moves`, as [`UnderlyingAtHorizon::state`].
     fn read(&mut self, u: &UnderlyingAtHorizon, moves: &HorizonMoves) {
-        let x = moves.log_spot_column(u.model_index);
-        for (to, x) in self.x.iter_mut().zip(x) {
-            *to = x;
-        }
-        let ratio = moves.vol_ratio_column(u.model_index);
-        for (to, ratio) in self.ratio.iter_mut().zip(ratio) {
-            *to = ratio;
-        }
+        moves.copy_spot_and_vol(u.model_index, &mut self.x, &mut self.ratio);
         math::scaled_exp(u.spot, &self.x, &mut self.spot);
     }
 }

@@ -128,27 +128,23 @@ pub fn what_if(
     settings: SimulationSettings,
     cache: Option<&Path>,
 ) -> Result<WhatIf> {
-    let trades = trades_file
-        .map(|path| Book::load(path, &job.market, job.valuation_time))
-        .transpose()?;
-    let after_book = modified_book(&job.book, trades.as_ref(), remove)?;
-    let build = |book: &Book| {
-        AggregatedBook::build(
-            book,
-            &job.market,
-            &job.model,
-            job.valuation_time,
-            &job.scenario.path,
+    let pool = settings.threads.pool()?;
+    // the books and the check of the cache do not depend on each other
+    let (books, checked) = pool.install(|| {
+        rayon::join(
+            || Books::build(job, trades_file, remove, settings.horizon_days),
+            || cache.map(|dir| CheckedCache::of(job, settings, dir)),
         )
-    };
-    let after = build(&after_book)?;
-    let traded = build(&traded_positions(&job.book, trades.as_ref(), remove))?;
-    let horizon = settings.horizon_days;
-    let traded =
-        Revaluer::new(&traded, &job.model, horizon).with_vol_dynamics(&traded, &job.model, horizon);
-    let usd = match cache {
+    });
+    let Books {
+        trades,
+        after_book,
+        after,
+        traded,
+    } = books?;
+    let usd = match checked.transpose()? {
         None => simulate(job, &traded, settings, None)?,
-        Some(dir) => cached(job, &traded, settings, dir)?,
+        Some(checked) => cached(job, &traded, settings, checked)?,
     };
     let levels = &job.scenario.run.confidence;
     let currency = &job.currency;
@@ -168,7 +164,6 @@ pub fn what_if(
     );
     let pnl_after = in_currency(pnl_after, currency, after.base_value(), &coin_log_move);
     // each figure computed in one piece, the pieces side by side on the workers
-    let pool = settings.threads.pool()?;
     let (before_measures, after_measures) = pool.install(|| {
         rayon::join(
             || var_es(&pnl_before, levels),
@@ -204,6 +199,88 @@ pub fn what_if(
             .collect(),
         positions_removed: remove.to_vec(),
     })
+}
+
+/// The books of a what-if besides the job's.
+struct Books {
+    /// The trades as loaded.
+    trades: Option<Book>,
+    /// The job's book with the trades added and the positions removed.
+    after_book: Book,
+    /// `after_book` netted.
+    after: AggregatedBook,
+    /// The revaluation of the traded positions ([`traded_positions`]), in USD.
+    traded: Revaluer,
+}
+
+impl Books {
+    /// Loads the trades and builds the books for a horizon of `horizon_days`.
+    fn build(
+        job: &Job,
+        trades_file: Option<&Path>,
+        remove: &[String],
+        horizon_days: f64,
+    ) -> Result<Books> {
+        let trades = trades_file
+            .map(|path| Book::load(path, &job.market, job.valuation_time))
+            .transpose()?;
+        let after_book = modified_book(&job.book, trades.as_ref(), remove)?;
+        let build = |book: &Book| {
+            AggregatedBook::build(
+                book,
+                &job.market,
+                &job.model,
+                job.valuation_time,
+                &job.scenario.path,
+            )
+        };
+        let after = build(&after_book)?;
+        let traded = build(&traded_positions(&job.book, trades.as_ref(), remove))?;
+        let revaluer = Revaluer::new(&traded, &job.model, horizon_days).with_vol_dynamics(
+            &traded,
+            &job.model,
+            horizon_days,
+        );
+        Ok(Books {
+            trades,
+            after_book,
+            after,
+            traded: revaluer,
+        })
+    }
+}
+
+/// A what-if cache directory and what it holds for the job.
+struct CheckedCache<'a> {
+    dir: &'a Path,
+    /// The job's inputs' fingerprint ([`fingerprint`]).
+    fingerprint: String,
+    /// The cache of these inputs, when there is one that this build reproduces.
+    usable: Option<MovesCache>,
+}
+
+impl<'a> CheckedCache<'a> {
+    /// Looks for a usable cache of the job's inputs in `dir`.
+    fn of(job: &Job, settings: SimulationSettings, dir: &'a Path) -> Result<CheckedCache<'a>> {
+        let fingerprint = fingerprint(job, &settings);
+        let (underlyings, surface_width) = (job.model.underlyings.len(), job.model.surface_width);
+        let opened = MovesCache::open(
+            dir,
+            &fingerprint,
+            settings.paths,
+            underlyings,
+            surface_width,
+        );
+        let reproduced = match &opened {
+            Some(cache) => reproduces(job, settings, cache)?,
+            None => false,
+        };
+        Ok(CheckedCache {
+            dir,
+            fingerprint,
+            usable: opened.filter(|_| reproduced),
+        })
+    }
 }
 
 /// Per path, in USD: the book's P&L, the traded positions' P&L, and the reporting coin's
@@ -284,28 +361,20 @@ fn simulate(
     Ok(usd)
 }
 
-/// The what-if's P&L from the cache in `dir`, building it first when it is absent or was
-/// built from other inputs.
+/// The what-if's P&L from the checked cache, building it first when there is none usable
+/// (absent, or built from other inputs or by a build with other numerics).
 fn cached(
     job: &Job,
     traded: &Revaluer,
     settings: SimulationSettings,
-    dir: &Path,
+    checked: CheckedCache,
 ) -> Result<UsdPnl> {
-    let fingerprint = fingerprint(job, &settings);
-    let (underlyings, surface_width) = (job.model.underlyings.len(), job.model.surface_width);
-    let opened = MovesCache::open(
+    let CheckedCache {
         dir,
-        &fingerprint,
-        settings.paths,
-        underlyings,
-        surface_width,
-    );
-    let reproduced = match &opened {
-        Some(cache) => reproduces(job, settings, cache)?,
-        None => false,
-    };
-    let Some(cache) = opened.filter(|_| reproduced) else {
+        fingerprint,
+        usable,
+    } = checked;
+    let Some(cache) = usable else {
         eprintln!(
             "tailrisk: writing the what-if cache in {} (first use, or the inputs or this \
              build's numbers changed)",
@@ -376,11 +445,24 @@ fn reproduces(job: &Job, settings: SimulationSettings, cache: &MovesCache) -> Re
     let moves = simulator.block_moves(0).subset(&rows);
     let mut pnl = vec![0.0; rows.len()];
     simulator.revaluer().revalue(&moves, &mut pnl);
-    let same = |a: &[f64], b: &[f64]| {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    let same = |a: &mut dyn Iterator<Item = f64>, b: &mut dyn Iterator<Item = f64>| {
+        a.map(f64::to_bits).eq(b.map(f64::to_bits))
     };
-    Ok(same(&pnl, &stored_pnl)
-        && same(&moves.log_spot, &stored.log_spot)
-        && same(&moves.vol_ratio, &stored.vol_ratio)
-        && same(&moves.surface, &stored.surface))
+    let underlyings = moves.underlyings;
+    Ok(stored.paths() == rows.len()
+        && stored.underlyings == underlyings
+        && same(&mut pnl.into_iter(), &mut stored_pnl.into_iter())
+        && (0..underlyings).all(|u| {
+            same(
+                &mut moves.log_spot_column(u),
+                &mut stored.log_spot_column(u),
+            ) && same(
+                &mut moves.vol_ratio_column(u),
+                &mut stored.vol_ratio_column(u),
+            )
+        })
+        && same(
+            &mut moves.surface.iter().copied(),
+            &mut stored.surface.iter().copied(),
+        ))
 }

@@ -297,9 +297,9 @@ impl CachedMoves {
 }
 
 impl ColumnReader {
-    /// The compact moves of paths `first..first + len` into `moves` (`buffer` is scratch):
-    /// column i holds the i-th underlying the reader was made for, and the surface rows are
-    /// whole.
+    /// The compact moves of paths `first..first + len` into `moves`, column-major (each
+    /// column read in place; `buffer` is scratch for the surface rows): column i holds the
+    /// i-th underlying the reader was made for, and the surface rows are whole.
     pub fn fill(
         &self,
         first: usize,
@@ -308,14 +308,13 @@ impl ColumnReader {
         moves: &mut HorizonMoves,
     ) -> Result<()> {
         let (n, w) = (self.files.len(), self.surface.len());
-        moves.reset(len, n, w);
-        buffer.resize(len, 0.0);
+        moves.reset_columns(len, n, w);
         for (u, (spot, vol)) in self.files.iter().enumerate() {
-            read_at(spot, first, buffer)?;
-            scatter(buffer, &mut moves.log_spot, n, u);
-            read_at(vol, first, buffer)?;
-            scatter(buffer, &mut moves.vol_ratio, n, u);
+            let column = moves.column_range(u);
+            read_at(spot, first, &mut moves.log_spot[column.clone()])?;
+            read_at(vol, first, &mut moves.vol_ratio[column])?;
         }
+        buffer.resize(len, 0.0);
         for (slot, file) in self.surface.iter().enumerate() {
             read_at(file, first, buffer)?;
             scatter(buffer, &mut moves.surface, w, slot);

@@ -246,11 +246,7 @@ impl<'a> StressBook<'a> {
         let vol_ratio: Vec<f64> = m.vol.iter().map(|v| 1.0 + v).collect();
         let mut unit = vec![0.0; self.revaluer.instrument_count()];
         let surface = m.path_row(&self.job.model, self.job.scenario.run.horizon_days);
-        let moves = PathMove {
-            log_spot: &log_spot,
-            vol_ratio: &vol_ratio,
-            surface: &surface,
-        };
+        let moves = PathMove::new(&log_spot, &vol_ratio, &surface);
         self.revaluer.unit_pnl(moves, &mut unit);
         let cash = &self.job.aggregated.cash;
         self.job
