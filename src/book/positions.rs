@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use rayon::prelude::*;
 
 use crate::book::instrument::{Instrument, OptionContract, OptionType, Settlement};
 use crate::error::{Error, Location, Result};
@@ -72,10 +73,16 @@ impl Book {
         for column in ["id", "kind", "underlying", "quantity"] {
             table.require_column(column)?;
         }
+        // rows parse independently (side by side); errors are then taken in row order
+        let rows: Vec<Row> = table.rows().collect();
+        let parsed: Vec<Result<Position>> = rows
+            .par_iter()
+            .map(|row| parse_position(row, market, valuation_time))
+            .collect();
         let mut seen = HashSet::new();
         let mut positions = Vec::with_capacity(table.len());
-        for row in table.rows() {
-            let position = parse_position(&row, market, valuation_time)?;
+        for (row, position) in rows.iter().zip(parsed) {
+            let position = position?;
             if !seen.insert(position.id.clone()) {
                 return Err(row.error("id", format!("'{}' appears twice", position.id)));
             }

@@ -43,8 +43,30 @@ pub struct Table {
     file: PathBuf,
     format: Format,
     names: Vec<String>,
-    columns: Vec<Vec<Option<String>>>,
+    columns: Vec<TextColumn>,
     rows: usize,
+}
+
+/// One column's cells: their text end to end, and each cell's span in it (`None` for a
+/// null). One allocation per column rather than one per cell: a book has 10⁴–10⁶ cells.
+#[derive(Debug, Default)]
+struct TextColumn {
+    text: String,
+    cells: Vec<Option<(usize, usize)>>,
+}
+
+impl TextColumn {
+    fn push(&mut self, cell: Option<&str>) {
+        self.cells.push(cell.map(|cell| {
+            let start = self.text.len();
+            self.text.push_str(cell);
+            (start, self.text.len())
+        }));
+    }
+
+    fn cell(&self, row: usize) -> Option<&str> {
+        self.cells[row].map(|(start, end)| &self.text[start..end])
+    }
 }
 
 impl Table {
@@ -88,7 +110,11 @@ impl Table {
                     ),
                 ));
             }
-            columns.push(strings.iter().map(|v| v.map(str::to_owned)).collect());
+            let mut cells = TextColumn::default();
+            for cell in strings.iter() {
+                cells.push(cell);
+            }
+            columns.push(cells);
             names.push(name.trim().to_owned());
         }
         Ok(Table {
@@ -170,7 +196,7 @@ impl<'a> Row<'a> {
     /// The trimmed text of a cell; `None` for a missing column, a null or an empty cell.
     pub fn text(&self, field: &str) -> Option<&'a str> {
         let col = self.table.column(field)?;
-        let cell = self.table.columns[col][self.index].as_deref()?.trim();
+        let cell = self.table.columns[col].cell(self.index)?.trim();
         (!cell.is_empty()).then_some(cell)
     }
 
