@@ -15,7 +15,9 @@
 //!    fresh paths;
 //! 10. [`stress`] — named scenarios, grids, historical replay, reverse stress;
 //! 11. [`backtest`] — rolling forecasts and their statistical tests;
-//! 12. [`report`] — result documents, text tables, output files, the committee report.
+//! 12. [`report`] — result documents, text tables, output files, the committee report;
+//! 13. [`service`] — the live book, market and paths behind an HTTP/JSON API
+//!     (`tailrisk serve`): pre-trade what-ifs, limits, events, a durable store.
 //!
 //! [`error`] types every failure with its exit code; [`time`] holds the 365-day calendar;
 //! [`math`] the exp and erfc whose bits are the same on every platform.
@@ -38,6 +40,7 @@ pub mod hedge;
 pub mod stress;
 pub mod backtest;
 pub mod report;
+pub mod service;
 
 pub mod error;
 pub mod math;

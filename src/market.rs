@@ -142,6 +142,31 @@ impl MarketData {
     pub fn underlyings(&self) -> impl Iterator<Item = &str> {
         self.quotes.keys().map(String::as_str)
     }
+
+    /// Moves a quoted underlying's spot and/or ATM vol (a live market update); the message
+    /// says which value is wrong when one is not finite and positive, or the underlying is
+    /// not quoted.
+    pub fn update(
+        &mut self,
+        underlying: &str,
+        spot: Option<f64>,
+        atm_vol: Option<f64>,
+    ) -> std::result::Result<(), String> {
+        let Some(quote) = self.quotes.get_mut(underlying) else {
+            return Err(format!(
+                "unknown underlying '{underlying}': the market quotes {}",
+                self.quotes.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        };
+        for (name, value) in [("spot", spot), ("atm_vol", atm_vol)] {
+            if let Some(v) = value.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(format!("{name} must be a finite number above 0, found {v}"));
+            }
+        }
+        quote.spot = spot.unwrap_or(quote.spot);
+        quote.atm_vol = atm_vol.unwrap_or(quote.atm_vol);
+        Ok(())
+    }
 }
 
 fn positive(value: f64, error: impl FnOnce() -> Error) -> Result<f64> {

@@ -70,6 +70,18 @@ impl Book {
         if table.is_empty() {
             return Err(Error::in_file(path, "positions file has no rows"));
         }
+        Book::from_table(&table, market, valuation_time)
+    }
+
+    /// The positions of a table with the positions file's columns (a file read, or the
+    /// service's records), validated against `market` and the valuation time; errors name
+    /// the table's source, row and field.
+    pub fn from_table(
+        table: &Table,
+        market: &MarketData,
+        valuation_time: DateTime<Utc>,
+    ) -> Result<Book> {
+        let path = table.file();
         for column in ["id", "kind", "underlying", "quantity"] {
             table.require_column(column)?;
         }

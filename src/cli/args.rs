@@ -70,6 +70,10 @@ pub(crate) enum Command {
     /// Write a synthetic scenario folder (scenario.toml, market.csv, positions.csv) of any
     /// size, for benchmarks and scale tests.
     Synthetic(SyntheticArgs),
+    /// Keep the book, the market and the paths live behind an HTTP/JSON API: trades and
+    /// market updates in, VaR / ES, exposures, contributions, pre-trade what-ifs, limits
+    /// and events out; everything acknowledged is kept in an embedded SQLite database.
+    Serve(ServeArgs),
 }
 
 /// Output format on stdout.
@@ -266,6 +270,45 @@ fn parse_hours(text: &str) -> std::result::Result<f64, String> {
 pub(crate) struct ExposuresArgs {
     #[command(flatten)]
     pub(crate) common: ScenarioArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Routes: GET /health, /metrics, /risk, /limits, /events (server-sent \
+events), / (dashboard); POST /trades, /whatif; DELETE /positions/{id}; PUT /market, /limits. \
+See the README's API table.\n\nExample:\n  tailrisk serve scenarios/fund.toml --listen \
+127.0.0.1:8080 --db tailrisk.db"
+)]
+pub(crate) struct ServeArgs {
+    /// Scenario file (TOML): model, run settings, market file, and the positions file imported
+    /// into an empty database.
+    pub(crate) scenario: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the address is printed on stderr).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// The SQLite database holding trades, market updates and limits (created if absent;
+    /// WAL mode). The book is rebuilt from it on start.
+    #[arg(long, value_name = "FILE", default_value = "tailrisk.db")]
+    pub(crate) db: PathBuf,
+    /// A positions file (CSV or Parquet) to import on start; ids already held are kept.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) import: Option<PathBuf>,
+    /// Monte Carlo paths of the live run (overrides `[run] paths`).
+    #[arg(long)]
+    pub(crate) paths: Option<u64>,
+    /// Random seed (overrides `[run] seed`).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Worker threads of the runs and what-ifs (default: all cores).
+    #[arg(long)]
+    pub(crate) threads: Option<u16>,
+    /// Grouping of the contributions in `GET /risk`: position, underlying, venue,
+    /// counterparty or book.
+    #[arg(long, value_name = "GROUP", value_parser = parse_grouping, default_value = "book")]
+    pub(crate) group: Grouping,
+    /// Repair a correlation matrix that is not positive definite (Higham's nearest).
+    #[arg(long)]
+    pub(crate) repair_correlation: bool,
 }
 
 #[derive(Debug, Args)]

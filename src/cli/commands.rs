@@ -25,12 +25,14 @@ use tailrisk::report::text::{
 };
 use tailrisk::risk::run::{run_shard, RunRequest};
 use tailrisk::risk::whatif::what_if;
+use tailrisk::service::live::LiveSettings;
+use tailrisk::service::ServeConfig;
 use tailrisk::stress::report::{stress_report, StressRequest};
 
 use crate::cli::args::{
     threads, BacktestArgs, CalibrateArgs, CurrencyArg, ExposuresArgs, Format, Greek, HedgeArgs,
-    MarginArgs, MergeArgs, ReportArgs, RunArgs, StressArgs, StressOptions, SyntheticArgs,
-    WhatifArgs,
+    MarginArgs, MergeArgs, ReportArgs, RunArgs, ServeArgs, StressArgs, StressOptions,
+    SyntheticArgs, WhatifArgs,
 };
 use crate::cli::present::{print_json, progress_bar};
 
@@ -394,4 +396,21 @@ pub(crate) fn write_synthetic(args: &SyntheticArgs) -> Result<()> {
     let scenario = write_synthetic_scenario(&args.dir, &spec)?;
     println!("wrote {}", scenario.display());
     Ok(())
+}
+
+/// `tailrisk serve`: the live service, until interrupted.
+pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
+    tailrisk::service::serve(ServeConfig {
+        scenario: args.scenario.clone(),
+        listen: args.listen,
+        db: args.db.clone(),
+        import: args.import.clone(),
+        settings: LiveSettings {
+            paths: args.paths,
+            seed: args.seed,
+            threads: threads(args.threads),
+            group: args.group,
+            repair_correlation: args.repair_correlation,
+        },
+    })
 }

@@ -37,6 +37,7 @@ pub fn main() -> ExitCode {
         Command::Backtest(args) => commands::run_backtest(&args),
         Command::Merge(args) => commands::run_merge(&args),
         Command::Synthetic(args) => commands::write_synthetic(&args),
+        Command::Serve(args) => commands::serve(&args),
     };
     match outcome {
         Ok(()) => ExitCode::from(EXIT_OK),

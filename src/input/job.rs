@@ -51,9 +51,22 @@ impl Job {
         if let Some(file) = &scenario.surface_file {
             market.surfaces = Some(VolSurfaces::load(file, &market, valuation_time)?);
         }
+        let book = Book::load(&scenario.portfolio_file, &market, valuation_time)?;
+        Job::assemble(scenario, market, valuation_time, book, repair_correlation)
+    }
+
+    /// A job from a scenario with the market and positions given rather than read from its
+    /// files (the service's live book and market): builds the model, adds the venues'
+    /// collateral, nets the book and resolves the reporting currency as [`Job::load`] does.
+    pub fn assemble(
+        scenario: ScenarioFile,
+        market: MarketData,
+        valuation_time: DateTime<Utc>,
+        book: Book,
+        repair_correlation: bool,
+    ) -> Result<Job> {
         let model = FactorModel::build(&scenario.model, &scenario.path, repair_correlation)?;
-        let book = Book::load(&scenario.portfolio_file, &market, valuation_time)?
-            .with_venue_collateral(&scenario.venues, &market, &model, &scenario.path)?;
+        let book = book.with_venue_collateral(&scenario.venues, &market, &model, &scenario.path)?;
         let aggregated =
             AggregatedBook::build(&book, &market, &model, valuation_time, &scenario.path)?;
         let currency = ReportingCurrency::resolve(

@@ -23,6 +23,8 @@ pub enum Format {
     Csv,
     /// Apache Parquet (`.parquet` or `.pq`).
     Parquet,
+    /// Records given in a request (the service's JSON), not read from a file.
+    Records,
 }
 
 impl Format {
@@ -77,7 +79,7 @@ impl Table {
         }
         let format = Format::of(path);
         let read = || match format {
-            Format::Csv => read_csv_frame(path),
+            Format::Csv | Format::Records => read_csv_frame(path),
             Format::Parquet => read_parquet_frame(path),
         };
         let frame = without_panics(read).map_err(|panic| {
@@ -124,6 +126,32 @@ impl Table {
             columns,
             rows: frame.height(),
         })
+    }
+
+    /// A table of `records` (cells by column name; a missing name is an empty cell) from a
+    /// source named `source` (e.g. `POST /trades`), with the columns `names` in that order.
+    pub fn from_records(
+        source: &Path,
+        names: &[String],
+        records: &[std::collections::BTreeMap<String, String>],
+    ) -> Table {
+        let columns = names
+            .iter()
+            .map(|name| {
+                let mut column = TextColumn::default();
+                for record in records {
+                    column.push(record.get(name).map(String::as_str));
+                }
+                column
+            })
+            .collect();
+        Table {
+            file: source.to_path_buf(),
+            format: Format::Records,
+            names: names.to_vec(),
+            columns,
+            rows: records.len(),
+        }
     }
 
     /// The file this table was read from.

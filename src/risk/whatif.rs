@@ -128,24 +128,121 @@ pub fn what_if(
     settings: SimulationSettings,
     cache: Option<&Path>,
 ) -> Result<WhatIf> {
+    let trades = trades_file
+        .map(|path| Book::load(path, &job.market, job.valuation_time))
+        .transpose()?;
     let pool = settings.threads.pool()?;
     // the books and the check of the cache do not depend on each other
     let (books, checked) = pool.install(|| {
         rayon::join(
-            || Books::build(job, trades_file, remove, settings.horizon_days),
+            || Books::build(job, trades, remove, settings.horizon_days),
             || cache.map(|dir| CheckedCache::of(job, settings, dir)),
         )
     });
+    let books = books?;
+    let usd = match checked.transpose()? {
+        None => simulate(job, Some(&books.traded), settings, false)?.0,
+        Some(checked) => cached(job, &books.traded, settings, checked)?,
+    };
+    compare(job, books, usd, remove, settings)
+}
+
+/// [`what_if`] on a base run kept in memory (the service's live paths): only the trades
+/// are revalued, and the numbers are those of [`what_if`] on the same inputs to the last
+/// bit. `base` must be `job`'s.
+pub fn what_if_on(
+    job: &Job,
+    base: &BaseRun,
+    trades: Option<Book>,
+    remove: &[String],
+) -> Result<WhatIf> {
+    let settings = base.settings;
+    let books = Books::build(job, trades, remove, settings.horizon_days)?;
+    let usd = base.with_traded(job, &books.traded)?;
+    compare(job, books, usd, remove, settings)
+}
+
+/// The job's book's paths kept in memory: its USD P&L and every block's moves, on which
+/// what-ifs revalue only their trades ([`what_if_on`]).
+#[derive(Debug, Clone)]
+pub struct BaseRun {
+    settings: SimulationSettings,
+    before: Vec<f64>,
+    blocks: Vec<HorizonMoves>,
+}
+
+impl BaseRun {
+    /// Simulates `job`'s paths and revalues its book on them, keeping the moves (about 8
+    /// bytes × paths × (1 + 2 × underlyings + surface slots)).
+    pub fn simulate(job: &Job, settings: SimulationSettings) -> Result<BaseRun> {
+        let (usd, blocks) = simulate(job, None, settings, true)?;
+        Ok(BaseRun {
+            settings,
+            before: usd.before,
+            blocks,
+        })
+    }
+
+    /// The settings the paths were simulated with.
+    pub fn settings(&self) -> SimulationSettings {
+        self.settings
+    }
+
+    /// The book's USD P&L per path, positive = gain.
+    pub fn book_pnl(&self) -> &[f64] {
+        &self.before
+    }
+
+    /// The USD P&L per path of the positions `revaluer` revalues, on these paths.
+    pub fn revalued(&self, revaluer: &Revaluer) -> Result<Vec<f64>> {
+        let pool = self.settings.threads.pool()?;
+        let blocks: Vec<Vec<f64>> = pool.install(|| {
+            self.blocks
+                .par_iter()
+                .map(|moves| {
+                    let mut pnl = vec![0.0; moves.paths()];
+                    revaluer.revalue(moves, &mut pnl);
+                    pnl
+                })
+                .collect()
+        });
+        Ok(blocks.concat())
+    }
+
+    /// The book's and the traded positions' USD P&L and the reporting coin's move.
+    fn with_traded(&self, job: &Job, traded: &Revaluer) -> Result<UsdPnl> {
+        let traded_pnl = self.revalued(traded)?;
+        check_finite(&traded_pnl, 0, &job.model.file)?;
+        let coin_log_move = match job.currency.coin {
+            None => Vec::new(),
+            Some(coin) => self
+                .blocks
+                .iter()
+                .flat_map(|moves| moves.log_spot_column(coin.model_index))
+                .collect(),
+        };
+        Ok(UsdPnl {
+            before: self.before.clone(),
+            traded: traded_pnl,
+            coin_log_move,
+        })
+    }
+}
+
+/// The what-if's figures from the P&L of the book and of the traded positions.
+fn compare(
+    job: &Job,
+    books: Books,
+    usd: UsdPnl,
+    remove: &[String],
+    settings: SimulationSettings,
+) -> Result<WhatIf> {
     let Books {
         trades,
         after_book,
         after,
-        traded,
-    } = books?;
-    let usd = match checked.transpose()? {
-        None => simulate(job, &traded, settings, None)?,
-        Some(checked) => cached(job, &traded, settings, checked)?,
-    };
+        traded: _,
+    } = books;
     let levels = &job.scenario.run.confidence;
     let currency = &job.currency;
     let UsdPnl {
@@ -164,6 +261,7 @@ pub fn what_if(
     );
     let pnl_after = in_currency(pnl_after, currency, after.base_value(), &coin_log_move);
     // each figure computed in one piece, the pieces side by side on the workers
+    let pool = settings.threads.pool()?;
     let (before_measures, after_measures) = pool.install(|| {
         rayon::join(
             || var_es(&pnl_before, levels),
@@ -214,16 +312,13 @@ struct Books {
 }
 
 impl Books {
-    /// Loads the trades and builds the books for a horizon of `horizon_days`.
+    /// The books for `trades` and `remove`, for a horizon of `horizon_days`.
     fn build(
         job: &Job,
-        trades_file: Option<&Path>,
+        trades: Option<Book>,
         remove: &[String],
         horizon_days: f64,
     ) -> Result<Books> {
-        let trades = trades_file
-            .map(|path| Book::load(path, &job.market, job.valuation_time))
-            .transpose()?;
         let after_book = modified_book(&job.book, trades.as_ref(), remove)?;
         let build = |book: &Book| {
             AggregatedBook::build(
@@ -316,26 +411,29 @@ struct BlockPnl {
     moves: Option<HorizonMoves>,
 }
 
-/// Simulates the paths once, revaluing the book and the traded positions on each block;
-/// with `cache`, writes the book's P&L and the moves there.
+/// Simulates the paths once, revaluing the book and the traded positions (if any) on each
+/// block; with `keep_moves`, also returns every block's moves.
 fn simulate(
     job: &Job,
-    traded: &Revaluer,
+    traded: Option<&Revaluer>,
     settings: SimulationSettings,
-    cache: Option<(&Path, &str)>,
-) -> Result<UsdPnl> {
+    keep_moves: bool,
+) -> Result<(UsdPnl, Vec<HorizonMoves>)> {
     let simulator = Simulator::new(&job.model, &job.aggregated, settings)?;
     let coin = job.currency.coin.map(|c| c.model_index);
     let blocks = simulator.map_blocks(|_, moves| {
         let mut before = vec![0.0; moves.paths()];
         simulator.revaluer().revalue(moves, &mut before);
-        let mut traded_pnl = vec![0.0; moves.paths()];
-        traded.revalue(moves, &mut traded_pnl);
+        let traded_pnl = traded.map_or(Vec::new(), |traded| {
+            let mut pnl = vec![0.0; moves.paths()];
+            traded.revalue(moves, &mut pnl);
+            pnl
+        });
         BlockPnl {
             before,
             traded: traded_pnl,
             coin_log_move: coin.map_or(Vec::new(), |u| moves.log_spot_column(u).collect()),
-            moves: cache.map(|_| moves.clone()),
+            moves: keep_moves.then(|| moves.clone()),
         }
     });
     let usd = UsdPnl {
@@ -354,11 +452,8 @@ fn simulate(
     };
     check_finite(&usd.before, 0, &job.model.file)?;
     check_finite(&usd.traded, 0, &job.model.file)?;
-    if let Some((dir, fingerprint)) = cache {
-        let moves: Vec<HorizonMoves> = blocks.into_iter().filter_map(|b| b.moves).collect();
-        MovesCache::write(dir, fingerprint, &usd.before, &moves)?;
-    }
-    Ok(usd)
+    let moves = blocks.into_iter().filter_map(|b| b.moves).collect();
+    Ok((usd, moves))
 }
 
 /// The what-if's P&L from the checked cache, building it first when there is none usable
@@ -381,7 +476,9 @@ fn cached(
             dir.display()
         );
         MovesCache::prepare(dir)?;
-        return simulate(job, traded, settings, Some((dir, &fingerprint)));
+        let (usd, moves) = simulate(job, Some(traded), settings, true)?;
+        MovesCache::write(dir, &fingerprint, &usd.before, &moves)?;
+        return Ok(usd);
     };
     // the compact moves hold the traded underlyings' columns, then the coin's
     let mut columns = traded.model_underlyings();

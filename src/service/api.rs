@@ -1,0 +1,505 @@
+//! The HTTP/JSON API (axum): routes, request parsing and JSON errors.
+//!
+//! Every refusal is a 4xx with `{"error": "...", "field": "..."}` naming the field at fault
+//! (`trades[2].strike`, `BTC.spot`, `limits[0].confidence`); nothing of a refused request
+//! is applied.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::service::limits::Limit;
+use crate::service::live::{ChangeError, Live, Refusal, ServiceEvent};
+use crate::service::store::{MarketUpdate, StoredPosition};
+
+/// Largest request body accepted (bytes).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The service's routes on `live`.
+pub fn router(live: Arc<Live>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/risk", get(risk))
+        .route("/trades", post(add_trades))
+        .route("/positions/{id}", delete(remove_position))
+        .route("/market", axum::routing::put(update_market))
+        .route("/whatif", post(what_if))
+        .route("/limits", get(limits).put(replace_limits))
+        .route("/events", get(events))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(live)
+}
+
+/// A JSON error answer.
+struct ApiError {
+    status: StatusCode,
+    field: Option<String>,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let Some(field) = self.field {
+            body["field"] = Value::String(field);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        ApiError {
+            status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+            field: r.field,
+            message: r.message,
+        }
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::Refused(r) => r.into(),
+            ChangeError::Failed(e) => ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                field: None,
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+fn bad(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+    Refusal::bad(field, message).into()
+}
+
+/// Counts a refused request and answers it.
+fn answer(live: &Live, result: Result<Response, ApiError>) -> Response {
+    match result {
+        Ok(response) => response,
+        Err(e) => {
+            if e.status.is_client_error() {
+                live.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            e.into_response()
+        }
+    }
+}
+
+/// The JSON of a request body, or why it is none.
+fn body_json(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let bytes = body.map_err(|rejection| ApiError {
+        status: rejection.status(),
+        field: None,
+        message: format!(
+            "the request body could not be read (at most {MAX_BODY_BYTES} bytes): {}",
+            rejection.body_text()
+        ),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        field: None,
+        message: format!("malformed JSON: {e}"),
+    })
+}
+
+/// Runs CPU work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            field: None,
+            message: format!("the request failed: {e}"),
+        })
+    })
+}
+
+/// Trades as stored cells, from `value[key]` (or `value` itself when it is an array);
+/// fields are strings or numbers, named `key[i].field` in errors.
+fn trades_of(value: &Value, key: &str) -> Result<Vec<StoredPosition>, ApiError> {
+    let list = match value {
+        Value::Array(list) => list,
+        Value::Object(object) => match object.get(key) {
+            Some(Value::Array(list)) => list,
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(_) => return Err(bad(key, "must be an array of trades")),
+        },
+        _ => return Err(bad(key, "the body must be an object or an array of trades")),
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, trade)| {
+            let Value::Object(fields) = trade else {
+                return Err(bad(format!("{key}[{i}]"), "a trade is a JSON object"));
+            };
+            let cells = cells_of(fields, &format!("{key}[{i}]"))?;
+            let id = match cells.get("id") {
+                Some(id) => id.clone(),
+                None => return Err(bad(format!("{key}[{i}].id"), "is required")),
+            };
+            Ok(StoredPosition { id, cells })
+        })
+        .collect()
+}
+
+/// A trade's fields as text cells (numbers printed so that they parse back exactly).
+fn cells_of(fields: &Map<String, Value>, at: &str) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut cells = BTreeMap::new();
+    for (name, value) in fields {
+        let text = match value {
+            Value::Null => continue,
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return Err(bad(format!("{at}.{name}"), "must be a string or a number")),
+        };
+        cells.insert(name.clone(), text);
+    }
+    Ok(cells)
+}
+
+async fn add_trades(
+    State(live): State<Arc<Live>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let trades = trades_of(&body_json(body)?, "trades")?;
+        if trades.is_empty() {
+            return Err(bad("trades", "no trade given"));
+        }
+        let worker = live.clone();
+        let (version, added) =
+            blocking(move || worker.add_trades(trades).map_err(ApiError::from)).await?;
+        Ok(Json(json!({ "version": version, "added": added })).into_response())
+    }
+    .await;
+    answer(&live, result)
+}
+
+async fn remove_position(State(live): State<Arc<Live>>, Path(id): Path<String>) -> Response {
+    let worker = live.clone();
+    let result = blocking(move || worker.remove_position(&id).map_err(ApiError::from))
+        .await
+        .map(|version| Json(json!({ "version": version })).into_response());
+    answer(&live, result)
+}
+
+/// `{"BTC": {"spot": 95000, "atm_vol": 0.55}, …}` as market updates.
+fn market_updates(value: &Value) -> Result<Vec<MarketUpdate>, ApiError> {
+    let Value::Object(underlyings) = value else {
+        return Err(bad(
+            "market",
+            "the body maps underlyings to {\"spot\": …, \"atm_vol\": …}",
+        ));
+    };
+    if underlyings.is_empty() {
+        return Err(bad("market", "no update given"));
+    }
+    underlyings
+        .iter()
+        .map(|(underlying, update)| {
+            let Value::Object(fields) = update else {
+                return Err(bad(
+                    underlying.clone(),
+                    "must be an object with spot and/or atm_vol",
+                ));
+            };
+            let mut spot = None;
+            let mut atm_vol = None;
+            for (name, value) in fields {
+                let field = format!("{underlying}.{name}");
+                let number = value
+                    .as_f64()
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .ok_or_else(|| {
+                        bad(
+                            field.clone(),
+                            format!("must be a number above 0, found {value}"),
+                        )
+                    })?;
+                match name.as_str() {
+                    "spot" => spot = Some(number),
+                    "atm_vol" => atm_vol = Some(number),
+                    _ => return Err(bad(field, "unknown field (spot and atm_vol can move)")),
+                }
+            }
+            if spot.is_none() && atm_vol.is_none() {
+                return Err(bad(underlying.clone(), "give spot and/or atm_vol"));
+            }
+            Ok(MarketUpdate {
+                underlying: underlying.clone(),
+                spot,
+                atm_vol,
+            })
+        })
+        .collect()
+}
+
+async fn update_market(
+    State(live): State<Arc<Live>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let updates = market_updates(&body_json(body)?)?;
+        let worker = live.clone();
+        let version =
+            blocking(move || worker.update_market(updates).map_err(ApiError::from)).await?;
+        Ok(Json(json!({ "version": version })).into_response())
+    }
+    .await;
+    answer(&live, result)
+}
+
+async fn what_if(State(live): State<Arc<Live>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let result = async {
+        let value = body_json(body)?;
+        let trades = trades_of(&value, "trades")?;
+        let remove: Vec<String> = match value.get("remove") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(ids)) => ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    id.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| bad(format!("remove[{i}]"), "must be a position id"))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad("remove", "must be an array of position ids")),
+        };
+        if trades.is_empty() && remove.is_empty() {
+            return Err(bad("trades", "give trades and/or positions to remove"));
+        }
+        let worker = live.clone();
+        let (version, result) =
+            blocking(move || worker.what_if(trades, remove).map_err(ApiError::from)).await?;
+        let mut body = serde_json::to_value(&result).expect("a what-if serialises");
+        body["version"] = json!(version);
+        Ok(Json(body).into_response())
+    }
+    .await;
+    answer(&live, result)
+}
+
+async fn risk(State(live): State<Arc<Live>>) -> Response {
+    match live.completed() {
+        Some(completed) => Json(&completed.risk).into_response(),
+        None => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            field: None,
+            message: "no run has completed yet".into(),
+        }
+        .into_response(),
+    }
+}
+
+async fn limits(State(live): State<Arc<Live>>) -> Response {
+    let version = live.completed().map_or(0, |c| c.version);
+    let statuses = live.limits();
+    let breaches: Vec<_> = statuses.iter().filter(|s| s.breached).collect();
+    Json(json!({ "version": version, "limits": statuses, "breaches": breaches })).into_response()
+}
+
+async fn replace_limits(
+    State(live): State<Arc<Live>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let value = body_json(body)?;
+        let list = match &value {
+            Value::Array(_) => value.clone(),
+            Value::Object(o) => o
+                .get("limits")
+                .cloned()
+                .ok_or_else(|| bad("limits", "is required"))?,
+            _ => return Err(bad("limits", "must be an array of limits")),
+        };
+        let Value::Array(items) = list else {
+            return Err(bad("limits", "must be an array of limits"));
+        };
+        let limits: Vec<Limit> = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                serde_json::from_value(item).map_err(|e| bad(format!("limits[{i}]"), e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        let worker = live.clone();
+        let version =
+            blocking(move || worker.replace_limits(limits).map_err(ApiError::from)).await?;
+        Ok(Json(json!({ "version": version })).into_response())
+    }
+    .await;
+    answer(&live, result)
+}
+
+async fn events(
+    State(live): State<Arc<Live>>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let receiver = live.subscribe();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(event) => {
+                    let name = match &event {
+                        ServiceEvent::RiskRecomputed { .. } => "risk_recomputed",
+                        ServiceEvent::LimitBreached { .. } => "limit_breached",
+                        ServiceEvent::LimitCleared { .. } => "limit_cleared",
+                        ServiceEvent::RunFailed { .. } => "run_failed",
+                    };
+                    let data = serde_json::to_string(&event).expect("an event serialises");
+                    return Some((Ok(Event::default().event(name).data(data)), receiver));
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn health(State(live): State<Arc<Live>>) -> Response {
+    let risk_version = live.completed().map(|c| c.version);
+    Json(json!({
+        "status": if risk_version.is_some() { "ok" } else { "starting" },
+        "input_version": live.input_version(),
+        "risk_version": risk_version,
+    }))
+    .into_response()
+}
+
+/// Prometheus text exposition of the service's figures and counters.
+async fn metrics(State(live): State<Arc<Live>>) -> Response {
+    let mut text = String::new();
+    let c = &live.counters;
+    let mut gauge = |name: &str, help: &str, kind: &str, lines: Vec<(String, f64)>| {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in lines {
+            let _ = writeln!(text, "{name}{labels} {value}");
+        }
+    };
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    gauge(
+        "tailrisk_input_version",
+        "Changes accepted (trades, market, limits).",
+        "gauge",
+        vec![(String::new(), live.input_version() as f64)],
+    );
+    gauge(
+        "tailrisk_runs_total",
+        "Risk runs completed.",
+        "counter",
+        vec![(String::new(), load(&c.runs))],
+    );
+    gauge(
+        "tailrisk_runs_failed_total",
+        "Risk runs failed.",
+        "counter",
+        vec![(String::new(), load(&c.failed_runs))],
+    );
+    gauge(
+        "tailrisk_last_run_seconds",
+        "Seconds the last run took.",
+        "gauge",
+        vec![(String::new(), load(&c.last_run_micros) / 1e6)],
+    );
+    gauge(
+        "tailrisk_whatif_total",
+        "What-ifs answered.",
+        "counter",
+        vec![(String::new(), load(&c.what_ifs))],
+    );
+    gauge(
+        "tailrisk_whatif_seconds_total",
+        "Seconds spent answering what-ifs.",
+        "counter",
+        vec![(String::new(), load(&c.what_if_micros) / 1e6)],
+    );
+    gauge(
+        "tailrisk_rejected_requests_total",
+        "Requests refused as bad input (4xx).",
+        "counter",
+        vec![(String::new(), load(&c.rejected))],
+    );
+    if let Some(completed) = live.completed() {
+        let level =
+            |m: &crate::risk::measures::RiskMeasure| format!("{{confidence=\"{}\"}}", m.confidence);
+        let measures = &completed.risk.measures;
+        gauge(
+            "tailrisk_risk_version",
+            "Input version of the figures served.",
+            "gauge",
+            vec![(String::new(), completed.version as f64)],
+        );
+        gauge(
+            "tailrisk_var",
+            "Value-at-Risk, reporting currency (positive = loss).",
+            "gauge",
+            measures.iter().map(|m| (level(m), m.var)).collect(),
+        );
+        gauge(
+            "tailrisk_es",
+            "Expected Shortfall, reporting currency (positive = loss).",
+            "gauge",
+            measures.iter().map(|m| (level(m), m.es)).collect(),
+        );
+        gauge(
+            "tailrisk_limit_utilisation",
+            "Figure over limit, per limit.",
+            "gauge",
+            completed
+                .limits
+                .iter()
+                .map(|s| {
+                    let l = &s.limit;
+                    let labels = format!(
+                        "{{scope=\"{}\",name=\"{}\",measure=\"{}\",confidence=\"{}\"}}",
+                        serde_json::to_value(l.scope)
+                            .expect("scope")
+                            .as_str()
+                            .unwrap_or(""),
+                        l.name.as_deref().unwrap_or(""),
+                        serde_json::to_value(l.measure)
+                            .expect("measure")
+                            .as_str()
+                            .unwrap_or(""),
+                        l.confidence.map_or(String::new(), |a| a.to_string())
+                    );
+                    (labels, s.utilisation)
+                })
+                .collect(),
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("dashboard.html"))
+}
+
+async fn not_found() -> Response {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        field: None,
+        message: "no such route (see the README's API table)".into(),
+    }
+    .into_response()
+}

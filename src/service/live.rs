@@ -1,0 +1,794 @@
+//! The live book, market and paths: the inputs as the store holds them, the last completed
+//! run over them, and the background runner that recomputes it when they change.
+//!
+//! Consistency: a change is validated whole, stored in one transaction and applied to the
+//! inputs under one lock, which bumps the input version; a request never sees part of it.
+//! The runner takes a snapshot of the inputs, computes a run and publishes it whole; until
+//! then the previous run keeps being served with its own version, and what-ifs use it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::book::aggregate::AggregatedBook;
+use crate::book::exposures::{exposures, ExposureRow};
+use crate::book::grouping::Grouping;
+use crate::book::positions::Book;
+use crate::error::{Error, Result};
+use crate::input::job::Job;
+use crate::input::scenario::ScenarioFile;
+use crate::input::table::Table;
+use crate::market::vol_surface::VolSurfaces;
+use crate::market::MarketData;
+use crate::mc::simulation::{RevaluationMode, SimulationSettings};
+use crate::mc::threads::Threads;
+use crate::pricing::revaluation::Revaluer;
+use crate::risk::contributions::Contribution;
+use crate::risk::measures::{var_es, RiskMeasure};
+use crate::risk::run::{run, RunRequest};
+use crate::risk::whatif::{what_if_on, BaseRun, WhatIf};
+use crate::service::limits::{net_delta, Limit, LimitMeasure, LimitScope, LimitStatus};
+use crate::service::store::{MarketUpdate, Store, StoredPosition};
+use crate::time::start_of_today;
+
+/// The columns of a positions file, in the order the service writes them.
+pub const POSITION_COLUMNS: [&str; 13] = [
+    "id",
+    "kind",
+    "underlying",
+    "quantity",
+    "venue",
+    "counterparty",
+    "book",
+    "option_type",
+    "strike",
+    "expiry",
+    "implied_vol",
+    "multiplier",
+    "settlement",
+];
+
+/// How the service runs: overrides of the scenario's simulation settings and the grouping
+/// of contributions.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    /// Paths of every run (the scenario's `[run] paths` when `None`).
+    pub paths: Option<u64>,
+    /// Seed of every run (the scenario's `[run] seed` when `None`).
+    pub seed: Option<u64>,
+    /// Worker threads of runs and what-ifs.
+    pub threads: Threads,
+    /// The grouping of `GET /risk`'s contributions.
+    pub group: Grouping,
+    /// Whether a correlation matrix that is not positive definite may be repaired.
+    pub repair_correlation: bool,
+}
+
+/// The inputs of the next run.
+#[derive(Debug, Clone)]
+struct Inputs {
+    positions: Vec<StoredPosition>,
+    market: MarketData,
+    limits: Vec<Limit>,
+    /// Bumped by every accepted change.
+    version: u64,
+}
+
+/// A completed run, served until the next one completes.
+pub struct Completed {
+    /// The input version it was computed from.
+    pub version: u64,
+    /// The job it ran (book, market and model).
+    pub job: Job,
+    /// Its paths, kept for what-ifs.
+    pub base: BaseRun,
+    /// What `GET /risk` answers.
+    pub risk: RiskView,
+    /// The limits with their figures.
+    pub limits: Vec<LimitStatus>,
+}
+
+/// The latest VaR, ES, exposures and contributions (`GET /risk`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskView {
+    /// The input version (trades, market and limits changes accepted) the figures are of.
+    pub version: u64,
+    /// When the run completed, RFC 3339 UTC.
+    pub computed_at: String,
+    /// Seconds the run took.
+    pub run_seconds: f64,
+    /// The valuation time, RFC 3339 UTC.
+    pub valuation_time: String,
+    /// Paths, seed, horizon (days) and steps.
+    pub paths: u64,
+    /// Random seed.
+    pub seed: u64,
+    /// Horizon in calendar days.
+    pub horizon_days: f64,
+    /// Reporting currency.
+    pub currency: String,
+    /// Mark-to-market value today, reporting currency.
+    pub base_value: f64,
+    /// Positions in the book.
+    pub positions: usize,
+    /// VaR and ES per level with standard errors, positive = loss.
+    pub measures: Vec<RiskMeasure>,
+    /// Net sensitivities by underlying, venue, counterparty and book.
+    pub exposures: Vec<ExposureRow>,
+    /// Euler contributions by the service's grouping at its highest level (USD books).
+    pub contributions: Vec<Contribution>,
+}
+
+/// Something the service announces on `GET /events`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ServiceEvent {
+    /// A run completed.
+    RiskRecomputed {
+        /// Its input version.
+        version: u64,
+        /// VaR and ES.
+        measures: Vec<RiskMeasure>,
+    },
+    /// A limit's figure went above it.
+    LimitBreached {
+        /// The input version.
+        version: u64,
+        /// The limit and its figure.
+        status: LimitStatus,
+    },
+    /// A breached limit's figure came back under it.
+    LimitCleared {
+        /// The input version.
+        version: u64,
+        /// The limit and its figure.
+        status: LimitStatus,
+    },
+    /// A run failed (the previous one keeps being served).
+    RunFailed {
+        /// The input version.
+        version: u64,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Counters for `GET /metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Runs completed.
+    pub runs: AtomicU64,
+    /// Runs failed.
+    pub failed_runs: AtomicU64,
+    /// Microseconds of the last run.
+    pub last_run_micros: AtomicU64,
+    /// What-ifs answered.
+    pub what_ifs: AtomicU64,
+    /// Microseconds spent answering what-ifs.
+    pub what_if_micros: AtomicU64,
+    /// Requests refused as bad input (4xx).
+    pub rejected: AtomicU64,
+}
+
+/// The live service state shared by the request handlers and the runner.
+pub struct Live {
+    scenario: ScenarioFile,
+    valuation_time: DateTime<Utc>,
+    settings: LiveSettings,
+    simulation: SimulationSettings,
+    store: Store,
+    inputs: Mutex<Inputs>,
+    completed: RwLock<Option<Arc<Completed>>>,
+    /// The input version the runner should reach, and its wake-up.
+    wanted: (Mutex<u64>, Condvar),
+    /// The last input version a run was tried on (a failed run is not retried on the same
+    /// inputs).
+    attempted: AtomicU64,
+    /// Held through each change, from its checks to its commit: changes one at a time.
+    changing: Mutex<()>,
+    events: broadcast::Sender<ServiceEvent>,
+    /// Request and run counters.
+    pub counters: Counters,
+}
+
+/// A change refused: the field at fault and why (a 4xx answer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// HTTP status: 400 bad input, 404 unknown id, 409 conflicting id, 503 no run yet.
+    pub status: u16,
+    /// The field (path into the request) at fault, if one is.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A 400 about `field`.
+    pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status: 400,
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+/// Either a refusal (the caller's fault) or a failure of the service.
+#[derive(Debug)]
+pub enum ChangeError {
+    /// A 4xx.
+    Refused(Refusal),
+    /// A 5xx (database, run).
+    Failed(Error),
+}
+
+impl From<Refusal> for ChangeError {
+    fn from(r: Refusal) -> Self {
+        ChangeError::Refused(r)
+    }
+}
+
+impl From<Error> for ChangeError {
+    fn from(e: Error) -> Self {
+        ChangeError::Failed(e)
+    }
+}
+
+/// The source named in errors about a request's records.
+fn source(name: &str) -> PathBuf {
+    PathBuf::from(name)
+}
+
+/// A book of `positions` (in order) checked against `market` at `valuation_time`.
+fn book_of(
+    positions: &[StoredPosition],
+    source_name: &str,
+    market: &MarketData,
+    valuation_time: DateTime<Utc>,
+) -> Result<Book> {
+    let mut names: Vec<String> = POSITION_COLUMNS.iter().map(|s| s.to_string()).collect();
+    let extra: BTreeSet<&String> = positions
+        .iter()
+        .flat_map(|p| p.cells.keys())
+        .filter(|k| !POSITION_COLUMNS.contains(&k.as_str()))
+        .collect();
+    names.extend(extra.into_iter().cloned());
+    let records: Vec<BTreeMap<String, String>> =
+        positions.iter().map(|p| p.cells.clone()).collect();
+    let table = Table::from_records(&source(source_name), &names, &records);
+    Book::from_table(&table, market, valuation_time)
+}
+
+/// A refusal from a loader's error about records (naming the row and field).
+fn refused(e: Error, array: &str) -> Refusal {
+    match &e {
+        Error::Input {
+            location: crate::error::Location::Row { row, .. },
+            field,
+            message,
+            ..
+        } => Refusal::bad(
+            format!(
+                "{array}[{}]{}",
+                row - 1,
+                field.as_ref().map_or(String::new(), |f| format!(".{f}"))
+            ),
+            message.clone(),
+        ),
+        _ => Refusal {
+            status: 400,
+            field: None,
+            message: e.to_string(),
+        },
+    }
+}
+
+impl Live {
+    /// Opens the store at `db`, imports `import` (or, into an empty store, the scenario's own
+    /// positions file), applies the stored market updates and computes the first run.
+    pub fn start(
+        scenario_path: &Path,
+        db: &Path,
+        import: Option<&Path>,
+        settings: LiveSettings,
+    ) -> Result<Arc<Live>> {
+        let scenario = ScenarioFile::load(scenario_path)?;
+        let mut market = MarketData::load(&scenario.market_file)?;
+        let valuation_time = scenario
+            .run
+            .valuation_time
+            .or(market.as_of)
+            .unwrap_or_else(start_of_today);
+        if let Some(file) = &scenario.surface_file {
+            market.surfaces = Some(VolSurfaces::load(file, &market, valuation_time)?);
+        }
+        let store = Store::open(db)?;
+        for update in store.market_updates()? {
+            market
+                .update(&update.underlying, update.spot, update.atm_vol)
+                .map_err(|message| Error::Resource {
+                    message: format!(
+                        "database {}: a stored market update: {message}",
+                        db.display()
+                    ),
+                })?;
+        }
+        let import = match import {
+            Some(file) => Some(file.to_path_buf()),
+            None if store.positions()?.is_empty() => Some(scenario.portfolio_file.clone()),
+            None => None,
+        };
+        if let Some(file) = import {
+            let rows = file_positions(&file, &market, valuation_time)?;
+            let held = store.positions()?;
+            let new: Vec<StoredPosition> = rows
+                .into_iter()
+                .filter(|p| !held.iter().any(|h| h.id == p.id))
+                .collect();
+            store.add_positions(&new)?;
+        }
+        let positions = store.positions()?;
+        let limits = store.limits()?;
+        let (events, _) = broadcast::channel(256);
+        let run = &scenario.run;
+        let simulation = SimulationSettings {
+            paths: settings.paths.unwrap_or(run.paths),
+            seed: settings.seed.unwrap_or(run.seed),
+            horizon_days: run.horizon_days,
+            steps: run.steps,
+            threads: settings.threads,
+        };
+        let live = Arc::new(Live {
+            scenario,
+            valuation_time,
+            settings,
+            simulation,
+            store,
+            inputs: Mutex::new(Inputs {
+                positions,
+                market,
+                limits,
+                version: 1,
+            }),
+            completed: RwLock::new(None),
+            wanted: (Mutex::new(1), Condvar::new()),
+            attempted: AtomicU64::new(0),
+            changing: Mutex::new(()),
+            events,
+            counters: Counters::default(),
+        });
+        live.run_once()?;
+        Ok(live)
+    }
+
+    /// Starts the background runner (a thread that recomputes the run after each change).
+    pub fn spawn_runner(self: &Arc<Live>) {
+        let live = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("tailrisk-runner".into())
+            .spawn(move || loop {
+                let wanted = {
+                    let (lock, wake) = &live.wanted;
+                    let mut wanted = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    while *wanted <= live.completed_version() {
+                        wanted = wake.wait(wanted).unwrap_or_else(|p| p.into_inner());
+                    }
+                    *wanted
+                };
+                if let Err(e) = live.run_once() {
+                    live.counters.failed_runs.fetch_add(1, Ordering::Relaxed);
+                    let _ = live.events.send(ServiceEvent::RunFailed {
+                        version: wanted,
+                        error: e.to_string(),
+                    });
+                    // do not retry the same inputs until they change again
+                    live.mark_attempted(wanted);
+                }
+            })
+            .expect("the runner thread starts");
+    }
+
+    /// The last completed run.
+    pub fn completed(&self) -> Option<Arc<Completed>> {
+        self.completed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn completed_version(&self) -> u64 {
+        let attempted = self.attempted.load(Ordering::Acquire);
+        self.completed().map_or(0, |c| c.version).max(attempted)
+    }
+
+    fn mark_attempted(&self, version: u64) {
+        self.attempted.fetch_max(version, Ordering::AcqRel);
+    }
+
+    fn one_change_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The input version changes have reached.
+    pub fn input_version(&self) -> u64 {
+        self.inputs().version
+    }
+
+    /// The settings of every run.
+    pub fn settings(&self) -> &LiveSettings {
+        &self.settings
+    }
+
+    /// Subscribes to the service's events.
+    pub fn subscribe(&self) -> broadcast::Receiver<ServiceEvent> {
+        self.events.subscribe()
+    }
+
+    fn inputs(&self) -> std::sync::MutexGuard<'_, Inputs> {
+        self.inputs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a change to the inputs (under their lock) and wakes the runner.
+    fn accept(&self, change: impl FnOnce(&mut Inputs)) -> u64 {
+        let version = {
+            let mut inputs = self.inputs();
+            change(&mut inputs);
+            inputs.version += 1;
+            inputs.version
+        };
+        let (lock, wake) = &self.wanted;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = version;
+        wake.notify_all();
+        version
+    }
+
+    /// Computes a run of the current inputs and publishes it.
+    fn run_once(&self) -> Result<()> {
+        let started = Instant::now();
+        let inputs = self.inputs().clone();
+        let job = self.job_of(&inputs.positions, inputs.market.clone())?;
+        let simulation = self.simulation;
+        // contributions are computed in USD only
+        let contributions = job
+            .currency
+            .coin
+            .is_none()
+            .then(|| (self.settings.group, highest_level(&job)));
+        let request = RunRequest {
+            settings: simulation,
+            revaluation: RevaluationMode::Full,
+            importance_sampling: false,
+            contributions,
+        };
+        let outcome = run(&job, &request, &|_| ())?;
+        let base = BaseRun::simulate(&job, simulation)?;
+        let limits = statuses(&job, &base, &outcome.report.measures, &inputs.limits)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let risk = RiskView {
+            version: inputs.version,
+            computed_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            run_seconds: seconds,
+            valuation_time: job
+                .valuation_time
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+            paths: simulation.paths,
+            seed: simulation.seed,
+            horizon_days: simulation.horizon_days,
+            currency: job.currency.name.clone(),
+            base_value: job.base_value(),
+            positions: job.book.positions.len(),
+            measures: outcome.report.measures.clone(),
+            exposures: exposures(&job.book, &job.aggregated),
+            contributions: outcome.report.contributions.clone().unwrap_or_default(),
+        };
+        let previous = self.completed();
+        let completed = Arc::new(Completed {
+            version: inputs.version,
+            job,
+            base,
+            risk,
+            limits,
+        });
+        *self.completed.write().unwrap_or_else(|p| p.into_inner()) = Some(completed.clone());
+        self.counters.runs.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .last_run_micros
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.announce(previous.as_deref(), &completed);
+        Ok(())
+    }
+
+    /// Events for a completed run: recomputed, then each limit that crossed.
+    fn announce(&self, previous: Option<&Completed>, now: &Completed) {
+        let _ = self.events.send(ServiceEvent::RiskRecomputed {
+            version: now.version,
+            measures: now.risk.measures.clone(),
+        });
+        for status in &now.limits {
+            let was = previous
+                .and_then(|p| p.limits.iter().find(|s| s.limit == status.limit))
+                .is_some_and(|s| s.breached);
+            let event = match (was, status.breached) {
+                (false, true) => ServiceEvent::LimitBreached {
+                    version: now.version,
+                    status: status.clone(),
+                },
+                (true, false) => ServiceEvent::LimitCleared {
+                    version: now.version,
+                    status: status.clone(),
+                },
+                _ => continue,
+            };
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// The job of `positions` on `market`.
+    fn job_of(&self, positions: &[StoredPosition], market: MarketData) -> Result<Job> {
+        let book = book_of(positions, "store", &market, self.valuation_time)?;
+        Job::assemble(
+            self.scenario.clone(),
+            market,
+            self.valuation_time,
+            book,
+            self.settings.repair_correlation,
+        )
+    }
+
+    /// Adds trades (idempotent by id: a trade already held with the same cells is taken
+    /// as delivered again; with other cells it is a conflict); all or none. Returns the
+    /// new input version and the ids added.
+    pub fn add_trades(
+        &self,
+        trades: Vec<StoredPosition>,
+    ) -> std::result::Result<(u64, Vec<String>), ChangeError> {
+        let _one = self.one_change_at_a_time();
+        let market = self.inputs().market.clone();
+        book_of(&trades, "POST /trades", &market, self.valuation_time)
+            .map_err(|e| refused(e, "trades"))?;
+        let mut new = Vec::new();
+        for (i, trade) in trades.into_iter().enumerate() {
+            match self.store.position(&trade.id)? {
+                None => new.push(trade),
+                Some(cells) if cells == serde_json::to_string(&trade.cells).expect("cells") => {}
+                Some(_) => return Err(Refusal {
+                    status: 409,
+                    field: Some(format!("trades[{i}].id")),
+                    message: format!(
+                        "'{}' is already a position with other fields; give the trade its own id",
+                        trade.id
+                    ),
+                }
+                .into()),
+            }
+        }
+        if new.is_empty() {
+            return Ok((self.input_version(), Vec::new()));
+        }
+        // the whole book must still build (model, venues) before anything is stored
+        let mut positions = self.inputs().positions.clone();
+        positions.extend(new.iter().cloned());
+        self.job_of(&positions, market)
+            .map_err(|e| refused(e, "trades"))?;
+        self.store.add_positions(&new)?;
+        let ids = new.iter().map(|p| p.id.clone()).collect();
+        let version = self.accept(|inputs| inputs.positions.extend(new));
+        Ok((version, ids))
+    }
+
+    /// Removes position `id`.
+    pub fn remove_position(&self, id: &str) -> std::result::Result<u64, ChangeError> {
+        let _one = self.one_change_at_a_time();
+        if !self.inputs().positions.iter().any(|p| p.id == id) {
+            return Err(Refusal {
+                status: 404,
+                field: Some("id".into()),
+                message: format!("the book holds no position '{id}'"),
+            }
+            .into());
+        }
+        self.store.remove_position(id)?;
+        Ok(self.accept(|inputs| inputs.positions.retain(|p| p.id != id)))
+    }
+
+    /// Applies market updates (all or none).
+    pub fn update_market(
+        &self,
+        updates: Vec<MarketUpdate>,
+    ) -> std::result::Result<u64, ChangeError> {
+        let _one = self.one_change_at_a_time();
+        let mut market = self.inputs().market.clone();
+        for u in &updates {
+            market
+                .update(&u.underlying, u.spot, u.atm_vol)
+                .map_err(|message| Refusal::bad(u.underlying.clone(), message))?;
+        }
+        // the book must still value on the moved market
+        let positions = self.inputs().positions.clone();
+        self.job_of(&positions, market.clone())
+            .map_err(|e| Refusal::bad("market", e.to_string()))?;
+        self.store.add_market_updates(&updates)?;
+        Ok(self.accept(|inputs| inputs.market = market))
+    }
+
+    /// The limits in force with their figures on the last completed run.
+    pub fn limits(&self) -> Vec<LimitStatus> {
+        self.completed()
+            .map(|c| c.limits.clone())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the limits in force.
+    pub fn replace_limits(&self, limits: Vec<Limit>) -> std::result::Result<u64, ChangeError> {
+        let _one = self.one_change_at_a_time();
+        for (i, limit) in limits.iter().enumerate() {
+            if let Some((field, message)) = limit.problem() {
+                return Err(Refusal::bad(format!("limits[{i}].{field}"), message).into());
+            }
+        }
+        self.store.replace_limits(&limits)?;
+        Ok(self.accept(|inputs| inputs.limits = limits))
+    }
+
+    /// A pre-trade what-if on the last completed run's paths: `trades` added, `remove`
+    /// taken out.
+    pub fn what_if(
+        &self,
+        trades: Vec<StoredPosition>,
+        remove: Vec<String>,
+    ) -> std::result::Result<(u64, WhatIf), ChangeError> {
+        let started = Instant::now();
+        let Some(completed) = self.completed() else {
+            return Err(Refusal {
+                status: 503,
+                field: None,
+                message: "no run has completed yet".into(),
+            }
+            .into());
+        };
+        let job = &completed.job;
+        let trades = if trades.is_empty() {
+            None
+        } else {
+            Some(
+                book_of(&trades, "POST /whatif", &job.market, job.valuation_time)
+                    .map_err(|e| refused(e, "trades"))?,
+            )
+        };
+        let result = what_if_on(job, &completed.base, trades, &remove).map_err(|e| match e {
+            Error::Input { .. } => ChangeError::Refused(refused(e, "trades")),
+            other => ChangeError::Failed(other),
+        })?;
+        self.counters.what_ifs.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .what_if_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok((completed.version, result))
+    }
+}
+
+/// The highest confidence level of the job's run settings.
+fn highest_level(job: &Job) -> f64 {
+    job.scenario
+        .run
+        .confidence
+        .iter()
+        .copied()
+        .fold(f64::NAN, f64::max)
+}
+
+/// The positions of a positions file as stored cells (validated as a book first).
+fn file_positions(
+    file: &Path,
+    market: &MarketData,
+    valuation_time: DateTime<Utc>,
+) -> Result<Vec<StoredPosition>> {
+    let table = Table::read(file)?;
+    Book::from_table(&table, market, valuation_time)?;
+    Ok(table
+        .rows()
+        .map(|row| {
+            let cells: BTreeMap<String, String> = table
+                .names()
+                .iter()
+                .filter_map(|name| row.text(name).map(|v| (name.clone(), v.to_owned())))
+                .collect();
+            StoredPosition {
+                id: cells.get("id").cloned().unwrap_or_default(),
+                cells,
+            }
+        })
+        .collect())
+}
+
+/// Every limit with its figure on the run: the whole book's VaR and ES from the run's
+/// measures (or its P&L at another level), a group's standalone from its positions revalued
+/// on the run's paths, delta from the exposures.
+fn statuses(
+    job: &Job,
+    base: &BaseRun,
+    measures: &[RiskMeasure],
+    limits: &[Limit],
+) -> Result<Vec<LimitStatus>> {
+    let rows = exposures(&job.book, &job.aggregated);
+    limits
+        .iter()
+        .map(|limit| {
+            let value = match limit.measure {
+                LimitMeasure::Delta => net_delta(&rows, limit).abs(),
+                LimitMeasure::Var | LimitMeasure::Es => {
+                    let level = limit.confidence.unwrap_or(0.99);
+                    let measure = match limit.scope {
+                        LimitScope::Total => measures
+                            .iter()
+                            .find(|m| m.confidence == level)
+                            .copied()
+                            .map_or_else(|| whole_book_measure(base, level), Ok)?,
+                        _ => group_measure(job, base, limit, level)?,
+                    };
+                    if limit.measure == LimitMeasure::Var {
+                        measure.var
+                    } else {
+                        measure.es
+                    }
+                }
+            };
+            Ok(LimitStatus::of(limit.clone(), value))
+        })
+        .collect()
+}
+
+/// The whole book's VaR and ES at `level` from its P&L (USD).
+fn whole_book_measure(base: &BaseRun, level: f64) -> Result<RiskMeasure> {
+    Ok(var_es(base.book_pnl(), &[level])[0])
+}
+
+/// A group's standalone VaR and ES at `level`: its positions alone on the run's paths (USD).
+fn group_measure(job: &Job, base: &BaseRun, limit: &Limit, level: f64) -> Result<RiskMeasure> {
+    let grouping = limit
+        .scope
+        .grouping()
+        .expect("a group limit has a grouping");
+    let name = limit.name.as_deref().unwrap_or_default();
+    let positions: Vec<_> = job
+        .book
+        .positions
+        .iter()
+        .filter(|p| grouping.key_of(p) == name)
+        .cloned()
+        .collect();
+    if positions.is_empty() {
+        return Ok(RiskMeasure {
+            confidence: level,
+            var: 0.0,
+            es: 0.0,
+            var_stderr: 0.0,
+            es_stderr: 0.0,
+        });
+    }
+    let book = Book {
+        file: job.book.file.clone(),
+        positions,
+    };
+    let horizon = base.settings().horizon_days;
+    let aggregated = AggregatedBook::build(
+        &book,
+        &job.market,
+        &job.model,
+        job.valuation_time,
+        &job.scenario.path,
+    )?;
+    let revaluer = Revaluer::new(&aggregated, &job.model, horizon).with_vol_dynamics(
+        &aggregated,
+        &job.model,
+        horizon,
+    );
+    let pnl = base.revalued(&revaluer)?;
+    Ok(var_es(&pnl, &[level])[0])
+}

@@ -1,0 +1,199 @@
+//! The service's durable state: an embedded SQLite database in WAL mode, each
+//! acknowledged change committed (and synced) before the service answers.
+//!
+//! Tables: `positions` (every position and trade in arrival order: its id and its
+//! positions-file cells as JSON; the book is these rows in that order), `market` (every
+//! market update in arrival order, applied over the scenario's market file on start) and
+//! `limits` (the limits in force, replaced whole by `PUT /limits`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::service::limits::Limit;
+
+/// A position as stored: its id and its cells by positions-file column (text, as a file
+/// would hold them, so that it parses to the same numbers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPosition {
+    /// The position's id (unique).
+    pub id: String,
+    /// Cells by column name (`id` included), e.g. `quantity` → `"2.5"`.
+    pub cells: BTreeMap<String, String>,
+}
+
+/// One underlying's market move: a new spot and/or ATM vol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketUpdate {
+    /// The underlying quoted in the market file.
+    pub underlying: String,
+    /// New spot, USD per coin.
+    pub spot: Option<f64>,
+    /// New ATM implied vol, annualised fraction.
+    pub atm_vol: Option<f64>,
+}
+
+/// The database (one connection, used by one request at a time).
+pub struct Store {
+    connection: Mutex<Connection>,
+}
+
+/// A database failure, naming the file.
+fn database_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Resource {
+        message: format!("database {}: {e}", path.display()),
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, in WAL mode with full syncs.
+    pub fn open(path: &Path) -> Result<Store> {
+        let failed = |e: rusqlite::Error| database_error(path, e);
+        let connection = Connection::open(path).map_err(failed)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(failed)?;
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(failed)?;
+        connection
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS positions (
+                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                     id TEXT NOT NULL UNIQUE,
+                     cells TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS market (
+                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                     underlying TEXT NOT NULL,
+                     spot REAL,
+                     atm_vol REAL);
+                 CREATE TABLE IF NOT EXISTS limits (
+                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                     limit_json TEXT NOT NULL);",
+            )
+            .map_err(failed)?;
+        Ok(Store {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn with<T>(&self, work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let path = connection.path().unwrap_or("").to_owned();
+        work(&mut connection).map_err(|e| database_error(Path::new(&path), e))
+    }
+
+    /// Every position, in arrival order.
+    pub fn positions(&self) -> Result<Vec<StoredPosition>> {
+        let rows: Vec<(String, String)> = self.with(|c| {
+            let mut statement = c.prepare("SELECT id, cells FROM positions ORDER BY seq")?;
+            let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(id, cells)| {
+                let cells = serde_json::from_str(&cells).map_err(|e| Error::Resource {
+                    message: format!("database: position '{id}' is unreadable: {e}"),
+                })?;
+                Ok(StoredPosition { id, cells })
+            })
+            .collect()
+    }
+
+    /// The stored cells of position `id`, if it is held.
+    pub fn position(&self, id: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row("SELECT cells FROM positions WHERE id = ?1", [id], |row| {
+                row.get(0)
+            })
+            .optional()
+        })
+    }
+
+    /// Appends `positions` in one transaction (all or none).
+    pub fn add_positions(&self, positions: &[StoredPosition]) -> Result<()> {
+        self.with(|c| {
+            let transaction = c.transaction()?;
+            for p in positions {
+                let cells = serde_json::to_string(&p.cells).expect("text cells serialise");
+                transaction.execute(
+                    "INSERT INTO positions (id, cells) VALUES (?1, ?2)",
+                    params![p.id, cells],
+                )?;
+            }
+            transaction.commit()
+        })
+    }
+
+    /// Removes position `id`; whether it was held.
+    pub fn remove_position(&self, id: &str) -> Result<bool> {
+        self.with(|c| c.execute("DELETE FROM positions WHERE id = ?1", [id]))
+            .map(|n| n > 0)
+    }
+
+    /// Every market update, in arrival order.
+    pub fn market_updates(&self) -> Result<Vec<MarketUpdate>> {
+        self.with(|c| {
+            let mut statement =
+                c.prepare("SELECT underlying, spot, atm_vol FROM market ORDER BY seq")?;
+            let rows = statement.query_map([], |row| {
+                Ok(MarketUpdate {
+                    underlying: row.get(0)?,
+                    spot: row.get(1)?,
+                    atm_vol: row.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Appends `updates` in one transaction.
+    pub fn add_market_updates(&self, updates: &[MarketUpdate]) -> Result<()> {
+        self.with(|c| {
+            let transaction = c.transaction()?;
+            for u in updates {
+                transaction.execute(
+                    "INSERT INTO market (underlying, spot, atm_vol) VALUES (?1, ?2, ?3)",
+                    params![u.underlying, u.spot, u.atm_vol],
+                )?;
+            }
+            transaction.commit()
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Result<Vec<Limit>> {
+        let texts: Vec<String> = self.with(|c| {
+            let mut statement = c.prepare("SELECT limit_json FROM limits ORDER BY seq")?;
+            let rows = statement.query_map([], |row| row.get(0))?;
+            rows.collect()
+        })?;
+        texts
+            .iter()
+            .map(|text| {
+                serde_json::from_str(text).map_err(|e| Error::Resource {
+                    message: format!("database: a limit is unreadable: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the limits in force with `limits`, in one transaction.
+    pub fn replace_limits(&self, limits: &[Limit]) -> Result<()> {
+        self.with(|c| {
+            let transaction = c.transaction()?;
+            transaction.execute("DELETE FROM limits", [])?;
+            for limit in limits {
+                let text = serde_json::to_string(limit).expect("a limit serialises");
+                transaction.execute("INSERT INTO limits (limit_json) VALUES (?1)", [text])?;
+            }
+            transaction.commit()
+        })
+    }
+}
