@@ -183,6 +183,13 @@ impl BaseRun {
         })
     }
 
+    /// The same paths, with what-ifs on them computed on a pool of their own
+    /// ([`crate::mc::threads::Threads::for_requests`]).
+    pub fn serving_requests(mut self) -> BaseRun {
+        self.settings.threads = self.settings.threads.for_requests();
+        self
+    }
+
     /// The settings the paths were simulated with.
     pub fn settings(&self) -> SimulationSettings {
         self.settings

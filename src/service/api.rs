@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::service::limits::Limit;
-use crate::service::live::{ChangeError, Live, Refusal, ServiceEvent};
+use crate::service::live::{ChangeError, Live, Refusal, ServiceEvent, POSITION_COLUMNS};
 use crate::service::store::{MarketUpdate, StoredPosition};
 
 /// Largest request body accepted (bytes).
@@ -103,8 +103,24 @@ fn answer(live: &Live, result: Result<Response, ApiError>) -> Response {
     }
 }
 
-/// The JSON of a request body, or why it is none.
-fn body_json(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+/// The JSON of a request body declared `application/json`, or why it is none (a body of
+/// another type is refused, so that a web page cannot post to the service unasked).
+fn body_json(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            field: None,
+            message: "send the body as JSON with Content-Type: application/json".into(),
+        });
+    }
     let bytes = body.map_err(|rejection| ApiError {
         status: rejection.status(),
         field: None,
@@ -151,11 +167,13 @@ fn trades_of(value: &Value, key: &str) -> Result<Vec<StoredPosition>, ApiError> 
             let Value::Object(fields) = trade else {
                 return Err(bad(format!("{key}[{i}]"), "a trade is a JSON object"));
             };
-            let cells = cells_of(fields, &format!("{key}[{i}]"))?;
-            let id = match cells.get("id") {
-                Some(id) => id.clone(),
-                None => return Err(bad(format!("{key}[{i}].id"), "is required")),
+            let at = format!("{key}[{i}]");
+            let mut cells = cells_of(fields, &at)?;
+            let id = match cells.get("id").map(|id| id.trim()) {
+                Some(id) if !id.is_empty() => id.to_owned(),
+                _ => return Err(bad(format!("{at}.id"), "is required")),
             };
+            cells.insert("id".into(), id.clone());
             Ok(StoredPosition { id, cells })
         })
         .collect()
@@ -165,6 +183,15 @@ fn trades_of(value: &Value, key: &str) -> Result<Vec<StoredPosition>, ApiError> 
 fn cells_of(fields: &Map<String, Value>, at: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let mut cells = BTreeMap::new();
     for (name, value) in fields {
+        if !POSITION_COLUMNS.contains(&name.as_str()) {
+            return Err(bad(
+                format!("{at}.{name}"),
+                format!(
+                    "unknown field (the positions file's columns: {})",
+                    POSITION_COLUMNS.join(", ")
+                ),
+            ));
+        }
         let text = match value {
             Value::Null => continue,
             Value::String(s) => s.clone(),
@@ -178,10 +205,11 @@ fn cells_of(fields: &Map<String, Value>, at: &str) -> Result<BTreeMap<String, St
 
 async fn add_trades(
     State(live): State<Arc<Live>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let trades = trades_of(&body_json(body)?, "trades")?;
+        let trades = trades_of(&body_json(&headers, body)?, "trades")?;
         if trades.is_empty() {
             return Err(bad("trades", "no trade given"));
         }
@@ -255,10 +283,11 @@ fn market_updates(value: &Value) -> Result<Vec<MarketUpdate>, ApiError> {
 
 async fn update_market(
     State(live): State<Arc<Live>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let updates = market_updates(&body_json(body)?)?;
+        let updates = market_updates(&body_json(&headers, body)?)?;
         let worker = live.clone();
         let version =
             blocking(move || worker.update_market(updates).map_err(ApiError::from)).await?;
@@ -268,9 +297,13 @@ async fn update_market(
     answer(&live, result)
 }
 
-async fn what_if(State(live): State<Arc<Live>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn what_if(
+    State(live): State<Arc<Live>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let result = async {
-        let value = body_json(body)?;
+        let value = body_json(&headers, body)?;
         let trades = trades_of(&value, "trades")?;
         let remove: Vec<String> = match value.get("remove") {
             None | Some(Value::Null) => Vec::new(),
@@ -312,18 +345,18 @@ async fn risk(State(live): State<Arc<Live>>) -> Response {
 }
 
 async fn limits(State(live): State<Arc<Live>>) -> Response {
-    let version = live.completed().map_or(0, |c| c.version);
-    let statuses = live.limits();
+    let (version, statuses) = live.limits();
     let breaches: Vec<_> = statuses.iter().filter(|s| s.breached).collect();
     Json(json!({ "version": version, "limits": statuses, "breaches": breaches })).into_response()
 }
 
 async fn replace_limits(
     State(live): State<Arc<Live>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let value = body_json(body)?;
+        let value = body_json(&headers, body)?;
         let list = match &value {
             Value::Array(_) => value.clone(),
             Value::Object(o) => o
@@ -378,10 +411,17 @@ async fn events(
 
 async fn health(State(live): State<Arc<Live>>) -> Response {
     let risk_version = live.completed().map(|c| c.version);
+    let failure = live.last_failure();
+    let status = match (&risk_version, &failure) {
+        (_, Some(_)) => "run_failed",
+        (Some(_), None) => "ok",
+        (None, None) => "starting",
+    };
     Json(json!({
-        "status": if risk_version.is_some() { "ok" } else { "starting" },
+        "status": status,
         "input_version": live.input_version(),
         "risk_version": risk_version,
+        "last_failure": failure.map(|(version, error)| json!({"version": version, "error": error})),
     }))
     .into_response()
 }
@@ -476,7 +516,7 @@ async fn metrics(State(live): State<Arc<Live>>) -> Response {
                             .expect("scope")
                             .as_str()
                             .unwrap_or(""),
-                        l.name.as_deref().unwrap_or(""),
+                        label_value(l.name.as_deref().unwrap_or("")),
                         serde_json::to_value(l.measure)
                             .expect("measure")
                             .as_str()
@@ -489,6 +529,13 @@ async fn metrics(State(live): State<Arc<Live>>) -> Response {
         );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// A Prometheus label value: backslash, double quote and line feed escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 async fn dashboard() -> Html<&'static str> {

@@ -96,9 +96,11 @@ impl Limit {
         }
     }
 
-    /// Whether position-level group `key` of `grouping` is this limit's group.
-    pub fn covers(&self, grouping: Grouping, key: &str) -> bool {
-        self.scope.grouping() == Some(grouping) && self.name.as_deref() == Some(key)
+    /// Whether `other` caps the same figure (scope, name, measure and level), whatever its
+    /// ceiling.
+    pub fn same_figure(&self, other: &Limit) -> bool {
+        (self.scope, &self.name, self.measure, self.confidence)
+            == (other.scope, &other.name, other.measure, other.confidence)
     }
 }
 

@@ -192,6 +192,8 @@ pub struct Live {
     attempted: AtomicU64,
     /// Held through each change, from its checks to its commit: changes one at a time.
     changing: Mutex<()>,
+    /// The last run's failure (input version, error), cleared by a completed run.
+    last_failure: Mutex<Option<(u64, String)>>,
     events: broadcast::Sender<ServiceEvent>,
     /// Request and run counters.
     pub counters: Counters,
@@ -265,18 +267,19 @@ fn book_of(
     Book::from_table(&table, market, valuation_time)
 }
 
-/// A refusal from a loader's error about records (naming the row and field).
-fn refused(e: Error, array: &str) -> Refusal {
+/// A refusal from a loader's error about records (naming the row and field): row r of the
+/// loaded records is `array[r - 1 - offset]` (records after `offset` others).
+fn refused(e: Error, array: &str, offset: usize) -> Refusal {
     match &e {
         Error::Input {
             location: crate::error::Location::Row { row, .. },
             field,
             message,
             ..
-        } => Refusal::bad(
+        } if *row > offset => Refusal::bad(
             format!(
                 "{array}[{}]{}",
-                row - 1,
+                row - 1 - offset,
                 field.as_ref().map_or(String::new(), |f| format!(".{f}"))
             ),
             message.clone(),
@@ -305,9 +308,6 @@ impl Live {
             .valuation_time
             .or(market.as_of)
             .unwrap_or_else(start_of_today);
-        if let Some(file) = &scenario.surface_file {
-            market.surfaces = Some(VolSurfaces::load(file, &market, valuation_time)?);
-        }
         let store = Store::open(db)?;
         for update in store.market_updates()? {
             market
@@ -319,9 +319,11 @@ impl Live {
                     ),
                 })?;
         }
+        let market = with_surfaces(market, &scenario, valuation_time)?;
+        // the scenario's positions file seeds a new store only: deletions stay deleted
         let import = match import {
             Some(file) => Some(file.to_path_buf()),
-            None if store.positions()?.is_empty() => Some(scenario.portfolio_file.clone()),
+            None if store.is_new()? => Some(scenario.portfolio_file.clone()),
             None => None,
         };
         if let Some(file) = import {
@@ -333,6 +335,7 @@ impl Live {
                 .collect();
             store.add_positions(&new)?;
         }
+        store.mark_initialised()?;
         let positions = store.positions()?;
         let limits = store.limits()?;
         let (events, _) = broadcast::channel(256);
@@ -360,11 +363,38 @@ impl Live {
             wanted: (Mutex::new(1), Condvar::new()),
             attempted: AtomicU64::new(0),
             changing: Mutex::new(()),
+            last_failure: Mutex::new(None),
             events,
             counters: Counters::default(),
         });
-        live.run_once()?;
+        // a first run that fails (a non-finite P&L on stored inputs) leaves the service up,
+        // answering 503 for figures until a change makes the inputs runnable
+        if let Err(e) = live.run_once() {
+            live.failed(1, &e);
+        }
         Ok(live)
+    }
+
+    /// Records a failed run of input version `version`.
+    fn failed(&self, version: u64, error: &Error) {
+        eprintln!("tailrisk: the run of input version {version} failed: {error}");
+        self.counters.failed_runs.fetch_add(1, Ordering::Relaxed);
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((version, error.to_string()));
+        let _ = self.events.send(ServiceEvent::RunFailed {
+            version,
+            error: error.to_string(),
+        });
+        // not retried until the inputs change again
+        self.mark_attempted(version);
+    }
+
+    /// The last failed run's input version and error, if the last run failed.
+    pub fn last_failure(&self) -> Option<(u64, String)> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Starts the background runner (a thread that recomputes the run after each change).
@@ -381,15 +411,16 @@ impl Live {
                     }
                     *wanted
                 };
-                if let Err(e) = live.run_once() {
-                    live.counters.failed_runs.fetch_add(1, Ordering::Relaxed);
-                    let _ = live.events.send(ServiceEvent::RunFailed {
-                        version: wanted,
-                        error: e.to_string(),
-                    });
-                    // do not retry the same inputs until they change again
-                    live.mark_attempted(wanted);
-                }
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| live.run_once()));
+                let error = match outcome {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => e,
+                    Err(_) => Error::Numerical {
+                        message: "the run panicked (a bug): see the service's stderr".into(),
+                    },
+                };
+                live.failed(wanted, &error);
             })
             .expect("the runner thread starts");
     }
@@ -467,7 +498,7 @@ impl Live {
             contributions,
         };
         let outcome = run(&job, &request, &|_| ())?;
-        let base = BaseRun::simulate(&job, simulation)?;
+        let base = BaseRun::simulate(&job, simulation)?.serving_requests();
         let limits = statuses(&job, &base, &outcome.report.measures, &inputs.limits)?;
         let seconds = started.elapsed().as_secs_f64();
         let risk = RiskView {
@@ -496,6 +527,7 @@ impl Live {
             limits,
         });
         *self.completed.write().unwrap_or_else(|p| p.into_inner()) = Some(completed.clone());
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.counters.runs.fetch_add(1, Ordering::Relaxed);
         self.counters
             .last_run_micros
@@ -510,22 +542,39 @@ impl Live {
             version: now.version,
             measures: now.risk.measures.clone(),
         });
-        for status in &now.limits {
-            let was = previous
-                .and_then(|p| p.limits.iter().find(|s| s.limit == status.limit))
-                .is_some_and(|s| s.breached);
-            let event = match (was, status.breached) {
-                (false, true) => ServiceEvent::LimitBreached {
+        let breached = |run: Option<&Completed>, limit: &Limit| {
+            run.is_some_and(|r| {
+                r.limits
+                    .iter()
+                    .any(|s| s.limit.same_figure(limit) && s.breached)
+            })
+        };
+        for status in now.limits.iter().filter(|s| s.breached) {
+            if !breached(previous, &status.limit) {
+                let _ = self.events.send(ServiceEvent::LimitBreached {
                     version: now.version,
                     status: status.clone(),
-                },
-                (true, false) => ServiceEvent::LimitCleared {
+                });
+            }
+        }
+        // cleared: breached before, and now under its (possibly new) ceiling or withdrawn
+        for before in previous
+            .iter()
+            .flat_map(|p| &p.limits)
+            .filter(|s| s.breached)
+        {
+            if !breached(Some(now), &before.limit) {
+                let status = now
+                    .limits
+                    .iter()
+                    .find(|s| s.limit.same_figure(&before.limit))
+                    .unwrap_or(before)
+                    .clone();
+                let _ = self.events.send(ServiceEvent::LimitCleared {
                     version: now.version,
-                    status: status.clone(),
-                },
-                _ => continue,
-            };
-            let _ = self.events.send(event);
+                    status,
+                });
+            }
         }
     }
 
@@ -551,21 +600,23 @@ impl Live {
         let _one = self.one_change_at_a_time();
         let market = self.inputs().market.clone();
         book_of(&trades, "POST /trades", &market, self.valuation_time)
-            .map_err(|e| refused(e, "trades"))?;
+            .map_err(|e| refused(e, "trades", 0))?;
         let mut new = Vec::new();
         for (i, trade) in trades.into_iter().enumerate() {
             match self.store.position(&trade.id)? {
                 None => new.push(trade),
                 Some(cells) if cells == serde_json::to_string(&trade.cells).expect("cells") => {}
-                Some(_) => return Err(Refusal {
-                    status: 409,
-                    field: Some(format!("trades[{i}].id")),
-                    message: format!(
+                Some(_) => {
+                    return Err(Refusal {
+                        status: 409,
+                        field: Some(format!("trades[{i}].id")),
+                        message: format!(
                         "'{}' is already a position with other fields; give the trade its own id",
                         trade.id
                     ),
+                    }
+                    .into())
                 }
-                .into()),
             }
         }
         if new.is_empty() {
@@ -573,13 +624,54 @@ impl Live {
         }
         // the whole book must still build (model, venues) before anything is stored
         let mut positions = self.inputs().positions.clone();
+        let held = positions.len();
         positions.extend(new.iter().cloned());
-        self.job_of(&positions, market)
-            .map_err(|e| refused(e, "trades"))?;
+        self.job_of(&positions, market.clone())
+            .map_err(|e| refused(e, "trades", held))?;
+        self.check_finite_on_live_paths(&new, &market)?;
         self.store.add_positions(&new)?;
         let ids = new.iter().map(|p| p.id.clone()).collect();
         let version = self.accept(|inputs| inputs.positions.extend(new));
         Ok((version, ids))
+    }
+
+    /// Refuses trades whose P&L is not finite on the live paths (absurd sizes or strikes),
+    /// which would stop every later run.
+    fn check_finite_on_live_paths(
+        &self,
+        trades: &[StoredPosition],
+        market: &MarketData,
+    ) -> std::result::Result<(), ChangeError> {
+        let Some(completed) = self.completed() else {
+            return Ok(());
+        };
+        let job = &completed.job;
+        let book = book_of(trades, "POST /trades", market, self.valuation_time)?;
+        let aggregated = AggregatedBook::build(
+            &book,
+            market,
+            &job.model,
+            self.valuation_time,
+            &job.scenario.path,
+        )
+        .map_err(|e| refused(e, "trades", 0))?;
+        let horizon = self.simulation.horizon_days;
+        let revaluer = Revaluer::new(&aggregated, &job.model, horizon).with_vol_dynamics(
+            &aggregated,
+            &job.model,
+            horizon,
+        );
+        let pnl = completed.base.revalued(&revaluer)?;
+        if pnl.iter().all(|p| p.is_finite()) {
+            Ok(())
+        } else {
+            Err(Refusal::bad(
+                "trades",
+                "the trades' P&L is not finite on the live paths (a quantity, strike or price \
+                 beyond floating point)",
+            )
+            .into())
+        }
     }
 
     /// Removes position `id`.
@@ -609,7 +701,9 @@ impl Live {
                 .update(&u.underlying, u.spot, u.atm_vol)
                 .map_err(|message| Refusal::bad(u.underlying.clone(), message))?;
         }
-        // the book must still value on the moved market
+        // the surfaces' forwards follow the spots; the book must still value on the market
+        let market = with_surfaces(market, &self.scenario, self.valuation_time)
+            .map_err(|e| Refusal::bad("market", e.to_string()))?;
         let positions = self.inputs().positions.clone();
         self.job_of(&positions, market.clone())
             .map_err(|e| Refusal::bad("market", e.to_string()))?;
@@ -617,10 +711,10 @@ impl Live {
         Ok(self.accept(|inputs| inputs.market = market))
     }
 
-    /// The limits in force with their figures on the last completed run.
-    pub fn limits(&self) -> Vec<LimitStatus> {
+    /// The limits in force with their figures on the last completed run, and its version.
+    pub fn limits(&self) -> (u64, Vec<LimitStatus>) {
         self.completed()
-            .map(|c| c.limits.clone())
+            .map(|c| (c.version, c.limits.clone()))
             .unwrap_or_default()
     }
 
@@ -630,6 +724,13 @@ impl Live {
         for (i, limit) in limits.iter().enumerate() {
             if let Some((field, message)) = limit.problem() {
                 return Err(Refusal::bad(format!("limits[{i}].{field}"), message).into());
+            }
+            if limits[..i].iter().any(|l| l.same_figure(limit)) {
+                return Err(Refusal::bad(
+                    format!("limits[{i}]"),
+                    "caps the same figure as an earlier limit",
+                )
+                .into());
             }
         }
         self.store.replace_limits(&limits)?;
@@ -653,16 +754,29 @@ impl Live {
             .into());
         };
         let job = &completed.job;
+        if let Some(i) = remove
+            .iter()
+            .position(|id| !job.book.positions.iter().any(|p| &p.id == id))
+        {
+            return Err(Refusal {
+                status: 404,
+                field: Some(format!("remove[{i}]")),
+                message: format!("the book holds no position '{}'", remove[i]),
+            }
+            .into());
+        }
         let trades = if trades.is_empty() {
             None
         } else {
             Some(
                 book_of(&trades, "POST /whatif", &job.market, job.valuation_time)
-                    .map_err(|e| refused(e, "trades"))?,
+                    .map_err(|e| refused(e, "trades", 0))?,
             )
         };
         let result = what_if_on(job, &completed.base, trades, &remove).map_err(|e| match e {
-            Error::Input { .. } => ChangeError::Refused(refused(e, "trades")),
+            Error::Input { .. } | Error::Model { .. } => {
+                ChangeError::Refused(refused(e, "trades", 0))
+            }
             other => ChangeError::Failed(other),
         })?;
         self.counters.what_ifs.fetch_add(1, Ordering::Relaxed);
@@ -671,6 +785,20 @@ impl Live {
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         Ok((completed.version, result))
     }
+}
+
+/// `market` with the scenario's surface marks built over it (their forwards follow its
+/// spots), as [`Job::load`] builds them.
+fn with_surfaces(
+    mut market: MarketData,
+    scenario: &ScenarioFile,
+    valuation_time: DateTime<Utc>,
+) -> Result<MarketData> {
+    if let Some(file) = &scenario.surface_file {
+        market.surfaces = None;
+        market.surfaces = Some(VolSurfaces::load(file, &market, valuation_time)?);
+    }
+    Ok(market)
 }
 
 /// The highest confidence level of the job's run settings.

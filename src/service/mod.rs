@@ -62,14 +62,23 @@ pub fn serve(config: ServeConfig) -> Result<()> {
             message: format!("cannot read the listening address: {e}"),
         })?;
         eprintln!("tailrisk: listening on http://{address}");
-        axum::serve(listener, api::router(live))
-            .with_graceful_shutdown(interrupted())
-            .await
-            .map_err(|e| Error::Resource {
+        let server = axum::serve(listener, api::router(live)).with_graceful_shutdown(interrupted());
+        // open event streams never end by themselves: after the signal, requests in flight
+        // get a few seconds, then the service stops
+        tokio::select! {
+            outcome = server => outcome.map_err(|e| Error::Resource {
                 message: format!("the HTTP server stopped: {e}"),
-            })
+            }),
+            () = async {
+                interrupted().await;
+                tokio::time::sleep(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECONDS)).await;
+            } => Ok(()),
+        }
     })
 }
+
+/// Seconds requests in flight get after Ctrl-C or SIGTERM.
+const SHUTDOWN_GRACE_SECONDS: u64 = 3;
 
 /// Resolves on Ctrl-C or SIGTERM.
 async fn interrupted() {

@@ -53,9 +53,15 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let failed = |e: rusqlite::Error| database_error(path, e);
         let connection = Connection::open(path).map_err(failed)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
+        let mode: String = connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(failed)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(database_error(
+                path,
+                format!("cannot use write-ahead logging (journal mode stays '{mode}')"),
+            ));
+        }
         connection
             .pragma_update(None, "synchronous", "FULL")
             .map_err(failed)?;
@@ -72,7 +78,10 @@ impl Store {
                      atm_vol REAL);
                  CREATE TABLE IF NOT EXISTS limits (
                      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                     limit_json TEXT NOT NULL);",
+                     limit_json TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS meta (
+                     key TEXT PRIMARY KEY,
+                     value TEXT NOT NULL);",
             )
             .map_err(failed)?;
         Ok(Store {
@@ -87,6 +96,34 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let path = connection.path().unwrap_or("").to_owned();
         work(&mut connection).map_err(|e| database_error(Path::new(&path), e))
+    }
+
+    /// Whether the store was never initialised (no positions were ever imported into it):
+    /// only then does the scenario's own positions file seed it.
+    pub fn is_new(&self) -> Result<bool> {
+        self.with(|c| {
+            let marked: Option<String> = c
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'initialised'",
+                    [],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let positions: i64 =
+                c.query_row("SELECT COUNT(*) FROM positions", [], |row| row.get(0))?;
+            Ok(marked.is_none() && positions == 0)
+        })
+    }
+
+    /// Records that the store holds its initial book (later deletions stay deleted).
+    pub fn mark_initialised(&self) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('initialised', datetime('now'))",
+                [],
+            )
+            .map(|_| ())
+        })
     }
 
     /// Every position, in arrival order.
