@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+#[path = "common/http.rs"]
+mod http;
+use http::{call, load, quantile};
+
 /// Paths of the live run: enough for stable figures, quick to recompute.
 const PATHS: &str = "20000";
 
@@ -65,48 +69,6 @@ fn serve(scenario: &Path, db: &Path) -> Server {
     // keep draining stderr so the service never blocks on it
     std::thread::spawn(move || for _ in lines {});
     Server { child, address }
-}
-
-/// One HTTP/1.1 request; the status and the body.
-fn call(address: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    let answer = String::from_utf8(answer).unwrap();
-    let (head, rest) = answer.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    (
-        status,
-        if chunked {
-            unchunk(rest)
-        } else {
-            rest.to_owned()
-        },
-    )
-}
-
-fn unchunk(mut text: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = text.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        text = &rest[size + 2..];
-    }
-    out
 }
 
 fn json_call(address: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -548,4 +510,26 @@ fn acknowledged_trades_survive_a_kill() {
         let (status, answer) = json_call(&server.address, "POST", "/trades", Some(trade));
         assert_eq!((status, &answer["added"]), (200, &json!([])), "{id}");
     }
+}
+
+/// A bounded load: 20 clients at once, each sending what-ifs of 10 trades; none fails
+/// (the latency figures are printed; the full 20 × 500 is `cargo bench --bench
+/// service_load`).
+#[test]
+fn concurrent_what_ifs_all_answer() {
+    let dir = TempDir::new().unwrap();
+    let server = serve(&fund_copy(dir.path()), &dir.path().join("db"));
+    settled(&server);
+    let trades: Vec<Value> = (0..10)
+        .map(|i| option_trade(&format!("w{i}"), f64::from(i) - 5.0))
+        .collect();
+    let body = json!({ "trades": trades }).to_string();
+    let (latencies, failed) = load(&server.address, "/whatif", &body, 20, 10);
+    assert_eq!(latencies.len(), 200);
+    assert!(failed.is_empty(), "{failed:?}");
+    eprintln!(
+        "20 clients x 10 what-ifs at {PATHS} paths: p50 {:.1} ms, p99 {:.1} ms",
+        quantile(&latencies, 0.5),
+        quantile(&latencies, 0.99)
+    );
 }

@@ -321,6 +321,11 @@ async fn what_if(
         if trades.is_empty() && remove.is_empty() {
             return Err(bad("trades", "give trades and/or positions to remove"));
         }
+        let _turn = live.what_if_turn.acquire().await.map_err(|e| ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            field: None,
+            message: format!("the service is stopping: {e}"),
+        })?;
         let worker = live.clone();
         let (version, result) =
             blocking(move || worker.what_if(trades, remove).map_err(ApiError::from)).await?;

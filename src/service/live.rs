@@ -197,6 +197,9 @@ pub struct Live {
     events: broadcast::Sender<ServiceEvent>,
     /// Request and run counters.
     pub counters: Counters,
+    /// What-ifs run one at a time, each on every worker, in the order they came (a fair
+    /// queue: under load each waits its turn rather than some starving).
+    pub what_if_turn: tokio::sync::Semaphore,
 }
 
 /// A change refused: the field at fault and why (a 4xx answer).
@@ -366,6 +369,7 @@ impl Live {
             last_failure: Mutex::new(None),
             events,
             counters: Counters::default(),
+            what_if_turn: tokio::sync::Semaphore::new(1),
         });
         // a first run that fails (a non-finite P&L on stored inputs) leaves the service up,
         // answering 503 for figures until a change makes the inputs runnable
