@@ -16,7 +16,6 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::book::aggregate::AggregatedBook;
 use crate::book::instrument::{Instrument, Settlement};
 use crate::book::positions::{parse_holding, Book, Position, UNASSIGNED};
 use crate::error::{Error, Location, Result};
@@ -159,13 +158,7 @@ fn unit_value(position: &Position, job: &Job) -> Result<f64> {
         file: job.book.file.clone(),
         positions: vec![position.clone()],
     };
-    let netted = AggregatedBook::build(
-        &book,
-        &job.market,
-        &job.model,
-        job.valuation_time,
-        &job.scenario.path,
-    )?;
+    let netted = job.net(&book)?;
     Ok(netted.base_value())
 }
 

@@ -10,7 +10,6 @@
 
 use serde::Serialize;
 
-use crate::book::aggregate::AggregatedBook;
 use crate::book::exposures::{exposures, ExposureRow};
 use crate::book::grouping::Grouping;
 use crate::book::instrument::Instrument;
@@ -787,13 +786,7 @@ fn missing(candidates: &Candidates, underlying: &str, what: &str) -> Error {
 
 /// The exposure rows by underlying of `book` netted under the job's market and model.
 fn underlying_rows(job: &Job, book: &Book) -> Result<Vec<ExposureRow>> {
-    let netted = AggregatedBook::build(
-        book,
-        &job.market,
-        &job.model,
-        job.valuation_time,
-        &job.scenario.path,
-    )?;
+    let netted = job.net(book)?;
     Ok(exposures(book, &netted)
         .into_iter()
         .filter(|r| {

@@ -8,7 +8,6 @@
 
 use rayon::prelude::*;
 
-use crate::book::aggregate::AggregatedBook;
 use crate::book::positions::Book;
 use crate::error::{Error, Result};
 use crate::hedge::candidates::Candidates;
@@ -67,13 +66,7 @@ pub fn simulate(
         file: job.book.file.clone(),
         positions,
     };
-    let netted = AggregatedBook::build(
-        &together,
-        &job.market,
-        &job.model,
-        job.valuation_time,
-        &job.scenario.path,
-    )?;
+    let netted = job.net(&together)?;
     let simulator = Simulator::new(&job.model, &netted, settings)?;
     let revaluer = simulator.revaluer();
     let weights: Vec<(usize, f64)> = together

@@ -43,11 +43,7 @@ impl Job {
     pub fn load(scenario_path: &Path, repair_correlation: bool) -> Result<Job> {
         let scenario = ScenarioFile::load(scenario_path)?;
         let mut market = MarketData::load(&scenario.market_file)?;
-        let valuation_time = scenario
-            .run
-            .valuation_time
-            .or(market.as_of)
-            .unwrap_or_else(start_of_today);
+        let valuation_time = valuation_time(&scenario, &market);
         if let Some(file) = &scenario.surface_file {
             market.surfaces = Some(VolSurfaces::load(file, &market, valuation_time)?);
         }
@@ -126,8 +122,30 @@ impl Job {
         Ok(self)
     }
 
+    /// `book` netted on this job's market and model at its valuation time (trades, a
+    /// group of positions, hedge candidates).
+    pub fn net(&self, book: &Book) -> Result<AggregatedBook> {
+        AggregatedBook::build(
+            book,
+            &self.market,
+            &self.model,
+            self.valuation_time,
+            &self.scenario.path,
+        )
+    }
+
     /// Today's value of the book in the reporting currency.
     pub fn base_value(&self) -> f64 {
         self.currency.value_today(self.aggregated.base_value())
     }
+}
+
+/// The valuation time of `scenario` on `market`: `[run] valuation_time`, else the market
+/// file's `as_of`, else the start of today (UTC).
+pub fn valuation_time(scenario: &ScenarioFile, market: &MarketData) -> DateTime<Utc> {
+    scenario
+        .run
+        .valuation_time
+        .or(market.as_of)
+        .unwrap_or_else(start_of_today)
 }

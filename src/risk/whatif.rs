@@ -327,17 +327,8 @@ impl Books {
         horizon_days: f64,
     ) -> Result<Books> {
         let after_book = modified_book(&job.book, trades.as_ref(), remove)?;
-        let build = |book: &Book| {
-            AggregatedBook::build(
-                book,
-                &job.market,
-                &job.model,
-                job.valuation_time,
-                &job.scenario.path,
-            )
-        };
-        let after = build(&after_book)?;
-        let traded = build(&traded_positions(&job.book, trades.as_ref(), remove))?;
+        let after = job.net(&after_book)?;
+        let traded = job.net(&traded_positions(&job.book, trades.as_ref(), remove))?;
         let revaluer = Revaluer::new(&traded, &job.model, horizon_days).with_vol_dynamics(
             &traded,
             &job.model,

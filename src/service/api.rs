@@ -442,48 +442,53 @@ async fn metrics(State(live): State<Arc<Live>>) -> Response {
         }
     };
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-    gauge(
-        "tailrisk_input_version",
-        "Changes accepted (trades, market, limits).",
-        "gauge",
-        vec![(String::new(), live.input_version() as f64)],
-    );
-    gauge(
-        "tailrisk_runs_total",
-        "Risk runs completed.",
-        "counter",
-        vec![(String::new(), load(&c.runs))],
-    );
-    gauge(
-        "tailrisk_runs_failed_total",
-        "Risk runs failed.",
-        "counter",
-        vec![(String::new(), load(&c.failed_runs))],
-    );
-    gauge(
-        "tailrisk_last_run_seconds",
-        "Seconds the last run took.",
-        "gauge",
-        vec![(String::new(), load(&c.last_run_micros) / 1e6)],
-    );
-    gauge(
-        "tailrisk_whatif_total",
-        "What-ifs answered.",
-        "counter",
-        vec![(String::new(), load(&c.what_ifs))],
-    );
-    gauge(
-        "tailrisk_whatif_seconds_total",
-        "Seconds spent answering what-ifs.",
-        "counter",
-        vec![(String::new(), load(&c.what_if_micros) / 1e6)],
-    );
-    gauge(
-        "tailrisk_rejected_requests_total",
-        "Requests refused as bad input (4xx).",
-        "counter",
-        vec![(String::new(), load(&c.rejected))],
-    );
+    let scalars = [
+        (
+            "tailrisk_input_version",
+            "Changes accepted (trades, market, limits).",
+            "gauge",
+            live.input_version() as f64,
+        ),
+        (
+            "tailrisk_runs_total",
+            "Risk runs completed.",
+            "counter",
+            load(&c.runs),
+        ),
+        (
+            "tailrisk_runs_failed_total",
+            "Risk runs failed.",
+            "counter",
+            load(&c.failed_runs),
+        ),
+        (
+            "tailrisk_last_run_seconds",
+            "Seconds the last run took.",
+            "gauge",
+            load(&c.last_run_micros) / 1e6,
+        ),
+        (
+            "tailrisk_whatif_total",
+            "What-ifs answered.",
+            "counter",
+            load(&c.what_ifs),
+        ),
+        (
+            "tailrisk_whatif_seconds_total",
+            "Seconds spent answering what-ifs.",
+            "counter",
+            load(&c.what_if_micros) / 1e6,
+        ),
+        (
+            "tailrisk_rejected_requests_total",
+            "Requests refused as bad input (4xx).",
+            "counter",
+            load(&c.rejected),
+        ),
+    ];
+    for (name, help, kind, value) in scalars {
+        gauge(name, help, kind, vec![(String::new(), value)]);
+    }
     if let Some(completed) = live.completed() {
         let level =
             |m: &crate::risk::measures::RiskMeasure| format!("{{confidence=\"{}\"}}", m.confidence);

@@ -21,7 +21,7 @@ use crate::book::exposures::{exposures, ExposureRow};
 use crate::book::grouping::Grouping;
 use crate::book::positions::Book;
 use crate::error::{Error, Result};
-use crate::input::job::Job;
+use crate::input::job::{valuation_time, Job};
 use crate::input::scenario::ScenarioFile;
 use crate::input::table::Table;
 use crate::market::vol_surface::VolSurfaces;
@@ -35,7 +35,6 @@ use crate::risk::run::{run, RunRequest};
 use crate::risk::whatif::{what_if_on, BaseRun, WhatIf};
 use crate::service::limits::{net_delta, Limit, LimitMeasure, LimitScope, LimitStatus};
 use crate::service::store::{MarketUpdate, Store, StoredPosition};
-use crate::time::start_of_today;
 
 /// The columns of a positions file, in the order the service writes them.
 pub const POSITION_COLUMNS: [&str; 13] = [
@@ -306,11 +305,7 @@ impl Live {
     ) -> Result<Arc<Live>> {
         let scenario = ScenarioFile::load(scenario_path)?;
         let mut market = MarketData::load(&scenario.market_file)?;
-        let valuation_time = scenario
-            .run
-            .valuation_time
-            .or(market.as_of)
-            .unwrap_or_else(start_of_today);
+        let valuation_time = valuation_time(&scenario, &market);
         let store = Store::open(db)?;
         for update in store.market_updates()? {
             market
@@ -909,13 +904,7 @@ fn group_measure(job: &Job, base: &BaseRun, limit: &Limit, level: f64) -> Result
         positions,
     };
     let horizon = base.settings().horizon_days;
-    let aggregated = AggregatedBook::build(
-        &book,
-        &job.market,
-        &job.model,
-        job.valuation_time,
-        &job.scenario.path,
-    )?;
+    let aggregated = job.net(&book)?;
     let revaluer = Revaluer::new(&aggregated, &job.model, horizon).with_vol_dynamics(
         &aggregated,
         &job.model,
