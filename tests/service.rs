@@ -120,7 +120,8 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
     let (status, error) = json_call(&server.address, "POST", "/trades", Some(conflicting));
     assert_eq!((status, &error["field"]), (409, &json!("trades[0].id")));
 
-    let refusals: [(&str, &str, &str, u16, Value); 14] = [
+    let too_many_removals = json!({ "remove": vec!["btc-spot-binance"; 1001] }).to_string();
+    let refusals: [(&str, &str, &str, u16, Value); 15] = [
         ("POST", "/trades", "{bad", 400, Value::Null),
         (
             "POST",
@@ -188,6 +189,7 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
             404,
             json!("remove[1]"),
         ),
+        ("POST", "/whatif", &too_many_removals, 400, json!("remove")),
         (
             "PUT",
             "/limits",
@@ -263,8 +265,8 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
         .unwrap()
         .parse()
         .unwrap();
-    // the conflict, the fourteen refusals, the body of another type and the oversized one
-    assert_eq!(rejected, 17.0, "{metrics}");
+    // the conflict, the fifteen refusals, the body of another type and the oversized one
+    assert_eq!(rejected, 18.0, "{metrics}");
     let (_, health) = json_call(&server.address, "GET", "/health", None);
     assert_eq!(health["status"], "ok", "{health}");
 }

@@ -28,6 +28,10 @@ use crate::service::store::{MarketUpdate, StoredPosition};
 /// Largest request body accepted (bytes).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
+/// Most trades, or position ids to remove, one request may carry (a what-if holds every
+/// worker while it runs).
+pub const MAX_ITEMS: usize = 1000;
+
 /// The service's routes on `live`.
 pub fn router(live: Arc<Live>) -> Router {
     Router::new()
@@ -161,6 +165,12 @@ fn trades_of(value: &Value, key: &str) -> Result<Vec<StoredPosition>, ApiError> 
         },
         _ => return Err(bad(key, "the body must be an object or an array of trades")),
     };
+    if list.len() > MAX_ITEMS {
+        return Err(bad(
+            key,
+            format!("at most {MAX_ITEMS} trades a request, found {}", list.len()),
+        ));
+    }
     list.iter()
         .enumerate()
         .map(|(i, trade)| {
@@ -307,6 +317,12 @@ async fn what_if(
         let trades = trades_of(&value, "trades")?;
         let remove: Vec<String> = match value.get("remove") {
             None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(ids)) if ids.len() > MAX_ITEMS => {
+                return Err(bad(
+                    "remove",
+                    format!("at most {MAX_ITEMS} ids a request, found {}", ids.len()),
+                ))
+            }
             Some(Value::Array(ids)) => ids
                 .iter()
                 .enumerate()

@@ -498,7 +498,7 @@ impl Live {
         };
         let outcome = run(&job, &request, &|_| ())?;
         let base = BaseRun::simulate(&job, simulation)?.serving_requests();
-        let limits = statuses(&job, &base, &outcome.report.measures, &inputs.limits)?;
+        let limits = statuses(&job, &base, &outcome.pnl, &inputs.limits)?;
         let seconds = started.elapsed().as_secs_f64();
         let risk = RiskView {
             version: inputs.version,
@@ -724,6 +724,15 @@ impl Live {
             if let Some((field, message)) = limit.problem() {
                 return Err(Refusal::bad(format!("limits[{i}].{field}"), message).into());
             }
+            let group_risk =
+                limit.scope != LimitScope::Total && limit.measure != LimitMeasure::Delta;
+            if group_risk && self.scenario.run.currency != "USD" {
+                return Err(Refusal::bad(
+                    format!("limits[{i}].scope"),
+                    "a group's VaR or ES is computed in USD: report in USD to limit it",
+                )
+                .into());
+            }
             if limits[..i].iter().any(|l| l.same_figure(limit)) {
                 return Err(Refusal::bad(
                     format!("limits[{i}]"),
@@ -834,13 +843,13 @@ fn file_positions(
         .collect())
 }
 
-/// Every limit with its figure on the run: the whole book's VaR and ES from the run's
-/// measures (or its P&L at another level), a group's standalone from its positions revalued
-/// on the run's paths, delta from the exposures.
+/// Every limit with its figure on the run: the whole book's VaR and ES from its P&L
+/// `book_pnl` (reporting currency, as the run's measures), a group's standalone from its
+/// positions revalued on the run's paths (USD), delta from the exposures.
 fn statuses(
     job: &Job,
     base: &BaseRun,
-    measures: &[RiskMeasure],
+    book_pnl: &[f64],
     limits: &[Limit],
 ) -> Result<Vec<LimitStatus>> {
     let rows = exposures(&job.book, &job.aggregated);
@@ -852,11 +861,7 @@ fn statuses(
                 LimitMeasure::Var | LimitMeasure::Es => {
                     let level = limit.confidence.unwrap_or(0.99);
                     let measure = match limit.scope {
-                        LimitScope::Total => measures
-                            .iter()
-                            .find(|m| m.confidence == level)
-                            .copied()
-                            .map_or_else(|| whole_book_measure(base, level), Ok)?,
+                        LimitScope::Total => var_es(book_pnl, &[level])[0],
                         _ => group_measure(job, base, limit, level)?,
                     };
                     if limit.measure == LimitMeasure::Var {
@@ -869,11 +874,6 @@ fn statuses(
             Ok(LimitStatus::of(limit.clone(), value))
         })
         .collect()
-}
-
-/// The whole book's VaR and ES at `level` from its P&L (USD).
-fn whole_book_measure(base: &BaseRun, level: f64) -> Result<RiskMeasure> {
-    Ok(var_es(base.book_pnl(), &[level])[0])
 }
 
 /// A group's standalone VaR and ES at `level`: its positions alone on the run's paths (USD).
