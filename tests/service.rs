@@ -254,6 +254,14 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
     let (status, removed) = json_call(&server.address, "DELETE", "/positions/ok", None);
     assert_eq!(status, 200, "{removed}");
     assert_eq!(settled(&server)["positions"], 51);
+    // delivered again after its removal, the trade stays removed; other cells conflict
+    let ok = json!([{"id": "ok", "kind": "spot", "underlying": "BTC", "quantity": 1}]);
+    let (status, again) = json_call(&server.address, "POST", "/trades", Some(ok));
+    assert_eq!((status, &again["added"]), (200, &json!([])));
+    let other = json!([{"id": "ok", "kind": "spot", "underlying": "BTC", "quantity": 2}]);
+    let (status, conflict) = json_call(&server.address, "POST", "/trades", Some(other));
+    assert_eq!((status, &conflict["field"]), (409, &json!("trades[0].id")));
+    assert_eq!(settled(&server)["positions"], 51);
 
     let (status, metrics) = call(&server.address, "GET", "/metrics", None);
     assert_eq!(status, 200);
@@ -265,8 +273,8 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
         .unwrap()
         .parse()
         .unwrap();
-    // the conflict, the fifteen refusals, the body of another type and the oversized one
-    assert_eq!(rejected, 18.0, "{metrics}");
+    // the two conflicts, the fifteen refusals, the body of another type and the oversized one
+    assert_eq!(rejected, 19.0, "{metrics}");
     let (_, health) = json_call(&server.address, "GET", "/health", None);
     assert_eq!(health["status"], "ok", "{health}");
 }

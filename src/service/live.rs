@@ -326,11 +326,13 @@ impl Live {
         };
         if let Some(file) = import {
             let rows = file_positions(&file, &market, valuation_time)?;
-            let held = store.positions()?;
-            let new: Vec<StoredPosition> = rows
-                .into_iter()
-                .filter(|p| !held.iter().any(|h| h.id == p.id))
-                .collect();
+            // ids held, or removed, are not imported again
+            let mut new = Vec::new();
+            for row in rows {
+                if store.known(&row.id)?.is_none() {
+                    new.push(row);
+                }
+            }
             store.add_positions(&new)?;
         }
         store.mark_initialised()?;
@@ -602,19 +604,26 @@ impl Live {
             .map_err(|e| refused(e, "trades", 0))?;
         let mut new = Vec::new();
         for (i, trade) in trades.into_iter().enumerate() {
-            match self.store.position(&trade.id)? {
+            // a trade delivered again (held, or removed since) is not booked twice
+            match self.store.known(&trade.id)? {
                 None => new.push(trade),
-                Some(cells) if cells == serde_json::to_string(&trade.cells).expect("cells") => {}
-                Some(_) => {
+                Some((cells, _))
+                    if cells == serde_json::to_string(&trade.cells).expect("cells") => {}
+                Some((_, held)) => {
+                    let was = if held {
+                        "is already"
+                    } else {
+                        "was (removed since)"
+                    };
                     return Err(Refusal {
                         status: 409,
                         field: Some(format!("trades[{i}].id")),
                         message: format!(
-                        "'{}' is already a position with other fields; give the trade its own id",
-                        trade.id
-                    ),
+                            "'{}' {was} a position with other fields; give the trade its own id",
+                            trade.id
+                        ),
                     }
-                    .into())
+                    .into());
                 }
             }
         }

@@ -2,9 +2,11 @@
 //! acknowledged change committed (and synced) before the service answers.
 //!
 //! Tables: `positions` (every position and trade in arrival order: its id and its
-//! positions-file cells as JSON; the book is these rows in that order), `market` (every
-//! market update in arrival order, applied over the scenario's market file on start) and
-//! `limits` (the limits in force, replaced whole by `PUT /limits`).
+//! positions-file cells as JSON; the book is these rows in that order), `removed` (the ids
+//! and cells of removed positions: an id is never booked again, so a trade delivered again
+//! after its removal stays removed), `market` (every market update in arrival order,
+//! applied over the scenario's market file on start), `limits` (the limits in force,
+//! replaced whole by `PUT /limits`) and `meta` (whether the store was seeded).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,6 +81,9 @@ impl Store {
                  CREATE TABLE IF NOT EXISTS limits (
                      seq INTEGER PRIMARY KEY AUTOINCREMENT,
                      limit_json TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS removed (
+                     id TEXT PRIMARY KEY,
+                     cells TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS meta (
                      key TEXT PRIMARY KEY,
                      value TEXT NOT NULL);",
@@ -143,13 +148,24 @@ impl Store {
             .collect()
     }
 
-    /// The stored cells of position `id`, if it is held.
-    pub fn position(&self, id: &str) -> Result<Option<String>> {
+    /// What the store knows of id `id`: its cells (as stored JSON) and whether it is still
+    /// held (`false`: it was removed); `None` for an id never seen.
+    pub fn known(&self, id: &str) -> Result<Option<(String, bool)>> {
         self.with(|c| {
-            c.query_row("SELECT cells FROM positions WHERE id = ?1", [id], |row| {
-                row.get(0)
-            })
-            .optional()
+            let held = c
+                .query_row("SELECT cells FROM positions WHERE id = ?1", [id], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            if let Some(cells) = held {
+                return Ok(Some((cells, true)));
+            }
+            let removed: Option<String> = c
+                .query_row("SELECT cells FROM removed WHERE id = ?1", [id], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            Ok(removed.map(|cells| (cells, false)))
         })
     }
 
@@ -170,8 +186,17 @@ impl Store {
 
     /// Removes position `id`; whether it was held.
     pub fn remove_position(&self, id: &str) -> Result<bool> {
-        self.with(|c| c.execute("DELETE FROM positions WHERE id = ?1", [id]))
-            .map(|n| n > 0)
+        self.with(|c| {
+            let transaction = c.transaction()?;
+            transaction.execute(
+                "INSERT OR REPLACE INTO removed (id, cells)
+                 SELECT id, cells FROM positions WHERE id = ?1",
+                [id],
+            )?;
+            let removed = transaction.execute("DELETE FROM positions WHERE id = ?1", [id])?;
+            transaction.commit()?;
+            Ok(removed > 0)
+        })
     }
 
     /// Every market update, in arrival order.
