@@ -258,6 +258,10 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
     let ok = json!([{"id": "ok", "kind": "spot", "underlying": "BTC", "quantity": 1}]);
     let (status, again) = json_call(&server.address, "POST", "/trades", Some(ok));
     assert_eq!((status, &again["added"]), (200, &json!([])));
+    // the same number written otherwise is the same trade
+    let ok = json!([{"id": "ok", "kind": "spot", "underlying": "BTC", "quantity": 1.0}]);
+    let (status, again) = json_call(&server.address, "POST", "/trades", Some(ok));
+    assert_eq!((status, &again["added"]), (200, &json!([])));
     let other = json!([{"id": "ok", "kind": "spot", "underlying": "BTC", "quantity": 2}]);
     let (status, conflict) = json_call(&server.address, "POST", "/trades", Some(other));
     assert_eq!((status, &conflict["field"]), (409, &json!("trades[0].id")));

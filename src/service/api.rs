@@ -189,7 +189,8 @@ fn trades_of(value: &Value, key: &str) -> Result<Vec<StoredPosition>, ApiError> 
         .collect()
 }
 
-/// A trade's fields as text cells (numbers printed so that they parse back exactly).
+/// A trade's fields as text cells: a number printed as the shortest decimal of its f64 (so
+/// that `100` and `100.0` are one cell, and it parses back to the same f64).
 fn cells_of(fields: &Map<String, Value>, at: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let mut cells = BTreeMap::new();
     for (name, value) in fields {
@@ -205,7 +206,7 @@ fn cells_of(fields: &Map<String, Value>, at: &str) -> Result<BTreeMap<String, St
         let text = match value {
             Value::Null => continue,
             Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
+            Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |x| x.to_string()),
             _ => return Err(bad(format!("{at}.{name}"), "must be a string or a number")),
         };
         cells.insert(name.clone(), text);
