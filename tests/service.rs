@@ -398,7 +398,7 @@ fn a_what_if_equals_the_command_on_the_same_state_to_the_last_bit() {
 fn limits_are_breached_and_cleared_with_events() {
     let dir = TempDir::new().unwrap();
     let server = serve(&fund_copy(dir.path()), &dir.path().join("db"));
-    settled(&server);
+    let first = settled(&server);
     let events = Arc::new(Mutex::new(String::new()));
     let mut stream = TcpStream::connect(&server.address).unwrap();
     write!(stream, "GET /events HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
@@ -429,6 +429,9 @@ fn limits_are_breached_and_cleared_with_events() {
     let (status, _) = json_call(&server.address, "PUT", "/limits", Some(limits));
     assert_eq!(status, 200);
     let risk = settled(&server);
+    // a limits change measures the limits on the same simulation, under the new version
+    assert_eq!(risk["computed_at"], first["computed_at"]);
+    assert_eq!(risk["version"], first["version"].as_u64().unwrap() + 1);
     let (_, limits) = json_call(&server.address, "GET", "/limits", None);
     let statuses = limits["limits"].as_array().unwrap();
     assert_eq!(statuses.len(), 3);

@@ -77,20 +77,34 @@ struct Inputs {
     limits: Vec<Limit>,
     /// Bumped by every accepted change.
     version: u64,
+    /// Bumped by changes of the book or the market (not of the limits): a run is needed.
+    book_version: u64,
 }
 
 /// A completed run, served until the next one completes.
 pub struct Completed {
     /// The input version it was computed from.
     pub version: u64,
+    /// The book-and-market version of its simulation (a limits change reuses it).
+    book_version: u64,
     /// The job it ran (book, market and model).
-    pub job: Job,
+    pub job: Arc<Job>,
     /// Its paths, kept for what-ifs.
-    pub base: BaseRun,
+    pub base: Arc<BaseRun>,
+    /// The book's P&L per path in the reporting currency (what the measures are of).
+    book_pnl: Arc<Vec<f64>>,
     /// What `GET /risk` answers.
     pub risk: RiskView,
     /// The limits with their figures.
     pub limits: Vec<LimitStatus>,
+}
+
+/// One simulation of the book and market: what a limits-only change reuses.
+struct Simulated {
+    job: Arc<Job>,
+    base: Arc<BaseRun>,
+    book_pnl: Arc<Vec<f64>>,
+    risk: RiskView,
 }
 
 /// The latest VaR, ES, exposures and contributions (`GET /risk`).
@@ -358,6 +372,7 @@ impl Live {
                 market,
                 limits,
                 version: 1,
+                book_version: 1,
             }),
             completed: RwLock::new(None),
             wanted: (Mutex::new(1), Condvar::new()),
@@ -466,12 +481,16 @@ impl Live {
         self.inputs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies a change to the inputs (under their lock) and wakes the runner.
-    fn accept(&self, change: impl FnOnce(&mut Inputs)) -> u64 {
+    /// Applies a change to the inputs (under their lock) and wakes the runner; `moves_book`:
+    /// whether it changes the book or the market (else the last simulation is reused).
+    fn accept(&self, moves_book: bool, change: impl FnOnce(&mut Inputs)) -> u64 {
         let version = {
             let mut inputs = self.inputs();
             change(&mut inputs);
             inputs.version += 1;
+            if moves_book {
+                inputs.book_version += 1;
+            }
             inputs.version
         };
         let (lock, wake) = &self.wanted;
@@ -480,10 +499,52 @@ impl Live {
         version
     }
 
-    /// Computes a run of the current inputs and publishes it.
+    /// Computes a run of the current inputs and publishes it; when only the limits changed
+    /// since the last run, its simulation is reused and only the limits are measured.
     fn run_once(&self) -> Result<()> {
         let started = Instant::now();
         let inputs = self.inputs().clone();
+        let previous = self.completed();
+        let Simulated {
+            job,
+            base,
+            book_pnl,
+            mut risk,
+        } = match previous
+            .as_ref()
+            .filter(|p| p.book_version == inputs.book_version)
+        {
+            Some(p) => Simulated {
+                job: p.job.clone(),
+                base: p.base.clone(),
+                book_pnl: p.book_pnl.clone(),
+                risk: p.risk.clone(),
+            },
+            None => self.simulate(&inputs, started)?,
+        };
+        let limits = statuses(&job, &base, &book_pnl, &inputs.limits)?;
+        risk.version = inputs.version;
+        let completed = Arc::new(Completed {
+            version: inputs.version,
+            book_version: inputs.book_version,
+            job,
+            base,
+            book_pnl,
+            risk,
+            limits,
+        });
+        *self.completed.write().unwrap_or_else(|p| p.into_inner()) = Some(completed.clone());
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.counters.runs.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .last_run_micros
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.announce(previous.as_deref(), &completed);
+        Ok(())
+    }
+
+    /// Simulates the book of `inputs`: its job, paths, P&L and figures.
+    fn simulate(&self, inputs: &Inputs, started: Instant) -> Result<Simulated> {
         let job = self.job_of(&inputs.positions, inputs.market.clone())?;
         let simulation = self.simulation;
         // contributions are computed in USD only
@@ -500,7 +561,6 @@ impl Live {
         };
         let outcome = run(&job, &request, &|_| ())?;
         let base = BaseRun::simulate(&job, simulation)?.serving_requests();
-        let limits = statuses(&job, &base, &outcome.pnl, &inputs.limits)?;
         let seconds = started.elapsed().as_secs_f64();
         let risk = RiskView {
             version: inputs.version,
@@ -519,22 +579,12 @@ impl Live {
             exposures: exposures(&job.book, &job.aggregated),
             contributions: outcome.report.contributions.clone().unwrap_or_default(),
         };
-        let previous = self.completed();
-        let completed = Arc::new(Completed {
-            version: inputs.version,
-            job,
-            base,
+        Ok(Simulated {
+            job: Arc::new(job),
+            base: Arc::new(base),
+            book_pnl: Arc::new(outcome.pnl),
             risk,
-            limits,
-        });
-        *self.completed.write().unwrap_or_else(|p| p.into_inner()) = Some(completed.clone());
-        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.counters.runs.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .last_run_micros
-            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        self.announce(previous.as_deref(), &completed);
-        Ok(())
+        })
     }
 
     /// Events for a completed run: recomputed, then each limit that crossed.
@@ -639,7 +689,7 @@ impl Live {
         self.check_finite_on_live_paths(&new, &market)?;
         self.store.add_positions(&new)?;
         let ids = new.iter().map(|p| p.id.clone()).collect();
-        let version = self.accept(|inputs| inputs.positions.extend(new));
+        let version = self.accept(true, |inputs| inputs.positions.extend(new));
         Ok((version, ids))
     }
 
@@ -694,7 +744,7 @@ impl Live {
             .into());
         }
         self.store.remove_position(id)?;
-        Ok(self.accept(|inputs| inputs.positions.retain(|p| p.id != id)))
+        Ok(self.accept(true, |inputs| inputs.positions.retain(|p| p.id != id)))
     }
 
     /// Applies market updates (all or none).
@@ -716,7 +766,7 @@ impl Live {
         self.job_of(&positions, market.clone())
             .map_err(|e| Refusal::bad("market", e.to_string()))?;
         self.store.add_market_updates(&updates)?;
-        Ok(self.accept(|inputs| inputs.market = market))
+        Ok(self.accept(true, |inputs| inputs.market = market))
     }
 
     /// The limits in force with their figures on the last completed run, and its version.
@@ -751,7 +801,7 @@ impl Live {
             }
         }
         self.store.replace_limits(&limits)?;
-        Ok(self.accept(|inputs| inputs.limits = limits))
+        Ok(self.accept(false, |inputs| inputs.limits = limits))
     }
 
     /// A pre-trade what-if on the last completed run's paths: `trades` added, `remove`
