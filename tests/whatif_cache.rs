@@ -149,6 +149,15 @@ fn a_damaged_cache_is_rebuilt_and_an_unwritable_one_is_an_error() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// A short BTC straddle expiring five minutes after the ten-day sample's horizon and an ETH
+/// call expiring inside it.
+const STRADDLES: &str =
+    "id,kind,underlying,quantity,multiplier,venue,option_type,strike,expiry,implied_vol
+st-c,option,BTC,-40,,deribit,call,92000,2026-11-30T08:05:00Z,0.5
+st-p,option,BTC,-40,,deribit,put,92000,2026-11-30T08:05:00Z,0.5
+in-c,option,ETH,-500,,deribit,call,3100,2026-11-25T08:00:00Z,0.65
+";
+
 /// A hard book: the ten-day sample (ten Student-t steps) selling a BTC straddle that
 /// expires five minutes after the horizon and one that expires inside it (two-sided
 /// tails, a near-kink at the horizon): cached and uncached agree to the last bit.
@@ -156,15 +165,7 @@ fn a_damaged_cache_is_rebuilt_and_an_unwritable_one_is_an_error() {
 fn a_short_straddle_at_the_horizon_of_a_ten_step_book_agrees_cached() {
     let dir = tempfile::tempdir().unwrap();
     let trades = dir.path().join("straddle.csv");
-    std::fs::write(
-        &trades,
-        "id,kind,underlying,quantity,multiplier,venue,option_type,strike,expiry,implied_vol
-st-c,option,BTC,-40,,deribit,call,92000,2026-11-30T08:05:00Z,0.5
-st-p,option,BTC,-40,,deribit,put,92000,2026-11-30T08:05:00Z,0.5
-in-c,option,ETH,-500,,deribit,call,3100,2026-11-25T08:00:00Z,0.65
-",
-    )
-    .unwrap();
+    std::fs::write(&trades, STRADDLES).unwrap();
     let cache = dir.path().join("cache");
     let ten_day = sample("fund_10d.toml");
     let run = |extra: &[&str]| {
@@ -179,4 +180,42 @@ in-c,option,ETH,-500,,deribit,call,3100,2026-11-25T08:00:00Z,0.65
     let cached = run(&dir_arg);
     assert!(!wrote_cache(&cached));
     assert_eq!(stdout(&cached), uncached);
+}
+
+/// The service's what-if on a base run kept in memory equals `what_if` to the last bit on
+/// the same hard book (ten Student-t steps, the straddle at the horizon, a removal), in USD
+/// and reported in BTC (each path converted at its own BTC price).
+#[test]
+fn a_what_if_on_paths_kept_in_memory_equals_the_simulated_one() {
+    use tailrisk::book::positions::Book;
+    use tailrisk::input::job::Job;
+    use tailrisk::mc::simulation::SimulationSettings;
+    use tailrisk::mc::threads::Threads;
+    use tailrisk::risk::whatif::{what_if, what_if_on, BaseRun};
+
+    let dir = tempfile::tempdir().unwrap();
+    let trades = dir.path().join("straddle.csv");
+    std::fs::write(&trades, STRADDLES).unwrap();
+    let remove = vec!["btc-spot-binance".to_owned()];
+    for currency in ["USD", "BTC"] {
+        let job = Job::load(&sample("fund_10d.toml"), false)
+            .unwrap()
+            .in_currency(currency)
+            .unwrap();
+        let run = &job.scenario.run;
+        let settings = SimulationSettings {
+            paths: 6000,
+            seed: run.seed,
+            horizon_days: run.horizon_days,
+            steps: run.steps,
+            threads: Threads::all(),
+        };
+        let simulated = what_if(&job, Some(&trades), &remove, settings, None).unwrap();
+        let base = BaseRun::simulate(&job, settings).unwrap().serving_requests();
+        let book = Book::load(&trades, &job.market, job.valuation_time).unwrap();
+        let in_memory = what_if_on(&job, &base, Some(book), &remove).unwrap();
+        assert_eq!(in_memory, simulated, "{currency}");
+        // the trades move ES: the comparison is not of two zeros
+        assert!(simulated.change.iter().all(|c| c.es.abs() > 0.0), "{currency}");
+    }
 }
