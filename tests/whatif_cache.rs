@@ -211,11 +211,16 @@ fn a_what_if_on_paths_kept_in_memory_equals_the_simulated_one() {
             threads: Threads::all(),
         };
         let simulated = what_if(&job, Some(&trades), &remove, settings, None).unwrap();
-        let base = BaseRun::simulate(&job, settings).unwrap().serving_requests();
+        let base = BaseRun::simulate(&job, settings)
+            .unwrap()
+            .serving_requests();
         let book = Book::load(&trades, &job.market, job.valuation_time).unwrap();
         let in_memory = what_if_on(&job, &base, Some(book), &remove).unwrap();
         assert_eq!(in_memory, simulated, "{currency}");
         // the trades move ES: the comparison is not of two zeros
-        assert!(simulated.change.iter().all(|c| c.es.abs() > 0.0), "{currency}");
+        assert!(
+            simulated.change.iter().all(|c| c.es.abs() > 0.0),
+            "{currency}"
+        );
     }
 }

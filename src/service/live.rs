@@ -258,11 +258,6 @@ impl From<Error> for ChangeError {
     }
 }
 
-/// The source named in errors about a request's records.
-fn source(name: &str) -> PathBuf {
-    PathBuf::from(name)
-}
-
 /// A book of `positions` (in order) checked against `market` at `valuation_time`.
 fn book_of(
     positions: &[StoredPosition],
@@ -279,23 +274,24 @@ fn book_of(
     names.extend(extra.into_iter().cloned());
     let records: Vec<BTreeMap<String, String>> =
         positions.iter().map(|p| p.cells.clone()).collect();
-    let table = Table::from_records(&source(source_name), &names, &records);
+    let table = Table::from_records(&PathBuf::from(source_name), &names, &records);
     Book::from_table(&table, market, valuation_time)
 }
 
-/// A refusal from a loader's error about records (naming the row and field): row r of the
-/// loaded records is `array[r - 1 - offset]` (records after `offset` others).
-fn refused(e: Error, array: &str, offset: usize) -> Refusal {
+/// A refusal from a loader's error about records (naming the row and field): record i of
+/// those loaded (from 0) is `array[index(i)]` of the request (`None`: not one of its).
+fn refused(e: Error, array: &str, index: impl Fn(usize) -> Option<usize>) -> Refusal {
+    let at = |row: usize| row.checked_sub(1).and_then(&index);
     match &e {
         Error::Input {
             location: crate::error::Location::Row { row, .. },
             field,
             message,
             ..
-        } if *row > offset => Refusal::bad(
+        } if at(*row).is_some() => Refusal::bad(
             format!(
                 "{array}[{}]{}",
-                row - 1 - offset,
+                at(*row).unwrap_or_default(),
                 field.as_ref().map_or(String::new(), |f| format!(".{f}"))
             ),
             message.clone(),
@@ -650,13 +646,18 @@ impl Live {
     ) -> std::result::Result<(u64, Vec<String>), ChangeError> {
         let _one = self.one_change_at_a_time();
         let market = self.inputs().market.clone();
-        book_of(&trades, "POST /trades", &market, self.valuation_time)
-            .map_err(|e| refused(e, "trades", 0))?;
+        let mut book = book_of(&trades, "POST /trades", &market, self.valuation_time)
+            .map_err(|e| refused(e, "trades", Some))?;
+        // the new trades and where each stood in the request
         let mut new = Vec::new();
+        let mut request_index = Vec::new();
         for (i, trade) in trades.into_iter().enumerate() {
             // a trade delivered again (held, or removed since) is not booked twice
             match self.store.known(&trade.id)? {
-                None => new.push(trade),
+                None => {
+                    new.push(trade);
+                    request_index.push(i);
+                }
                 Some((cells, _))
                     if cells == serde_json::to_string(&trade.cells).expect("cells") => {}
                 Some((_, held)) => {
@@ -684,9 +685,14 @@ impl Live {
         let mut positions = self.inputs().positions.clone();
         let held = positions.len();
         positions.extend(new.iter().cloned());
-        self.job_of(&positions, market.clone())
-            .map_err(|e| refused(e, "trades", held))?;
-        self.check_finite_on_live_paths(&new, &market)?;
+        self.job_of(&positions, market.clone()).map_err(|e| {
+            refused(e, "trades", |row| {
+                row.checked_sub(held)
+                    .and_then(|k| request_index.get(k).copied())
+            })
+        })?;
+        book.positions.retain(|p| new.iter().any(|n| n.id == p.id));
+        self.check_finite_on_live_paths(&book, &market)?;
         self.store.add_positions(&new)?;
         let ids = new.iter().map(|p| p.id.clone()).collect();
         let version = self.accept(true, |inputs| inputs.positions.extend(new));
@@ -697,22 +703,21 @@ impl Live {
     /// which would stop every later run.
     fn check_finite_on_live_paths(
         &self,
-        trades: &[StoredPosition],
+        book: &Book,
         market: &MarketData,
     ) -> std::result::Result<(), ChangeError> {
         let Some(completed) = self.completed() else {
             return Ok(());
         };
         let job = &completed.job;
-        let book = book_of(trades, "POST /trades", market, self.valuation_time)?;
         let aggregated = AggregatedBook::build(
-            &book,
+            book,
             market,
             &job.model,
             self.valuation_time,
             &job.scenario.path,
         )
-        .map_err(|e| refused(e, "trades", 0))?;
+        .map_err(|e| refused(e, "trades", Some))?;
         let horizon = self.simulation.horizon_days;
         let revaluer = Revaluer::new(&aggregated, &job.model, horizon).with_vol_dynamics(
             &aggregated,
@@ -837,12 +842,12 @@ impl Live {
         } else {
             Some(
                 book_of(&trades, "POST /whatif", &job.market, job.valuation_time)
-                    .map_err(|e| refused(e, "trades", 0))?,
+                    .map_err(|e| refused(e, "trades", Some))?,
             )
         };
         let result = what_if_on(job, &completed.base, trades, &remove).map_err(|e| match e {
             Error::Input { .. } | Error::Model { .. } => {
-                ChangeError::Refused(refused(e, "trades", 0))
+                ChangeError::Refused(refused(e, "trades", Some))
             }
             other => ChangeError::Failed(other),
         })?;
