@@ -438,8 +438,42 @@ fn limits_are_breached_and_cleared_with_events() {
     let var99 = risk["measures"][2]["var"].as_f64().unwrap();
     assert_eq!(statuses[0]["value"].as_f64().unwrap(), var99);
     assert_eq!(statuses[0]["breached"], true);
-    assert!(statuses[1]["value"].as_f64().unwrap() > 0.0);
     assert_eq!(statuses[1]["breached"], false);
+    // the vol book's own ES, checked another way: the what-if that removes every other
+    // position (the book's P&L plus the removed ones' negated, on the same paths)
+    let positions = std::fs::read_to_string(dir.path().join("positions.csv")).unwrap();
+    let others: Vec<&str> = positions
+        .lines()
+        .skip(1)
+        .filter(|line| line.split(',').nth(8) != Some("vol"))
+        .map(|line| line.split(',').next().unwrap())
+        .collect();
+    assert_eq!(others.len(), 34);
+    let (status, alone) = json_call(
+        &server.address,
+        "POST",
+        "/whatif",
+        Some(json!({ "remove": others })),
+    );
+    assert_eq!(status, 200, "{alone}");
+    assert_eq!(alone["after"]["positions"], 16);
+    let expected = alone["after"]["measures"][1]["es"].as_f64().unwrap();
+    let value = statuses[1]["value"].as_f64().unwrap();
+    assert!(
+        (value - expected).abs() <= 1e-8 * expected,
+        "{value} against {expected}"
+    );
+    // BTC's delta limit caps |net USD delta| of the BTC exposure row
+    let btc = risk["exposures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == "underlying" && r["key"] == "BTC")
+        .unwrap();
+    assert_eq!(
+        statuses[2]["value"].as_f64().unwrap(),
+        btc["delta_usd"].as_f64().unwrap().abs()
+    );
     assert!(statuses[2]["value"].as_f64().unwrap() > 0.0);
     assert_eq!(limits["breaches"].as_array().unwrap().len(), 1);
     let raised = json!([{"scope": "total", "measure": "var", "confidence": 0.99, "limit": 1e12}]);
