@@ -39,6 +39,7 @@ pub fn router(live: Arc<Live>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/risk", get(risk))
+        .route("/history", get(history))
         .route("/trades", post(add_trades))
         .route("/positions/{id}", delete(remove_position))
         .route("/market", axum::routing::put(update_market))
@@ -364,6 +365,10 @@ async fn risk(State(live): State<Arc<Live>>) -> Response {
         }
         .into_response(),
     }
+}
+
+async fn history(State(live): State<Arc<Live>>) -> Response {
+    Json(json!({ "history": live.history() })).into_response()
 }
 
 async fn limits(State(live): State<Arc<Live>>) -> Response {

@@ -6,7 +6,7 @@
 //! The runner takes a snapshot of the inputs, computes a run and publishes it whole; until
 //! then the previous run keeps being served with its own version, and what-ifs use it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -138,6 +138,21 @@ pub struct RiskView {
     pub contributions: Vec<Contribution>,
 }
 
+/// One simulation's figures, a point of `GET /history` (the dashboard's chart over time).
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryPoint {
+    /// The input version of the run that simulated it.
+    pub version: u64,
+    /// When that run completed, RFC 3339 UTC.
+    pub computed_at: String,
+    /// VaR and ES per level with standard errors, positive = loss.
+    pub measures: Vec<RiskMeasure>,
+}
+
+/// Simulations `GET /history` keeps (the oldest is dropped first): at one run a minute,
+/// more than a trading day.
+pub const HISTORY_LENGTH: usize = 1000;
+
 /// Something the service announces on `GET /events`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -198,6 +213,8 @@ pub struct Live {
     store: Store,
     inputs: Mutex<Inputs>,
     completed: RwLock<Option<Arc<Completed>>>,
+    /// The figures of the last simulations since the service started, oldest first.
+    history: Mutex<VecDeque<HistoryPoint>>,
     /// The input version the runner should reach, and its wake-up.
     wanted: (Mutex<u64>, Condvar),
     /// The last input version a run was tried on (a failed run is not retried on the same
@@ -371,6 +388,7 @@ impl Live {
                 book_version: 1,
             }),
             completed: RwLock::new(None),
+            history: Mutex::new(VecDeque::new()),
             wanted: (Mutex::new(1), Condvar::new()),
             attempted: AtomicU64::new(0),
             changing: Mutex::new(()),
@@ -443,6 +461,25 @@ impl Live {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The figures of the last [`HISTORY_LENGTH`] simulations, oldest first.
+    pub fn history(&self) -> Vec<HistoryPoint> {
+        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        history.iter().cloned().collect()
+    }
+
+    /// Adds a simulation's figures to the history.
+    fn remember(&self, risk: &RiskView) {
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        if history.len() == HISTORY_LENGTH {
+            history.pop_front();
+        }
+        history.push_back(HistoryPoint {
+            version: risk.version,
+            computed_at: risk.computed_at.clone(),
+            measures: risk.measures.clone(),
+        });
     }
 
     fn completed_version(&self) -> u64 {
@@ -530,6 +567,12 @@ impl Live {
             limits,
         });
         *self.completed.write().unwrap_or_else(|p| p.into_inner()) = Some(completed.clone());
+        let simulated_now = previous
+            .as_ref()
+            .is_none_or(|p| p.risk.computed_at != completed.risk.computed_at);
+        if simulated_now {
+            self.remember(&completed.risk);
+        }
         *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.counters.runs.fetch_add(1, Ordering::Relaxed);
         self.counters

@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 client over a loopback socket (one request per connection), for the
 //! service's tests and its load bench: no client library needed.
+#![allow(dead_code)] // each crate uses a different subset
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
