@@ -8,34 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{sample, tailrisk};
-
-/// Chromium's binary, installing Debian's package when it is missing.
-fn chromium() -> PathBuf {
-    let find = || {
-        ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-    };
-    if let Some(path) = find() {
-        return path;
-    }
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !apt(&["install", "-y", "-q", "chromium"]) {
-        assert!(apt(&["update", "-q"]), "apt-get update failed");
-        assert!(
-            apt(&["install", "-y", "-q", "chromium"]),
-            "apt-get install chromium failed"
-        );
-    }
-    find().expect("chromium installed")
-}
+#[path = "common/browser.rs"]
+mod browser;
+use browser::chromium;
 
 fn write_report(dir: &Path) -> PathBuf {
     let out = dir.join("report.html");

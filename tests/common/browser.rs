@@ -2,6 +2,7 @@
 //! the dashboard's test: no automation library and no downloaded browser, only Chromium
 //! itself. Where none is found, Debian's `chromium` package is installed on first use (as
 //! the notebooks' test sets up its Python environment); `TAILRISK_CHROMIUM` names another.
+#![allow(dead_code)] // the report's test only needs the executable
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -181,7 +182,7 @@ impl Browser {
 
 /// Chromium's executable: `TAILRISK_CHROMIUM`, else the first Chromium or Chrome on the
 /// PATH, else Debian's package installed now.
-fn chromium() -> PathBuf {
+pub fn chromium() -> PathBuf {
     if let Some(path) = std::env::var_os("TAILRISK_CHROMIUM") {
         return path.into();
     }
