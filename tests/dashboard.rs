@@ -26,8 +26,10 @@ const READ_PAGE: &str = r##"(() => {
       .map((f) => ({width: f.style.width, over: f.classList.contains("over")})),
     points: [...document.querySelectorAll("#chart circle")]
       .map((c) => ({x: +c.getAttribute("cx"), y: +c.getAttribute("cy"), colour: c.getAttribute("fill")})),
-    bars_of_error: [...document.querySelectorAll("#chart line")]
+    bars_of_error: [...document.querySelectorAll("#chart line.error")]
       .map((l) => ({x: +l.getAttribute("x1"), low: +l.getAttribute("y1"), high: +l.getAttribute("y2")})),
+    axis: [...document.querySelectorAll("#chart text[text-anchor=end]")]
+      .map((t) => ({y: +t.getAttribute("y") - 4, label: t.textContent})),
     whatif_status: document.getElementById("whatif-status").textContent,
     whatif: rows("whatif"),
   };
@@ -96,6 +98,15 @@ fn assert_chart(page: &Value, history: &[&Value]) {
         // heights are proportional to the figures (the axis starts at 0, 200 px down)
         let height = |p: &Value| 200.0 - p["y"].as_f64().unwrap();
         let figure = |r: &Value| r["measures"][level][key].as_f64().unwrap();
+        // the axis' labels sit at the heights of their values on the same scale
+        let scale = height(points[0]) / figure(history[0]);
+        let axis = page["axis"].as_array().unwrap();
+        assert!(axis.len() >= 3, "{page}");
+        for tick in axis {
+            let value = shown(&tick["label"]);
+            let drawn = height(tick);
+            assert!((drawn - scale * value).abs() < 1e-6, "{tick} on {scale} px a unit");
+        }
         for (point, risk) in points.iter().zip(history).skip(1) {
             let ratio = height(point) / height(points[0]);
             let expected = figure(risk) / figure(history[0]);
