@@ -105,7 +105,10 @@ fn assert_chart(page: &Value, history: &[&Value]) {
         for tick in axis {
             let value = shown(&tick["label"]);
             let drawn = height(tick);
-            assert!((drawn - scale * value).abs() < 1e-6, "{tick} on {scale} px a unit");
+            assert!(
+                (drawn - scale * value).abs() < 1e-6,
+                "{tick} on {scale} px a unit"
+            );
         }
         for (point, risk) in points.iter().zip(history).skip(1) {
             let ratio = height(point) / height(points[0]);
