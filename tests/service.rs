@@ -46,7 +46,7 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
     assert_eq!((status, &error["field"]), (409, &json!("trades[0].id")));
 
     let too_many_removals = json!({ "remove": vec!["btc-spot-binance"; 1001] }).to_string();
-    let refusals: [(&str, &str, &str, u16, Value); 15] = [
+    let refusals: [(&str, &str, &str, u16, Value); 16] = [
         ("POST", "/trades", "{bad", 400, Value::Null),
         (
             "POST",
@@ -91,6 +91,13 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
             r#"{"XYZ": {"spot": 5}}"#,
             400,
             json!("XYZ"),
+        ),
+        (
+            "PUT",
+            "/market",
+            r#"{"SOL": {"spot": 150}, "BTC": {"atm_vol": 0.6}}"#,
+            400,
+            json!("BTC.atm_vol"),
         ),
         ("DELETE", "/positions/nobody", "", 404, json!("id")),
         (
@@ -202,8 +209,8 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
         .unwrap()
         .parse()
         .unwrap();
-    // the two conflicts, the fifteen refusals, the body of another type and the oversized one
-    assert_eq!(rejected, 19.0, "{metrics}");
+    // the two conflicts, the sixteen refusals, the body of another type and the oversized one
+    assert_eq!(rejected, 20.0, "{metrics}");
     let (_, health) = json_call(&server.address, "GET", "/health", None);
     assert_eq!(health["status"], "ok", "{health}");
 }
@@ -219,7 +226,7 @@ fn a_what_if_equals_the_command_on_the_same_state_to_the_last_bit() {
         &server.address,
         "PUT",
         "/market",
-        Some(json!({"BTC": {"spot": 95000.5, "atm_vol": 0.52}})),
+        Some(json!({"BTC": {"spot": 95000.5}, "SOL": {"atm_vol": 0.9}})),
     );
     assert_eq!(status, 200);
     let (status, _) = json_call(
@@ -231,7 +238,10 @@ fn a_what_if_equals_the_command_on_the_same_state_to_the_last_bit() {
     assert_eq!(status, 200);
     settled(&server);
     let trades = json!({"trades": [option_trade("w1", -10.0),
-        {"id": "w2", "kind": "perpetual", "underlying": "ETH", "quantity": 250.5, "venue": "binance"}],
+        {"id": "w2", "kind": "perpetual", "underlying": "ETH", "quantity": 250.5, "venue": "binance"},
+        // valued at SOL's moved ATM vol (no surface, no implied_vol of its own)
+        {"id": "w3", "kind": "option", "underlying": "SOL", "quantity": -500, "option_type": "call",
+         "strike": 150, "expiry": "2026-12-25", "venue": "deribit"}],
         "remove": ["btc-spot-binance"]});
     let (status, live) = json_call(&server.address, "POST", "/whatif", Some(trades));
     assert_eq!(status, 200, "{live}");
@@ -240,12 +250,13 @@ fn a_what_if_equals_the_command_on_the_same_state_to_the_last_bit() {
     let market = std::fs::read_to_string(dir.path().join("market.csv")).unwrap();
     let market: String = market
         .lines()
-        .map(|line| match line.strip_prefix("BTC,") {
-            Some(rest) => {
-                let rest: Vec<&str> = rest.split(',').collect();
-                format!("BTC,95000.5,0.52,{}\n", rest[2..].join(","))
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            match cells[0] {
+                "BTC" => format!("BTC,95000.5,{}\n", cells[2..].join(",")),
+                "SOL" => format!("SOL,{},0.9,{}\n", cells[1], cells[3..].join(",")),
+                _ => format!("{line}\n"),
             }
-            None => format!("{line}\n"),
         })
         .collect();
     std::fs::write(dir.path().join("market.csv"), market).unwrap();
@@ -285,12 +296,23 @@ fn a_what_if_equals_the_command_on_the_same_state_to_the_last_bit() {
         ("quantity", "250.5"),
         ("venue", "binance"),
     ];
+    let sol_call = [
+        ("id", "w3"),
+        ("kind", "option"),
+        ("underlying", "SOL"),
+        ("quantity", "-500"),
+        ("option_type", "call"),
+        ("strike", "150"),
+        ("expiry", "2026-12-25"),
+        ("venue", "deribit"),
+    ];
     std::fs::write(
         &trades_file,
         format!(
-            "{header}\n{}\n{}\n",
+            "{header}\n{}\n{}\n{}\n",
             row(&option("w1", "-10")),
-            row(&perpetual)
+            row(&perpetual),
+            row(&sol_call)
         ),
     )
     .unwrap();

@@ -803,6 +803,21 @@ impl Live {
         let _one = self.one_change_at_a_time();
         let mut market = self.inputs().market.clone();
         for u in &updates {
+            let surfaced = market
+                .surfaces
+                .as_ref()
+                .is_some_and(|s| s.surface(&u.underlying).is_some());
+            if u.atm_vol.is_some() && surfaced {
+                return Err(Refusal::bad(
+                    format!("{}.atm_vol", u.underlying),
+                    format!(
+                        "{}'s option vols are marked by the scenario's surface file, so an \
+                         ATM vol would move none of them: update the surface file and restart",
+                        u.underlying
+                    ),
+                )
+                .into());
+            }
             market
                 .update(&u.underlying, u.spot, u.atm_vol)
                 .map_err(|message| Refusal::bad(u.underlying.clone(), message))?;
