@@ -9,7 +9,7 @@ use tempfile::TempDir;
 mod http;
 #[path = "common/serve.rs"]
 mod serve;
-use serve::{fund_copy, json_call, serve, settled};
+use serve::{fund_copy, json_call, serve, serve_on, settled};
 #[path = "common/browser.rs"]
 mod browser;
 use browser::Browser;
@@ -44,11 +44,13 @@ fn shown(text: &Value) -> f64 {
         .unwrap_or_else(|_| panic!("not a figure: {text}"))
 }
 
-/// The page shows `value` rounded to whole units.
+/// The page shows `value` rounded to the decimals it prints (whole units from 100 up).
 fn assert_shows(text: &Value, value: &Value) {
     let value = value.as_f64().unwrap();
+    let decimals = text.as_str().unwrap().split('.').nth(1).map_or(0, str::len);
+    assert!(value.abs() < 100.0 || decimals == 0, "{text} for {value}");
     assert!(
-        (shown(text) - value).abs() <= 0.5,
+        (shown(text) - value).abs() <= 0.5 * 10f64.powi(-(decimals as i32)),
         "shows {text}, the API has {value}"
     );
 }
@@ -77,9 +79,22 @@ fn what_if_in_page(browser: &mut Browser, request: &str) -> Value {
 }
 
 /// The chart shows one VaR and one ES point per simulation in `history` (its last level),
-/// at heights proportional to the figures, each with an error bar of ± 1 standard error.
+/// each at the height of its figure on the value axis, with an error bar of ± 1 standard
+/// error.
 fn assert_chart(page: &Value, history: &[&Value]) {
     let level = history[0]["measures"].as_array().unwrap().len() - 1;
+    // the value axis: its labels' values and heights give its scale, checked on every label
+    let axis = page["axis"].as_array().unwrap();
+    assert!(axis.len() >= 3, "{page}");
+    let tick = |t: &Value| (shown(&t["label"]), t["y"].as_f64().unwrap());
+    let ((v0, y0), (v1, y1)) = (tick(&axis[0]), tick(&axis[axis.len() - 1]));
+    let pixels_per_unit = (y0 - y1) / (v1 - v0);
+    assert!(pixels_per_unit > 0.0, "{page}");
+    let height_of = |value: f64| y0 - (value - v0) * pixels_per_unit;
+    for t in axis {
+        let (value, y) = tick(t);
+        assert!((y - height_of(value)).abs() < 1e-6, "{t} off the axis");
+    }
     for (colour, key) in [("#37a", "var"), ("#c63", "es")] {
         let points: Vec<&Value> = page["points"]
             .as_array()
@@ -90,37 +105,22 @@ fn assert_chart(page: &Value, history: &[&Value]) {
         assert_eq!(
             points.len(),
             history.len(),
-            "one {key} point per version: {page}"
+            "one {key} point per simulation: {page}"
         );
         assert!(points
             .windows(2)
             .all(|w| w[0]["x"].as_f64() < w[1]["x"].as_f64()));
-        // heights are proportional to the figures (the axis starts at 0, 200 px down)
-        let height = |p: &Value| 200.0 - p["y"].as_f64().unwrap();
-        let figure = |r: &Value| r["measures"][level][key].as_f64().unwrap();
-        // the axis' labels sit at the heights of their values on the same scale
-        let scale = height(points[0]) / figure(history[0]);
-        let axis = page["axis"].as_array().unwrap();
-        assert!(axis.len() >= 3, "{page}");
-        for tick in axis {
-            let value = shown(&tick["label"]);
-            let drawn = height(tick);
-            assert!(
-                (drawn - scale * value).abs() < 1e-6,
-                "{tick} on {scale} px a unit"
-            );
-        }
-        for (point, risk) in points.iter().zip(history).skip(1) {
-            let ratio = height(point) / height(points[0]);
-            let expected = figure(risk) / figure(history[0]);
-            assert!(
-                (ratio - expected).abs() < 1e-9 * expected,
-                "{ratio} vs {expected}"
-            );
-        }
-        // each error bar is centred on its point and spans ± 1 standard error
         for (point, risk) in points.iter().zip(history.iter().copied()) {
+            let figure = risk["measures"][level][key].as_f64().unwrap();
+            let stderr = risk["measures"][level][format!("{key}_stderr")]
+                .as_f64()
+                .unwrap();
             let y = point["y"].as_f64().unwrap();
+            assert!(
+                (y - height_of(figure)).abs() < 1e-6,
+                "{key} {figure} at {y}"
+            );
+            // its error bar is centred on it and spans ± 1 standard error
             let (low, high) = page["bars_of_error"]
                 .as_array()
                 .unwrap()
@@ -129,14 +129,10 @@ fn assert_chart(page: &Value, history: &[&Value]) {
                 .map(|b| (b["low"].as_f64().unwrap(), b["high"].as_f64().unwrap()))
                 .find(|(low, high)| ((low + high) / 2.0 - y).abs() < 1e-9)
                 .unwrap_or_else(|| panic!("no error bar centred on {point}"));
-            let stderr = risk["measures"][level][format!("{key}_stderr")]
-                .as_f64()
-                .unwrap();
-            let drawn = (low - high) / 2.0 / height(point);
-            let expected = stderr / figure(risk);
+            let drawn = (low - high) / 2.0 / pixels_per_unit;
             assert!(
-                (drawn - expected).abs() < 1e-9,
-                "{key}: {drawn} vs {expected}"
+                (drawn - stderr).abs() < 1e-6 * stderr,
+                "{key}: ± {drawn} drawn, ± {stderr} estimated"
             );
         }
     }
@@ -145,7 +141,8 @@ fn assert_chart(page: &Value, history: &[&Value]) {
 #[test]
 fn the_dashboard_shows_the_apis_figures_limits_and_what_ifs() {
     let dir = TempDir::new().unwrap();
-    let server = serve(&fund_copy(dir.path()), &dir.path().join("db"));
+    let (scenario, db) = (fund_copy(dir.path()), dir.path().join("db"));
+    let server = serve(&scenario, &db);
     let first = settled(&server);
     let var99 = first["measures"]
         .as_array()
@@ -201,7 +198,9 @@ fn the_dashboard_shows_the_apis_figures_limits_and_what_ifs() {
     // limit utilisation: figure, ceiling, percentage and a bar, red where breached
     let statuses = limits["limits"].as_array().unwrap();
     let rows = page["limits"].as_array().unwrap();
+    assert_eq!(statuses.len(), 3);
     assert_eq!(rows.len(), 3);
+    assert_eq!(page["bars"].as_array().unwrap().len(), 3);
     for ((row, bar), s) in rows
         .iter()
         .zip(page["bars"].as_array().unwrap())
@@ -295,6 +294,36 @@ fn the_dashboard_shows_the_apis_figures_limits_and_what_ifs() {
         .as_str()
         .unwrap()
         .starts_with("not JSON: "));
+
+    // the service restarts (versions start again at 1): the page says it lost the service,
+    // then shows what the new one serves
+    let address = server.address.clone();
+    drop(server);
+    browser.wait_until(
+        r#"document.getElementById("status").className === "stale"
+           && document.getElementById("status").textContent.startsWith("disconnected")"#,
+    );
+    let server = serve_on(&scenario, &db, &address);
+    let restarted = settled(&server);
+    assert_eq!(restarted["version"], 1);
+    let page = page_at(&mut browser, &restarted["version"]);
+    assert!(
+        page["status"]
+            .as_str()
+            .unwrap()
+            .contains(restarted["computed_at"].as_str().unwrap()),
+        "{page}"
+    );
+    for (row, m) in page["measures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(restarted["measures"].as_array().unwrap())
+    {
+        assert_shows(&row[1], &m["var"]);
+        assert_shows(&row[3], &m["es"]);
+    }
+    assert_chart(&page, &[&restarted]);
 
     // nothing from elsewhere, no script errors
     let requests = browser.events_named("Network.requestWillBeSent");

@@ -95,9 +95,10 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
         (
             "PUT",
             "/market",
-            r#"{"SOL": {"spot": 150}, "BTC": {"atm_vol": 0.6}}"#,
+            // BTC's spot is read first and fine: all or none
+            r#"{"BTC": {"spot": 95000}, "ETH": {"atm_vol": 0.6}}"#,
             400,
-            json!("BTC.atm_vol"),
+            json!("ETH.atm_vol"),
         ),
         ("DELETE", "/positions/nobody", "", 404, json!("id")),
         (
@@ -146,6 +147,10 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
             json!("limits[0].confidence"),
         ),
     ];
+    let input_version = |server: &serve::Server| {
+        json_call(&server.address, "GET", "/health", None).1["input_version"].clone()
+    };
+    let before_refusals = input_version(&server);
     for (method, path, body, status, field) in refusals {
         let (got, answer) = call(&server.address, method, path, Some(body));
         let answer: Value = serde_json::from_str(&answer).unwrap();
@@ -173,7 +178,8 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
     let (status, _) = call(&server.address, "GET", "/nowhere", None);
     assert_eq!(status, 404);
 
-    // nothing of a refused batch was applied: only t1 was added, BTC still at its spot
+    // nothing of a refused request was applied: no change accepted, only t1 added
+    assert_eq!(input_version(&server), before_refusals);
     let risk = settled(&server);
     assert_eq!(risk["positions"], 51);
     let (_, ok_again) = json_call(

@@ -538,15 +538,16 @@ impl Live {
         let started = Instant::now();
         let inputs = self.inputs().clone();
         let previous = self.completed();
+        let reused = previous
+            .as_ref()
+            .filter(|p| p.book_version == inputs.book_version);
+        let simulated_now = reused.is_none();
         let Simulated {
             job,
             base,
             book_pnl,
             mut risk,
-        } = match previous
-            .as_ref()
-            .filter(|p| p.book_version == inputs.book_version)
-        {
+        } = match reused {
             Some(p) => Simulated {
                 job: p.job.clone(),
                 base: p.base.clone(),
@@ -567,9 +568,6 @@ impl Live {
             limits,
         });
         *self.completed.write().unwrap_or_else(|p| p.into_inner()) = Some(completed.clone());
-        let simulated_now = previous
-            .as_ref()
-            .is_none_or(|p| p.risk.computed_at != completed.risk.computed_at);
         if simulated_now {
             self.remember(&completed.risk);
         }

@@ -6,8 +6,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -18,21 +20,36 @@ use tungstenite::{Message, WebSocket};
 /// How long any one wait on the browser may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// Chromium's process group, stopped when dropped (also when a test panics), helpers and
+/// all.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A headless Chromium with one page, attached in flat mode (commands carry its session).
 pub struct Browser {
-    child: Child,
     socket: WebSocket<MaybeTlsStream<TcpStream>>,
     session: Option<String>,
     next_id: u64,
     /// Every protocol event received so far (`{"method", "params", …}`), in order.
     pub events: Vec<Value>,
+    // dropped in this order: the connection, then the browser, then its profile
+    _process: Process,
     _profile: TempDir,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // ask it to close before its group is killed
+        let close = json!({"id": 0, "method": "Browser.close"});
+        let _ = self.socket.send(Message::text(close.to_string()));
     }
 }
 
@@ -41,47 +58,41 @@ impl Browser {
     /// runtime, console log and network events switched on.
     pub fn launch() -> Browser {
         let profile = TempDir::new().unwrap();
-        let mut child = Command::new(chromium())
-            // the flags a closed network needs: no background connections, no updates
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--remote-debugging-port=0",
-                "--window-size=1000,1400",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("Chromium starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let endpoint = loop {
-            let line = lines
-                .next()
-                .expect("Chromium printed its DevTools address")
-                .unwrap();
-            if let Some(url) = line.strip_prefix("DevTools listening on ") {
-                break url.trim().to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let mut process = Process(
+            Command::new(chromium())
+                // the flags a closed network needs: no background connections, no updates
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--remote-debugging-port=0",
+                    "--window-size=1000,1400",
+                ])
+                .arg(format!("--user-data-dir={}", profile.path().display()))
+                .arg("about:blank")
+                .process_group(0)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("Chromium starts"),
+        );
+        let endpoint = devtools_address(process.0.stderr.take().unwrap());
         let (mut socket, _) = tungstenite::connect(endpoint.as_str()).unwrap();
         if let MaybeTlsStream::Plain(stream) = socket.get_mut() {
             stream.set_read_timeout(Some(PATIENCE)).unwrap();
         }
         let mut browser = Browser {
-            child,
             socket,
             session: None,
             next_id: 1,
             events: Vec::new(),
+            _process: process,
             _profile: profile,
         };
         let target = browser.call("Target.createTarget", json!({"url": "about:blank"}));
@@ -109,24 +120,40 @@ impl Browser {
             .send(Message::text(message.to_string()))
             .unwrap();
         loop {
-            let Message::Text(text) = self.socket.read().expect("Chromium answers") else {
-                continue;
-            };
-            let value: Value = serde_json::from_str(&text).unwrap();
+            let value = self.next_message();
             if value["id"] == id {
                 assert!(value.get("error").is_none(), "{method} failed: {value}");
                 return value["result"].clone();
             }
+        }
+    }
+
+    /// The next message from Chromium (an answer or an event; events are also kept).
+    fn next_message(&mut self) -> Value {
+        loop {
+            let message = self
+                .socket
+                .read()
+                .expect("Chromium answers within the patience");
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let value: Value = serde_json::from_str(&text).unwrap();
             if value.get("method").is_some() {
-                self.events.push(value);
+                self.events.push(value.clone());
             }
+            return value;
         }
     }
 
     /// Loads `url` and waits for its `load` event.
     pub fn open(&mut self, url: &str) {
         let seen = self.events.len();
-        self.call("Page.navigate", json!({ "url": url }));
+        let navigated = self.call("Page.navigate", json!({ "url": url }));
+        assert!(
+            navigated.get("errorText").is_none(),
+            "{url} did not load: {navigated}"
+        );
         self.wait_for_event("Page.loadEventFired", seen);
     }
 
@@ -160,13 +187,11 @@ impl Browser {
         }
     }
 
-    /// Waits until an event named `method` is among the events after the first `seen`.
+    /// Waits until an event named `method` is among the events after the first `seen`
+    /// (reading Chromium's messages, each within the patience).
     fn wait_for_event(&mut self, method: &str, seen: usize) {
-        let deadline = Instant::now() + PATIENCE;
         while !self.events[seen..].iter().any(|e| e["method"] == method) {
-            assert!(Instant::now() < deadline, "no {method} event");
-            self.call("Runtime.evaluate", json!({"expression": "0"}));
-            std::thread::sleep(Duration::from_millis(20));
+            self.next_message();
         }
     }
 
@@ -177,6 +202,32 @@ impl Browser {
             .filter(|e| e["method"] == method)
             .map(|e| &e["params"])
             .collect()
+    }
+}
+
+/// The DevTools WebSocket address Chromium prints on its standard error at start; its other
+/// lines are kept for the failure message, and the stream is drained afterwards.
+fn devtools_address(stderr: std::process::ChildStderr) -> String {
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + PATIENCE;
+    let mut printed = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => match line.strip_prefix("DevTools listening on ") {
+                Some(url) => return url.trim().to_owned(),
+                None => printed.push(line),
+            },
+            Err(e) => panic!(
+                "Chromium gave no DevTools address ({e}); it printed:\n{}",
+                printed.join("\n")
+            ),
+        }
     }
 }
 
@@ -212,7 +263,8 @@ fn install_debian_chromium() {
     eprintln!("dashboard test: no Chromium found, installing Debian's chromium package");
     let install = || {
         Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "chromium"])
+            .args(["-o", "DPkg::Lock::Timeout=300", "install", "-y"])
+            .args(["--no-install-recommends", "chromium"])
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
     };
@@ -222,7 +274,9 @@ fn install_debian_chromium() {
         Ok(_) => {}
         Err(e) => panic!("no Chromium found and apt-get cannot run ({e}): {advice}"),
     }
-    let updated = Command::new("apt-get").arg("update").status();
+    let updated = Command::new("apt-get")
+        .args(["-o", "DPkg::Lock::Timeout=300", "update"])
+        .status();
     let installed = updated.is_ok_and(|s| s.success()) && install().is_ok_and(|s| s.success());
     assert!(installed, "no Chromium found and apt-get failed: {advice}");
 }

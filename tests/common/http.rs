@@ -8,6 +8,10 @@ use std::net::TcpStream;
 /// Sends one request with a JSON body (if any); the status and the body of the answer.
 pub fn call(address: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
+    // a stuck service fails the test instead of hanging it
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
     let body = body.unwrap_or("");
     write!(
         stream,

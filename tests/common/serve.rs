@@ -38,15 +38,15 @@ pub fn fund_copy(dir: &Path) -> PathBuf {
     dir.join("fund.toml")
 }
 
-/// Starts `tailrisk serve` on the scenario with its database in `db`.
+/// Starts `tailrisk serve` on the scenario with its database in `db`, on a free port.
 pub fn serve(scenario: &Path, db: &Path) -> Server {
+    serve_on(scenario, db, "127.0.0.1:0")
+}
+
+/// Starts `tailrisk serve` on the scenario with its database in `db`, listening on `listen`.
+pub fn serve_on(scenario: &Path, db: &Path, listen: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tailrisk"))
-        .args([
-            "serve",
-            scenario.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
+        .args(["serve", scenario.to_str().unwrap(), "--listen", listen])
         .args(["--db", db.to_str().unwrap(), "--paths", PATHS])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
