@@ -314,7 +314,17 @@ fn marginal_of(plan: &TailPlan, sums: &Sums, e: usize) -> RiskMeasure {
         var,
         es,
         var_stderr: (window_variance / w).sqrt(),
-        es_stderr: ((square - mean * mean).max(0.0) / n).sqrt() / (1.0 - a),
+        es_stderr: (nonnegative_variance(square - mean * mean) / n).sqrt() / (1.0 - a),
+    }
+}
+
+/// A variance computed as E[X²] − E[X]², floored at 0 against rounding; NaN (∞ − ∞, when
+/// the squares overflow) is ∞: not estimable, never a zero standard error.
+fn nonnegative_variance(variance: f64) -> f64 {
+    if variance.is_nan() {
+        f64::INFINITY
+    } else {
+        variance.max(0.0)
     }
 }
 
@@ -505,4 +515,19 @@ pub fn contributions_of(
     };
     let plan = TailPlan::new(pnl, level);
     simulator.install(|| contributions(pnl, &plan, &entities, &losses))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nonnegative_variance;
+
+    #[test]
+    fn an_overflowing_variance_is_infinite_never_zero() {
+        assert_eq!(
+            nonnegative_variance(f64::INFINITY - f64::INFINITY),
+            f64::INFINITY
+        );
+        assert_eq!(nonnegative_variance(-1e-18), 0.0);
+        assert_eq!(nonnegative_variance(2.5), 2.5);
+    }
 }

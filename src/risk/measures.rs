@@ -107,15 +107,34 @@ impl Tail {
 
     /// √(Var((L − q)⁺)/n) / (1 − a), from the `count` losses above the quantile q.
     fn tail_mean_stderr(&self, q: f64, count: usize, confidence: f64) -> f64 {
-        let n = self.n as f64;
-        let (s1, s2) = self.losses[..count]
-            .iter()
-            .map(|l| (l - q).max(0.0))
-            .fold((0.0, 0.0), |(s1, s2), x| (s1 + x, s2 + x * x));
-        let mean = s1 / n;
-        let variance = (s2 / n - mean * mean).max(0.0);
-        (variance / n).sqrt() / (1.0 - confidence)
+        let excesses = || self.losses[..count].iter().map(move |l| (l - q).max(0.0));
+        let (s1, s2) = sums_and_squares(excesses());
+        if s2.is_finite() {
+            return mean_stderr(s1, s2, self.n as f64) / (1.0 - confidence);
+        }
+        // squares beyond floating point (losses above ~1e154, as in a model without
+        // exponential moments): the same in units of the largest excess, rather than
+        // ∞ − ∞ = NaN passing for a zero standard error
+        let scale = excesses().fold(0.0, f64::max);
+        if !scale.is_finite() {
+            return f64::INFINITY;
+        }
+        let (t1, t2) = sums_and_squares(excesses().map(|x| x / scale));
+        scale * mean_stderr(t1, t2, self.n as f64) / (1.0 - confidence)
     }
+}
+
+/// Σx and Σx² of `values`.
+fn sums_and_squares(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((0.0, 0.0), |(s1, s2), x| (s1 + x, s2 + x * x))
+}
+
+/// √(Var(X)/n) of a mean over `n` values from Σx = `s1` and Σx² = `s2` (X is 0 on the
+/// paths not summed).
+fn mean_stderr(s1: f64, s2: f64, n: f64) -> f64 {
+    let mean = s1 / n;
+    let variance = (s2 / n - mean * mean).max(0.0);
+    (variance / n).sqrt()
 }
 
 /// How many of the largest losses the estimators at `confidence` read.
@@ -500,6 +519,24 @@ mod tests {
         assert!((m[1].es - (100.0 + 99.0 + 0.5 * 98.0) / 2.5).abs() < 1e-12);
         assert_eq!(m[2].var, 99.0);
         assert_eq!(m[2].es, 100.0);
+    }
+
+    /// Losses so large that their squares overflow (a model without exponential moments)
+    /// keep an ES standard error: the one of the same losses scaled down, scaled back up
+    /// (the estimator is homogeneous), not the 0 that ∞ − ∞ = NaN once became.
+    #[test]
+    fn es_standard_error_survives_losses_whose_squares_overflow() {
+        let pnl: Vec<f64> = (0..10_000)
+            .map(|i| -((i * 7919 % 10_000) as f64 / 100.0).powi(3))
+            .collect();
+        let huge: Vec<f64> = pnl.iter().map(|x| x * 1e200).collect();
+        let levels = [0.95, 0.99];
+        for (small, big) in var_es(&pnl, &levels).iter().zip(var_es(&huge, &levels)) {
+            assert!(small.es_stderr > 0.0);
+            let relative = (big.es_stderr / 1e200 - small.es_stderr).abs() / small.es_stderr;
+            assert!(relative < 1e-12, "{} vs {}", big.es_stderr, small.es_stderr);
+            assert!((big.es / 1e200 - small.es).abs() < 1e-12 * small.es);
+        }
     }
 
     #[test]
