@@ -170,18 +170,20 @@ impl ExactTail {
     }
 }
 
-/// An error naming the first path (numbered from `first_path`) whose P&L is not finite: the
-/// model and book of `file` move prices or values beyond floating point (huge vols,
-/// horizon, prices or sizes), so the model is unusable as given.
 /// An error naming the first path of `pnl` (path `first_path` onwards) whose P&L is not
-/// finite, `file` being the model's scenario file.
+/// finite, `file` being the model's scenario file: the model and book move prices or values
+/// beyond floating point, so the model is unusable as given. The message names the likely
+/// causes, the multi-step Student-t vol feedback among them (docs/model.md).
 pub fn check_finite(pnl: &[f64], first_path: u64, file: &Path) -> Result<()> {
     match pnl.iter().position(|p| !p.is_finite()) {
         Some(i) => Err(Error::Model {
             file: file.to_path_buf(),
             message: format!(
-                "path {} has a non-finite P&L ({}): the vols, horizon, prices or position \
-                 sizes move values beyond floating point",
+                "path {} has a non-finite P&L ({}): prices or values moved beyond floating \
+                 point. Under Student-t shocks over several steps with a vol of vol, one \
+                 path's small chi-square draw scales every spot and vol shock together and \
+                 compounds (chi_square = \"per-step\" or a lower vol_of_vol bounds it); \
+                 otherwise the vols, horizon, prices or position sizes are too large",
                 first_path + i as u64,
                 pnl[i]
             ),
