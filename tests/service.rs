@@ -222,7 +222,8 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
 }
 
 /// The what-if of the live service equals `tailrisk whatif` run on files holding the same
-/// state (the moved market, the added trade) to the last bit.
+/// state (the moved market, the added trade) to the last bit, and its served figures equal
+/// `tailrisk run`'s.
 #[test]
 fn a_what_if_equals_the_command_on_the_same_state_to_the_last_bit() {
     let dir = TempDir::new().unwrap();
@@ -343,6 +344,19 @@ fn a_what_if_equals_the_command_on_the_same_state_to_the_last_bit() {
         live["change"][2]["es"].as_f64().unwrap().abs() > 1000.0,
         "{live}"
     );
+
+    // the served figures equal `tailrisk run --contributions book` on that state
+    let risk = settled(&server);
+    let out = Command::new(env!("CARGO_BIN_EXE_tailrisk"))
+        .args(["run", scenario.to_str().unwrap(), "--contributions", "book"])
+        .args(["--paths", PATHS, "--format", "json", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["base_value", "positions", "measures", "contributions"] {
+        assert_eq!(risk[key], run[key], "{key}");
+    }
 }
 
 /// A VaR limit below the book's VaR is breached, announced on the event stream, and
