@@ -184,13 +184,18 @@ fn a_short_straddle_at_the_horizon_of_a_ten_step_book_agrees_cached() {
 
 /// The service's what-if on a base run kept in memory equals `what_if` to the last bit on
 /// the same hard book (ten Student-t steps, the straddle at the horizon, a removal), in USD
-/// and reported in BTC (each path converted at its own BTC price).
+/// and reported in BTC (each path converted at its own BTC price); the P&L, VaR / ES and
+/// contributions read off those paths equal a full-revaluation `run`'s.
 #[test]
 fn a_what_if_on_paths_kept_in_memory_equals_the_simulated_one() {
+    use tailrisk::book::grouping::Grouping;
     use tailrisk::book::positions::Book;
     use tailrisk::input::job::Job;
+    use tailrisk::mc::simulation::RevaluationMode;
     use tailrisk::mc::simulation::SimulationSettings;
     use tailrisk::mc::threads::Threads;
+    use tailrisk::risk::measures::var_es;
+    use tailrisk::risk::run::RunRequest;
     use tailrisk::risk::whatif::{what_if, what_if_on, BaseRun};
 
     let dir = tempfile::tempdir().unwrap();
@@ -222,5 +227,22 @@ fn a_what_if_on_paths_kept_in_memory_equals_the_simulated_one() {
             simulated.change.iter().all(|c| c.es.abs() > 0.0),
             "{currency}"
         );
+        // the service reads its figures off the same kept paths: those of a full `run`
+        let usd = currency == "USD";
+        let request = RunRequest {
+            settings,
+            revaluation: RevaluationMode::Full,
+            importance_sampling: false,
+            contributions: usd.then_some((Grouping::Book, 0.99)),
+        };
+        let full = tailrisk::risk::run::run(&job, &request, &|_| ()).unwrap();
+        let pnl = base.book_pnl_reported(&job);
+        assert_eq!(pnl, full.pnl, "{currency}");
+        assert_eq!(var_es(&pnl, &run.confidence), full.report.measures);
+        if usd {
+            let (rows, additivity) = base.contributions(&job, Grouping::Book, 0.99).unwrap();
+            assert_eq!(Some(rows), full.report.contributions);
+            assert_eq!(Some(additivity), full.report.contribution_additivity);
+        }
     }
 }

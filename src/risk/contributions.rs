@@ -63,7 +63,7 @@ impl Entity {
     }
 
     /// Loss per unit of size on a path, from the instruments' per-unit P&L.
-    fn unit_loss(&self, instrument_pnl: &[f64]) -> f64 {
+    pub fn unit_loss(&self, instrument_pnl: &[f64]) -> f64 {
         -self
             .weights
             .iter()

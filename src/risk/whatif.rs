@@ -10,6 +10,7 @@ use serde::Serialize;
 use rayon::prelude::*;
 
 use crate::book::aggregate::AggregatedBook;
+use crate::book::grouping::Grouping;
 use crate::book::positions::{Book, Position};
 use crate::error::{Error, Location, Result};
 use crate::input::job::Job;
@@ -18,6 +19,9 @@ use crate::mc::paths::HorizonMoves;
 use crate::mc::shocks::BLOCK_PATHS;
 use crate::mc::simulation::{check_finite, SimulationSettings, Simulator};
 use crate::pricing::revaluation::Revaluer;
+use crate::risk::contributions::{
+    contributions, entities, Additivity, Contribution, Entity, EntityLosses, TailPlan,
+};
 use crate::risk::measures::{change, var_es, RiskMeasure};
 use crate::risk::whatif_cache::{fingerprint, MovesCache};
 
@@ -216,23 +220,104 @@ impl BaseRun {
         Ok(blocks.concat())
     }
 
-    /// The book's and the traded positions' USD P&L and the reporting coin's move.
-    fn with_traded(&self, job: &Job, traded: &Revaluer) -> Result<UsdPnl> {
-        let traded_pnl = self.revalued(traded)?;
-        check_finite(&traded_pnl, 0, &job.model.file)?;
-        let coin_log_move = match job.currency.coin {
+    /// The book's P&L per path in the job's reporting currency (what its VaR and ES are of),
+    /// the same to the last bit as a full-revaluation `run` on these paths.
+    pub fn book_pnl_reported(&self, job: &Job) -> Vec<f64> {
+        let currency = &job.currency;
+        let coin_log_move = self.coin_log_move(job);
+        in_currency(
+            self.before.clone(),
+            currency,
+            job.aggregated.base_value(),
+            &coin_log_move,
+        )
+    }
+
+    /// Euler contributions (component, marginal, incremental VaR and ES) of the entities of
+    /// `group` at `level` to the book's USD P&L, read off the kept moves: the numbers of
+    /// [`crate::risk::contributions::contributions_of`] on the same paths, without
+    /// regenerating them.
+    pub fn contributions(
+        &self,
+        job: &Job,
+        group: Grouping,
+        level: f64,
+    ) -> Result<(Vec<Contribution>, Additivity)> {
+        let revaluer = Revaluer::new(&job.aggregated, &job.model, self.settings.horizon_days)
+            .with_vol_dynamics(&job.aggregated, &job.model, self.settings.horizon_days);
+        let instrument_of: Vec<usize> = job
+            .aggregated
+            .holdings
+            .iter()
+            .map(|&h| revaluer.instrument_index(h))
+            .collect();
+        let entities = entities(&job.book, &instrument_of, group);
+        let losses = KeptLosses {
+            blocks: &self.blocks,
+            revaluer: &revaluer,
+            entities: &entities,
+        };
+        let plan = TailPlan::new(&self.before, level);
+        let pool = self.settings.threads.pool()?;
+        Ok(pool.install(|| contributions(&self.before, &plan, &entities, &losses)))
+    }
+
+    /// The reporting coin's ln move per path (empty when reporting in USD).
+    fn coin_log_move(&self, job: &Job) -> Vec<f64> {
+        match job.currency.coin {
             None => Vec::new(),
             Some(coin) => self
                 .blocks
                 .iter()
                 .flat_map(|moves| moves.log_spot_column(coin.model_index))
                 .collect(),
-        };
+        }
+    }
+
+    /// The book's and the traded positions' USD P&L and the reporting coin's move.
+    fn with_traded(&self, job: &Job, traded: &Revaluer) -> Result<UsdPnl> {
+        let traded_pnl = self.revalued(traded)?;
+        check_finite(&traded_pnl, 0, &job.model.file)?;
         Ok(UsdPnl {
             before: self.before.clone(),
             traded: traded_pnl,
-            coin_log_move,
+            coin_log_move: self.coin_log_move(job),
         })
+    }
+}
+
+/// Entity losses on a base run's kept moves (its blocks of [`BLOCK_PATHS`] paths).
+struct KeptLosses<'a> {
+    blocks: &'a [HorizonMoves],
+    revaluer: &'a Revaluer,
+    entities: &'a [Entity],
+}
+
+impl EntityLosses for KeptLosses<'_> {
+    fn entity_count(&self) -> usize {
+        self.entities.len()
+    }
+
+    fn visit_block(
+        &self,
+        block: u64,
+        wanted: &dyn Fn(u64) -> bool,
+        visit: &mut dyn FnMut(u64, &[f64]),
+    ) {
+        let mut instrument_pnl = vec![0.0; self.revaluer.instrument_count()];
+        let mut losses = vec![0.0; self.entities.len()];
+        let first = block * BLOCK_PATHS as u64;
+        for (i, moves) in self.blocks[block as usize].rows().enumerate() {
+            let path = first + i as u64;
+            if !wanted(path) {
+                continue;
+            }
+            self.revaluer.unit_pnl(moves, &mut instrument_pnl);
+            for (loss, e) in losses.iter_mut().zip(self.entities) {
+                *loss = e.unit_loss(&instrument_pnl);
+            }
+            visit(path, &losses);
+        }
     }
 }
 

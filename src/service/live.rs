@@ -26,12 +26,11 @@ use crate::input::scenario::ScenarioFile;
 use crate::input::table::Table;
 use crate::market::vol_surface::VolSurfaces;
 use crate::market::MarketData;
-use crate::mc::simulation::{RevaluationMode, SimulationSettings};
+use crate::mc::simulation::SimulationSettings;
 use crate::mc::threads::Threads;
 use crate::pricing::revaluation::Revaluer;
 use crate::risk::contributions::Contribution;
 use crate::risk::measures::{var_es, RiskMeasure};
-use crate::risk::run::{run, RunRequest};
 use crate::risk::whatif::{what_if_on, BaseRun, WhatIf};
 use crate::service::limits::{net_delta, Limit, LimitMeasure, LimitScope, LimitStatus};
 use crate::service::store::{MarketUpdate, Store, StoredPosition};
@@ -580,24 +579,24 @@ impl Live {
         Ok(())
     }
 
-    /// Simulates the book of `inputs`: its job, paths, P&L and figures.
+    /// Simulates the book of `inputs` once: its job, the paths kept for what-ifs, and its
+    /// P&L, VaR / ES and contributions read off them (the numbers of a full-revaluation
+    /// `run` with `--contributions`, to the last bit).
     fn simulate(&self, inputs: &Inputs, started: Instant) -> Result<Simulated> {
         let job = self.job_of(&inputs.positions, inputs.market.clone())?;
         let simulation = self.simulation;
+        let base = BaseRun::simulate(&job, simulation)?;
+        let pnl = base.book_pnl_reported(&job);
+        let measures = var_es(&pnl, &job.scenario.run.confidence);
         // contributions are computed in USD only
-        let contributions = job
-            .currency
-            .coin
-            .is_none()
-            .then(|| (self.settings.group, highest_level(&job)));
-        let request = RunRequest {
-            settings: simulation,
-            revaluation: RevaluationMode::Full,
-            importance_sampling: false,
-            contributions,
+        let contributions = match job.currency.coin {
+            None => {
+                base.contributions(&job, self.settings.group, highest_level(&job))?
+                    .0
+            }
+            Some(_) => Vec::new(),
         };
-        let outcome = run(&job, &request, &|_| ())?;
-        let base = BaseRun::simulate(&job, simulation)?.serving_requests();
+        let base = base.serving_requests();
         let seconds = started.elapsed().as_secs_f64();
         let risk = RiskView {
             version: inputs.version,
@@ -612,14 +611,14 @@ impl Live {
             currency: job.currency.name.clone(),
             base_value: job.base_value(),
             positions: job.book.positions.len(),
-            measures: outcome.report.measures.clone(),
+            measures,
             exposures: exposures(&job.book, &job.aggregated),
-            contributions: outcome.report.contributions.clone().unwrap_or_default(),
+            contributions,
         };
         Ok(Simulated {
             job: Arc::new(job),
             base: Arc::new(base),
-            book_pnl: Arc::new(outcome.pnl),
+            book_pnl: Arc::new(pnl),
             risk,
         })
     }
