@@ -233,16 +233,25 @@ fn a_what_if_on_paths_kept_in_memory_equals_the_simulated_one() {
             settings,
             revaluation: RevaluationMode::Full,
             importance_sampling: false,
-            contributions: usd.then_some((Grouping::Book, 0.99)),
+            contributions: None,
         };
         let full = tailrisk::risk::run::run(&job, &request, &|_| ()).unwrap();
         let pnl = base.book_pnl_reported(&job);
         assert_eq!(pnl, full.pnl, "{currency}");
         assert_eq!(var_es(&pnl, &run.confidence), full.report.measures);
         if usd {
-            let (rows, additivity) = base.contributions(&job, Grouping::Book, 0.99).unwrap();
-            assert_eq!(Some(rows), full.report.contributions);
-            assert_eq!(Some(additivity), full.report.contribution_additivity);
+            // by book (4 entities) and by position (50: incrementals in several batches)
+            for group in [Grouping::Book, Grouping::Position] {
+                let request = RunRequest {
+                    contributions: Some((group, 0.99)),
+                    ..request
+                };
+                let full = tailrisk::risk::run::run(&job, &request, &|_| ()).unwrap();
+                let (rows, additivity) = base.contributions(&job, group, 0.99).unwrap();
+                assert!(rows.len() >= 4, "{group:?}");
+                assert_eq!(Some(rows), full.report.contributions, "{group:?}");
+                assert_eq!(Some(additivity), full.report.contribution_additivity);
+            }
         }
     }
 }

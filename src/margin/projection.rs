@@ -187,11 +187,7 @@ pub fn project_margin(
     let revaluers: Vec<Revaluer> = (0..=settings.steps)
         .map(|k| {
             let t = step_days * f64::from(k);
-            Revaluer::new(&job.aggregated, &job.model, t).with_vol_dynamics(
-                &job.aggregated,
-                &job.model,
-                t,
-            )
+            Revaluer::on_paths(&job.aggregated, &job.model, t)
         })
         .collect();
     let venues = VenueBook::all(job, &revaluers[0]);

@@ -373,11 +373,7 @@ impl Simulator {
         Ok(Simulator {
             generator,
             builder: PathBuilder::new(model, settings.horizon_days, settings.steps),
-            revaluer: Revaluer::new(book, model, settings.horizon_days).with_vol_dynamics(
-                book,
-                model,
-                settings.horizon_days,
-            ),
+            revaluer: Revaluer::on_paths(book, model, settings.horizon_days),
             full: None,
             settings,
             proposal: None,

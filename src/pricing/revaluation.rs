@@ -179,6 +179,13 @@ pub struct Revaluer {
 }
 
 impl Revaluer {
+    /// The revaluer of `book` on `model`'s simulated paths over `horizon_days`: [`Revaluer::new`]
+    /// with the model's vol dynamics ([`Revaluer::with_vol_dynamics`]). Every full
+    /// revaluation of a book on the model's paths uses this one, so that they agree.
+    pub fn on_paths(book: &AggregatedBook, model: &FactorModel, horizon_days: f64) -> Revaluer {
+        Revaluer::new(book, model, horizon_days).with_vol_dynamics(book, model, horizon_days)
+    }
+
     /// Precomputes everything path-independent for a horizon of `horizon_days`, reading the
     /// basis, funding and de-peg moves where `model` puts them in a path's surface row.
     pub fn new(book: &AggregatedBook, model: &FactorModel, horizon_days: f64) -> Revaluer {

@@ -32,7 +32,9 @@ use crate::book::positions::Book;
 use crate::input::job::Job;
 use crate::mc::shocks::BLOCK_PATHS;
 use crate::mc::simulation::Simulator;
-use crate::risk::measures::{change, tail_mass, var_es, RiskMeasure, TailMass};
+use crate::risk::measures::{
+    change, nonnegative_variance, tail_mass, var_es, RiskMeasure, TailMass,
+};
 
 /// Entities whose "book without it" P&L vectors are held at once by the incremental pass.
 pub const INCREMENTAL_BATCH: usize = 16;
@@ -304,7 +306,7 @@ fn marginal_of(plan: &TailPlan, sums: &Sums, e: usize) -> RiskMeasure {
     let tail_mass = plan.mass.total();
     let w = plan.window_len as f64;
     let var = sums.window[e] / w;
-    let window_variance = (sums.window_squares[e] / w - var * var).max(0.0);
+    let window_variance = nonnegative_variance(sums.window_squares[e] / w - var * var);
     let es = sums.tail[e] / tail_mass;
     // X = (ℓ − mVaR)·1{tail}: E[X] and E[X²] over all n paths from the tail sums.
     let mean = (sums.tail[e] - var * tail_mass) / n;
@@ -315,16 +317,6 @@ fn marginal_of(plan: &TailPlan, sums: &Sums, e: usize) -> RiskMeasure {
         es,
         var_stderr: (window_variance / w).sqrt(),
         es_stderr: (nonnegative_variance(square - mean * mean) / n).sqrt() / (1.0 - a),
-    }
-}
-
-/// A variance computed as E[X²] − E[X]², floored at 0 against rounding; NaN (∞ − ∞, when
-/// the squares overflow) is ∞: not estimable, never a zero standard error.
-fn nonnegative_variance(variance: f64) -> f64 {
-    if variance.is_nan() {
-        f64::INFINITY
-    } else {
-        variance.max(0.0)
     }
 }
 
@@ -515,19 +507,4 @@ pub fn contributions_of(
     };
     let plan = TailPlan::new(pnl, level);
     simulator.install(|| contributions(pnl, &plan, &entities, &losses))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::nonnegative_variance;
-
-    #[test]
-    fn an_overflowing_variance_is_infinite_never_zero() {
-        assert_eq!(
-            nonnegative_variance(f64::INFINITY - f64::INFINITY),
-            f64::INFINITY
-        );
-        assert_eq!(nonnegative_variance(-1e-18), 0.0);
-        assert_eq!(nonnegative_variance(2.5), 2.5);
-    }
 }

@@ -133,8 +133,17 @@ fn sums_and_squares(values: impl Iterator<Item = f64>) -> (f64, f64) {
 /// paths not summed).
 fn mean_stderr(s1: f64, s2: f64, n: f64) -> f64 {
     let mean = s1 / n;
-    let variance = (s2 / n - mean * mean).max(0.0);
-    (variance / n).sqrt()
+    (nonnegative_variance(s2 / n - mean * mean) / n).sqrt()
+}
+
+/// A variance computed as E[X²] − E[X]², floored at 0 against rounding; NaN (∞ − ∞, when
+/// the squares overflow) is ∞: not estimable, never a zero standard error.
+pub fn nonnegative_variance(variance: f64) -> f64 {
+    if variance.is_nan() {
+        f64::INFINITY
+    } else {
+        variance.max(0.0)
+    }
 }
 
 /// How many of the largest losses the estimators at `confidence` read.
@@ -372,7 +381,7 @@ pub fn var_es_weighted(pnl: &[f64], weights: &[f64], confidences: &[f64]) -> Vec
                 i1 += w;
                 i2 += w * w;
             }
-            let variance = |a: f64, b: f64| (b / n - (a / n) * (a / n)).max(0.0) / n;
+            let variance = |a: f64, b: f64| nonnegative_variance(b / n - (a / n) * (a / n)) / n;
             let band = (a * (1.0 - a) / n).sqrt();
             let (_, upper) = loss_at_mass((mass - n * band).max(0.0));
             let (_, lower) = loss_at_mass(mass + n * band);
@@ -427,7 +436,8 @@ pub fn change(
         e1 += e;
         e2 += e * e;
     }
-    let variance_of_mean = |s1: f64, s2: f64| (s2 / n - (s1 / n) * (s1 / n)).max(0.0) / n;
+    let variance_of_mean =
+        |s1: f64, s2: f64| nonnegative_variance(s2 / n - (s1 / n) * (s1 / n)) / n;
     RiskMeasure {
         confidence: a,
         var: after.var - before.var,
@@ -537,6 +547,16 @@ mod tests {
             assert!(relative < 1e-12, "{} vs {}", big.es_stderr, small.es_stderr);
             assert!((big.es / 1e200 - small.es).abs() < 1e-12 * small.es);
         }
+    }
+
+    #[test]
+    fn an_overflowing_variance_is_infinite_never_zero() {
+        assert_eq!(
+            nonnegative_variance(f64::INFINITY - f64::INFINITY),
+            f64::INFINITY
+        );
+        assert_eq!(nonnegative_variance(-1e-18), 0.0);
+        assert_eq!(nonnegative_variance(2.5), 2.5);
     }
 
     #[test]

@@ -243,8 +243,7 @@ impl BaseRun {
         group: Grouping,
         level: f64,
     ) -> Result<(Vec<Contribution>, Additivity)> {
-        let revaluer = Revaluer::new(&job.aggregated, &job.model, self.settings.horizon_days)
-            .with_vol_dynamics(&job.aggregated, &job.model, self.settings.horizon_days);
+        let revaluer = Revaluer::on_paths(&job.aggregated, &job.model, self.settings.horizon_days);
         let instrument_of: Vec<usize> = job
             .aggregated
             .holdings
@@ -352,6 +351,9 @@ fn compare(
         &coin_log_move,
     );
     let pnl_after = in_currency(pnl_after, currency, after.base_value(), &coin_log_move);
+    // converted to a coin, a P&L can leave floating point where the USD one did not
+    check_finite(&pnl_before, 0, &job.model.file)?;
+    check_finite(&pnl_after, 0, &job.model.file)?;
     // each figure computed in one piece, the pieces side by side on the workers
     let pool = settings.threads.pool()?;
     let (before_measures, after_measures) = pool.install(|| {
@@ -414,11 +416,7 @@ impl Books {
         let after_book = modified_book(&job.book, trades.as_ref(), remove)?;
         let after = job.net(&after_book)?;
         let traded = job.net(&traded_positions(&job.book, trades.as_ref(), remove))?;
-        let revaluer = Revaluer::new(&traded, &job.model, horizon_days).with_vol_dynamics(
-            &traded,
-            &job.model,
-            horizon_days,
-        );
+        let revaluer = Revaluer::on_paths(&traded, &job.model, horizon_days);
         Ok(Books {
             trades,
             after_book,

@@ -26,7 +26,7 @@ use crate::input::scenario::ScenarioFile;
 use crate::input::table::Table;
 use crate::market::vol_surface::VolSurfaces;
 use crate::market::MarketData;
-use crate::mc::simulation::SimulationSettings;
+use crate::mc::simulation::{check_finite, SimulationSettings};
 use crate::mc::threads::Threads;
 use crate::pricing::revaluation::Revaluer;
 use crate::risk::contributions::Contribution;
@@ -587,6 +587,8 @@ impl Live {
         let simulation = self.simulation;
         let base = BaseRun::simulate(&job, simulation)?;
         let pnl = base.book_pnl_reported(&job);
+        // converted to a coin, a P&L can leave floating point where the USD one did not
+        check_finite(&pnl, 0, &job.model.file)?;
         let measures = var_es(&pnl, &job.scenario.run.confidence);
         // contributions are computed in USD only
         let contributions = match job.currency.coin {
@@ -759,11 +761,7 @@ impl Live {
         )
         .map_err(|e| refused(e, "trades", Some))?;
         let horizon = self.simulation.horizon_days;
-        let revaluer = Revaluer::new(&aggregated, &job.model, horizon).with_vol_dynamics(
-            &aggregated,
-            &job.model,
-            horizon,
-        );
+        let revaluer = Revaluer::on_paths(&aggregated, &job.model, horizon);
         let pnl = completed.base.revalued(&revaluer)?;
         if pnl.iter().all(|p| p.is_finite()) {
             Ok(())
@@ -1024,11 +1022,7 @@ fn group_measure(job: &Job, base: &BaseRun, limit: &Limit, level: f64) -> Result
     };
     let horizon = base.settings().horizon_days;
     let aggregated = job.net(&book)?;
-    let revaluer = Revaluer::new(&aggregated, &job.model, horizon).with_vol_dynamics(
-        &aggregated,
-        &job.model,
-        horizon,
-    );
+    let revaluer = Revaluer::on_paths(&aggregated, &job.model, horizon);
     let pnl = base.revalued(&revaluer)?;
     Ok(var_es(&pnl, &[level])[0])
 }

@@ -137,11 +137,7 @@ impl<'a> StressBook<'a> {
     /// path-independent pricing parts and each position's value today.
     pub fn new(job: &'a Job) -> StressBook<'a> {
         let horizon = job.scenario.run.horizon_days;
-        let revaluer = Revaluer::new(&job.aggregated, &job.model, horizon).with_vol_dynamics(
-            &job.aggregated,
-            &job.model,
-            horizon,
-        );
+        let revaluer = Revaluer::on_paths(&job.aggregated, &job.model, horizon);
         StressBook::with_revaluer(job, revaluer)
     }
 
@@ -150,8 +146,7 @@ impl<'a> StressBook<'a> {
     /// ([`Revaluer::with_term_structure_shocks`]), whatever pillars or skew the model has.
     pub fn with_term_structure(job: &'a Job, power: f64) -> StressBook<'a> {
         let horizon = job.scenario.run.horizon_days;
-        let revaluer = Revaluer::new(&job.aggregated, &job.model, horizon)
-            .with_vol_dynamics(&job.aggregated, &job.model, horizon)
+        let revaluer = Revaluer::on_paths(&job.aggregated, &job.model, horizon)
             .with_term_structure_shocks(power, horizon);
         StressBook::with_revaluer(job, revaluer)
     }
