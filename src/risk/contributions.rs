@@ -30,8 +30,10 @@ use serde::Serialize;
 use crate::book::grouping::Grouping;
 use crate::book::positions::Book;
 use crate::input::job::Job;
+use crate::mc::paths::PathMove;
 use crate::mc::shocks::BLOCK_PATHS;
 use crate::mc::simulation::Simulator;
+use crate::pricing::revaluation::Revaluer;
 use crate::risk::measures::{
     change, nonnegative_variance, tail_mass, var_es, RiskMeasure, TailMass,
 };
@@ -65,7 +67,7 @@ impl Entity {
     }
 
     /// Loss per unit of size on a path, from the instruments' per-unit P&L.
-    pub fn unit_loss(&self, instrument_pnl: &[f64]) -> f64 {
+    fn unit_loss(&self, instrument_pnl: &[f64]) -> f64 {
         -self
             .weights
             .iter()
@@ -145,18 +147,41 @@ impl EntityLosses for SimulatedLosses<'_> {
         visit: &mut dyn FnMut(u64, &[f64]),
     ) {
         let revaluer = self.simulator.revaluer();
-        let mut instrument_pnl = vec![0.0; revaluer.instrument_count()];
-        let mut losses = vec![0.0; self.entities.len()];
+        let mut unit_losses = UnitLosses::new(revaluer, self.entities);
         self.simulator.visit_block(block, |path, moves| {
-            if !wanted(path) {
-                return;
+            if wanted(path) {
+                visit(path, unit_losses.on(moves));
             }
-            revaluer.unit_pnl(moves, &mut instrument_pnl);
-            for (loss, e) in losses.iter_mut().zip(self.entities) {
-                *loss = e.unit_loss(&instrument_pnl);
-            }
-            visit(path, &losses);
         });
+    }
+}
+
+/// Reads entities' losses per unit of size off a path's moves (reusing its buffers).
+pub struct UnitLosses<'a> {
+    revaluer: &'a Revaluer,
+    entities: &'a [Entity],
+    instrument_pnl: Vec<f64>,
+    losses: Vec<f64>,
+}
+
+impl<'a> UnitLosses<'a> {
+    /// Buffers for `entities`' losses revalued by `revaluer`.
+    pub fn new(revaluer: &'a Revaluer, entities: &'a [Entity]) -> UnitLosses<'a> {
+        UnitLosses {
+            revaluer,
+            entities,
+            instrument_pnl: vec![0.0; revaluer.instrument_count()],
+            losses: vec![0.0; entities.len()],
+        }
+    }
+
+    /// Each entity's loss per unit of size on the path of `moves`, in entity order.
+    pub fn on(&mut self, moves: PathMove) -> &[f64] {
+        self.revaluer.unit_pnl(moves, &mut self.instrument_pnl);
+        for (loss, e) in self.losses.iter_mut().zip(self.entities) {
+            *loss = e.unit_loss(&self.instrument_pnl);
+        }
+        &self.losses
     }
 }
 

@@ -20,7 +20,7 @@ use crate::mc::shocks::BLOCK_PATHS;
 use crate::mc::simulation::{check_finite, SimulationSettings, Simulator};
 use crate::pricing::revaluation::Revaluer;
 use crate::risk::contributions::{
-    contributions, entities, Additivity, Contribution, Entity, EntityLosses, TailPlan,
+    contributions, entities, Additivity, Contribution, Entity, EntityLosses, TailPlan, UnitLosses,
 };
 use crate::risk::measures::{change, var_es, RiskMeasure};
 use crate::risk::whatif_cache::{fingerprint, MovesCache};
@@ -303,19 +303,13 @@ impl EntityLosses for KeptLosses<'_> {
         wanted: &dyn Fn(u64) -> bool,
         visit: &mut dyn FnMut(u64, &[f64]),
     ) {
-        let mut instrument_pnl = vec![0.0; self.revaluer.instrument_count()];
-        let mut losses = vec![0.0; self.entities.len()];
+        let mut unit_losses = UnitLosses::new(self.revaluer, self.entities);
         let first = block * BLOCK_PATHS as u64;
         for (i, moves) in self.blocks[block as usize].rows().enumerate() {
             let path = first + i as u64;
-            if !wanted(path) {
-                continue;
+            if wanted(path) {
+                visit(path, unit_losses.on(moves));
             }
-            self.revaluer.unit_pnl(moves, &mut instrument_pnl);
-            for (loss, e) in losses.iter_mut().zip(self.entities) {
-                *loss = e.unit_loss(&instrument_pnl);
-            }
-            visit(path, &losses);
         }
     }
 }
