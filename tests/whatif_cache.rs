@@ -236,7 +236,7 @@ fn a_what_if_on_paths_kept_in_memory_equals_the_simulated_one() {
             contributions: None,
         };
         let full = tailrisk::risk::run::run(&job, &request, &|_| ()).unwrap();
-        let pnl = base.book_pnl_reported(&job);
+        let pnl = base.book_pnl_reported(&job).unwrap();
         assert_eq!(pnl, full.pnl, "{currency}");
         assert_eq!(var_es(&pnl, &run.confidence), full.report.measures);
         if usd {

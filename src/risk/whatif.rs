@@ -14,7 +14,6 @@ use crate::book::grouping::Grouping;
 use crate::book::positions::{Book, Position};
 use crate::error::{Error, Location, Result};
 use crate::input::job::Job;
-use crate::market::currency::ReportingCurrency;
 use crate::mc::paths::HorizonMoves;
 use crate::mc::shocks::BLOCK_PATHS;
 use crate::mc::simulation::{check_finite, SimulationSettings, Simulator};
@@ -222,12 +221,11 @@ impl BaseRun {
 
     /// The book's P&L per path in the job's reporting currency (what its VaR and ES are of),
     /// the same to the last bit as a full-revaluation `run` on these paths.
-    pub fn book_pnl_reported(&self, job: &Job) -> Vec<f64> {
-        let currency = &job.currency;
+    pub fn book_pnl_reported(&self, job: &Job) -> Result<Vec<f64>> {
         let coin_log_move = self.coin_log_move(job);
         in_currency(
+            job,
             self.before.clone(),
-            currency,
             job.aggregated.base_value(),
             &coin_log_move,
         )
@@ -338,16 +336,8 @@ fn compare(
     for (after, before) in pnl_after.iter_mut().zip(&pnl_before) {
         *after += before;
     }
-    let pnl_before = in_currency(
-        pnl_before,
-        currency,
-        job.aggregated.base_value(),
-        &coin_log_move,
-    );
-    let pnl_after = in_currency(pnl_after, currency, after.base_value(), &coin_log_move);
-    // converted to a coin, a P&L can leave floating point where the USD one did not
-    check_finite(&pnl_before, 0, &job.model.file)?;
-    check_finite(&pnl_after, 0, &job.model.file)?;
+    let pnl_before = in_currency(job, pnl_before, job.aggregated.base_value(), &coin_log_move)?;
+    let pnl_after = in_currency(job, pnl_after, after.base_value(), &coin_log_move)?;
     // each figure computed in one piece, the pieces side by side on the workers
     let pool = settings.threads.pool()?;
     let (before_measures, after_measures) = pool.install(|| {
@@ -461,20 +451,24 @@ struct UsdPnl {
     coin_log_move: Vec<f64>,
 }
 
-/// `pnl` (USD per path) of a book worth `value` USD today, in `currency`, the reporting
-/// coin's ln price moving by `coin_log_move` on each path.
+/// `pnl` (USD per path) of a book worth `value` USD today, in `job`'s reporting currency,
+/// the reporting coin's ln price moving by `coin_log_move` on each path; an error when a
+/// converted P&L is not finite.
 fn in_currency(
+    job: &Job,
     mut pnl: Vec<f64>,
-    currency: &ReportingCurrency,
     value: f64,
     coin_log_move: &[f64],
-) -> Vec<f64> {
-    if let Some(coin) = currency.coin {
+) -> Result<Vec<f64>> {
+    if let Some(coin) = job.currency.coin {
         for (p, &x) in pnl.iter_mut().zip(coin_log_move) {
             *p = coin.convert(value, *p, x);
         }
+        // converted, a P&L can leave floating point where the USD one did not (a coin
+        // price near 0); the USD P&L was checked when it was revalued
+        check_finite(&pnl, 0, &job.model.file)?;
     }
-    pnl
+    Ok(pnl)
 }
 
 /// One block of a what-if's simulation.

@@ -26,7 +26,7 @@ use crate::input::scenario::ScenarioFile;
 use crate::input::table::Table;
 use crate::market::vol_surface::VolSurfaces;
 use crate::market::MarketData;
-use crate::mc::simulation::{check_finite, SimulationSettings};
+use crate::mc::simulation::SimulationSettings;
 use crate::mc::threads::Threads;
 use crate::pricing::revaluation::Revaluer;
 use crate::risk::contributions::Contribution;
@@ -586,9 +586,7 @@ impl Live {
         let job = self.job_of(&inputs.positions, inputs.market.clone())?;
         let simulation = self.simulation;
         let base = BaseRun::simulate(&job, simulation)?;
-        let pnl = base.book_pnl_reported(&job);
-        // converted to a coin, a P&L can leave floating point where the USD one did not
-        check_finite(&pnl, 0, &job.model.file)?;
+        let pnl = base.book_pnl_reported(&job)?;
         let measures = var_es(&pnl, &job.scenario.run.confidence);
         // contributions are computed in USD only
         let contributions = match job.currency.coin {
