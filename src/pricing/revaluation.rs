@@ -444,64 +444,35 @@ impl Revaluer {
         self
     }
 
-    /// Writes the book's P&L (positive = gain) for every path of `moves` into `pnl`.
+    /// Writes the book's P&L (positive = gain) for every path of `moves` into `pnl`: each
+    /// underlying's live options read off its surfaces when the grid mode is on, else
+    /// revalued in full.
     pub fn revalue(&self, moves: &HorizonMoves, pnl: &mut [f64]) {
-        if self.surfaces.is_empty() {
-            self.revalue_in_full(moves, pnl);
-            return;
+        self.start_with_pegged(moves, pnl);
+        let mut state = BlockState::with_paths(pnl.len());
+        for (i, u) in self.underlyings.iter().enumerate() {
+            state.read(u, moves);
+            u.add_delta_one_pnl(&state, moves, pnl);
+            match self.surfaces.get(i).filter(|tables| !tables.is_empty()) {
+                Some(tables) => u.add_options_on_surfaces(tables, &mut state, moves, pnl),
+                None => u.add_options_in_full(&mut state, moves, pnl),
+            }
         }
-        for (out, m) in pnl.iter_mut().zip(moves.rows()) {
-            *out = self.path_pnl_on_surfaces(m);
+        if self.numeraire.is_some() {
+            for (out, m) in pnl.iter_mut().zip(moves.rows()) {
+                *out = self.reported(*out, m);
+            }
         }
     }
 
-    /// [`Revaluer::path_pnl`] on every path of `moves`, option by option over the block
-    /// ([`crate::pricing::batch`]): each path's sum is built in the scalar order, so the
-    /// P&Ls are the scalar ones to the last bit.
-    fn revalue_in_full(&self, moves: &HorizonMoves, pnl: &mut [f64]) {
-        let paths = pnl.len();
+    /// Starts every path's P&L with its pegged balances' (the empty sum, −0, without any).
+    fn start_with_pegged(&self, moves: &HorizonMoves, pnl: &mut [f64]) {
         if self.pegged.is_empty() {
             // the empty sum, as `pegged_pnl` gives it
             pnl.fill(-0.0);
         } else {
             for (out, m) in pnl.iter_mut().zip(moves.rows()) {
                 *out = self.pegged_pnl(m);
-            }
-        }
-        let mut state = BlockState::with_paths(paths);
-        for u in &self.underlyings {
-            state.read(u, moves);
-            if u.delta_one.is_empty() {
-                // an empty sum (−0) added to the linear P&L leaves it as it is
-                for (p, total) in pnl.iter_mut().enumerate() {
-                    *total += u.linear_units * (state.spot[p] - u.spot);
-                }
-            } else {
-                for (p, m) in moves.rows().enumerate().take(paths) {
-                    let (spot, x) = (state.spot[p], state.x[p]);
-                    pnl[p] +=
-                        u.linear_units * (spot - u.spot) + u.delta_one_pnl(spot, x, m.surface);
-                }
-            }
-            for o in &u.options {
-                if o.expires {
-                    for (p, m) in moves.rows().enumerate().take(paths) {
-                        let (spot, x, ratio) = (state.spot[p], state.x[p], state.ratio[p]);
-                        pnl[p] += o.units * o.unit_pnl(spot, x, ratio, m.surface);
-                    }
-                    continue;
-                }
-                let points = Points {
-                    spot: &state.spot,
-                    x: &state.x,
-                    ratio: &state.ratio,
-                };
-                o.accumulate_live_pnl(points, |p| moves.row(p).surface, &mut state.vol, pnl);
-            }
-        }
-        if self.numeraire.is_some() {
-            for (out, m) in pnl.iter_mut().zip(moves.rows()) {
-                *out = self.reported(*out, m);
             }
         }
     }
@@ -514,39 +485,6 @@ impl Revaluer {
             total += u.linear_units * (spot - u.spot) + u.delta_one_pnl(spot, x, m.surface);
             for o in &u.options {
                 total += o.units * o.unit_pnl(spot, x, ratio, m.surface);
-            }
-        }
-        self.reported(total, m)
-    }
-
-    /// P&L of one path with each underlying's live options read off its surfaces (all its
-    /// options revalued in full when a point is off a grid), in the reporting currency.
-    pub fn path_pnl_on_surfaces(&self, m: PathMove) -> f64 {
-        let mut total = self.pegged_pnl(m);
-        for (u, tables) in self.underlyings.iter().zip(&self.surfaces) {
-            let (spot, x, ratio) = u.state(m);
-            total += u.linear_units * (spot - u.spot) + u.delta_one_pnl(spot, x, m.surface);
-            let on_grid = if tables.is_empty() {
-                None
-            } else {
-                tables
-                    .iter()
-                    .map(|t| t.surface.value(x, t.vol.log_move(ratio, m.surface)))
-                    .sum::<Option<f64>>()
-            };
-            match on_grid {
-                Some(live) => {
-                    total += live;
-                    for &i in &u.expiring {
-                        let o = &u.options[i];
-                        total += o.units * o.unit_pnl(spot, x, ratio, m.surface);
-                    }
-                }
-                None => {
-                    for o in &u.options {
-                        total += o.units * o.unit_pnl(spot, x, ratio, m.surface);
-                    }
-                }
             }
         }
         self.reported(total, m)
@@ -799,6 +737,74 @@ impl UnderlyingAtHorizon {
     fn state(&self, m: PathMove) -> (f64, f64, f64) {
         let x = m.log_spot(self.model_index);
         (self.spot * math::exp(x), x, m.vol_ratio(self.model_index))
+    }
+
+    /// Adds the linear exposure's and the futures' and perpetuals' P&L on every path of a
+    /// block (`state` read for this underlying), in [`Revaluer::path_pnl`]'s order.
+    fn add_delta_one_pnl(&self, state: &BlockState, moves: &HorizonMoves, pnl: &mut [f64]) {
+        if self.delta_one.is_empty() {
+            // an empty sum (−0) added to the linear P&L leaves it as it is
+            for (p, total) in pnl.iter_mut().enumerate() {
+                *total += self.linear_units * (state.spot[p] - self.spot);
+            }
+            return;
+        }
+        for (p, m) in moves.rows().enumerate().take(pnl.len()) {
+            let (spot, x) = (state.spot[p], state.x[p]);
+            pnl[p] +=
+                self.linear_units * (spot - self.spot) + self.delta_one_pnl(spot, x, m.surface);
+        }
+    }
+
+    /// Adds every option's P&L on every path of a block, revalued in full: option by option
+    /// over the paths ([`crate::pricing::batch`]), each path's sum in the scalar order, so
+    /// the P&Ls are [`Revaluer::path_pnl`]'s to the last bit.
+    fn add_options_in_full(&self, state: &mut BlockState, moves: &HorizonMoves, pnl: &mut [f64]) {
+        for o in &self.options {
+            if o.expires {
+                for (p, m) in moves.rows().enumerate().take(pnl.len()) {
+                    let (spot, x, ratio) = (state.spot[p], state.x[p], state.ratio[p]);
+                    pnl[p] += o.units * o.unit_pnl(spot, x, ratio, m.surface);
+                }
+                continue;
+            }
+            let points = Points {
+                spot: &state.spot,
+                x: &state.x,
+                ratio: &state.ratio,
+            };
+            o.accumulate_live_pnl(points, |p| moves.row(p).surface, &mut state.vol, pnl);
+        }
+    }
+
+    /// Adds the options' P&L on every path of a block with the live ones read off `tables`
+    /// (those expiring inside the horizon revalued in full); a path off a grid has all of
+    /// this underlying's options revalued in full. One underlying at a time over the block,
+    /// so its surfaces stay in cache while every path reads them.
+    fn add_options_on_surfaces(
+        &self,
+        tables: &[TabulatedOptions],
+        state: &mut BlockState,
+        moves: &HorizonMoves,
+        pnl: &mut [f64],
+    ) {
+        for (p, m) in moves.rows().enumerate().take(pnl.len()) {
+            let (spot, x, ratio) = (state.spot[p], state.x[p], state.ratio[p]);
+            let on_grid = tables
+                .iter()
+                .map(|t| t.surface.value(x, t.vol.log_move(ratio, m.surface)))
+                .sum::<Option<f64>>();
+            let options_in_full: &mut dyn Iterator<Item = &OptionAtHorizon> = match on_grid {
+                Some(live) => {
+                    pnl[p] += live;
+                    &mut self.expiring.iter().map(|&i| &self.options[i])
+                }
+                None => &mut self.options.iter(),
+            };
+            for o in options_in_full {
+                pnl[p] += o.units * o.unit_pnl(spot, x, ratio, m.surface);
+            }
+        }
     }
 }
 

@@ -54,7 +54,8 @@ impl Axis {
         if !(position >= 1.0 && position <= (self.points - 2) as f64) {
             return None;
         }
-        let i = (position.floor() as usize).min(self.points - 3);
+        // truncation is the floor here (position ≥ 1), without a call to `floor`
+        let i = (position as usize).min(self.points - 3);
         Some((i, position - i as f64))
     }
 }
