@@ -780,7 +780,8 @@ impl UnderlyingAtHorizon {
     /// Adds the options' P&L on every path of a block with the live ones read off `tables`
     /// (those expiring inside the horizon revalued in full); a path off a grid has all of
     /// this underlying's options revalued in full. One underlying at a time over the block,
-    /// so its surfaces stay in cache while every path reads them.
+    /// so its surfaces stay in cache while every path reads them, and each surface's vol
+    /// coordinates first, so the reads run without calls in between.
     fn add_options_on_surfaces(
         &self,
         tables: &[TabulatedOptions],
@@ -788,13 +789,22 @@ impl UnderlyingAtHorizon {
         moves: &HorizonMoves,
         pnl: &mut [f64],
     ) {
-        for (p, m) in moves.rows().enumerate().take(pnl.len()) {
+        let paths = pnl.len();
+        // the empty sum, as `Iterator::sum` starts it
+        state.live.clear();
+        state.live.resize(paths, Some(-0.0));
+        for t in tables {
+            for (p, m) in moves.rows().enumerate().take(paths) {
+                state.vol[p] = t.vol.log_move(state.ratio[p], m.surface);
+            }
+            for (p, live) in state.live.iter_mut().enumerate() {
+                let value = t.surface.value(state.x[p], state.vol[p]);
+                *live = live.zip(value).map(|(sum, v)| sum + v);
+            }
+        }
+        for (p, m) in moves.rows().enumerate().take(paths) {
             let (spot, x, ratio) = (state.spot[p], state.x[p], state.ratio[p]);
-            let on_grid = tables
-                .iter()
-                .map(|t| t.surface.value(x, t.vol.log_move(ratio, m.surface)))
-                .sum::<Option<f64>>();
-            let options_in_full: &mut dyn Iterator<Item = &OptionAtHorizon> = match on_grid {
+            let options_in_full: &mut dyn Iterator<Item = &OptionAtHorizon> = match state.live[p] {
                 Some(live) => {
                     pnl[p] += live;
                     &mut self.expiring.iter().map(|&i| &self.options[i])
@@ -849,8 +859,10 @@ struct BlockState {
     x: Vec<f64>,
     /// iv_h/iv_0.
     ratio: Vec<f64>,
-    /// σ·√τ_h of the option being revalued.
+    /// σ·√τ_h of the option being revalued, or a surface's vol coordinate.
     vol: Vec<f64>,
+    /// The sum of the surfaces read so far (`None` once a point is off a grid).
+    live: Vec<Option<f64>>,
 }
 
 impl BlockState {
@@ -860,6 +872,7 @@ impl BlockState {
             x: vec![0.0; paths],
             ratio: vec![0.0; paths],
             vol: vec![0.0; paths],
+            live: Vec::new(),
         }
     }
 
