@@ -781,7 +781,7 @@ impl UnderlyingAtHorizon {
     /// (those expiring inside the horizon revalued in full); a path off a grid has all of
     /// this underlying's options revalued in full. One underlying at a time over the block,
     /// so its surfaces stay in cache while every path reads them, and each surface's vol
-    /// coordinates first, so the reads run without calls in between.
+    /// coordinates first, then its reads over the block ([`Surface::add_values`]).
     fn add_options_on_surfaces(
         &self,
         tables: &[TabulatedOptions],
@@ -797,10 +797,7 @@ impl UnderlyingAtHorizon {
             for (p, m) in moves.rows().enumerate().take(paths) {
                 state.vol[p] = t.vol.log_move(state.ratio[p], m.surface);
             }
-            for (p, live) in state.live.iter_mut().enumerate() {
-                let value = t.surface.value(state.x[p], state.vol[p]);
-                *live = live.zip(value).map(|(sum, v)| sum + v);
-            }
+            t.surface.add_values(&state.x, &state.vol, &mut state.live);
         }
         for (p, m) in moves.rows().enumerate().take(paths) {
             let (spot, x, ratio) = (state.spot[p], state.x[p], state.ratio[p]);
