@@ -4,6 +4,8 @@
 //! the underlying has. A point outside the grid's inner cells is revalued in full by the
 //! caller, so the grid never extrapolates.
 
+use std::ops::{Add, Mul, Neg, Sub};
+
 /// Points along ln(S_h/S_0).
 pub const SPOT_POINTS: usize = 241;
 /// Points along ln(iv_h/iv_0) (1 when the implied vol does not move).
@@ -60,9 +62,19 @@ impl Axis {
     }
 }
 
-/// Catmull–Rom weights of the points i − 1, i, i + 1, i + 2 at fraction t of cell i.
-#[inline]
-fn weights(t: f64) -> [f64; 4] {
+/// Catmull–Rom weights of the points i − 1, i, i + 1, i + 2 at fraction t of cell i (one
+/// formula for a fraction and for eight lanes of them, so both round alike).
+#[inline(always)]
+fn weights<T>(t: T) -> [T; 4]
+where
+    T: Copy
+        + Add<Output = T>
+        + Add<f64, Output = T>
+        + Sub<Output = T>
+        + Mul<Output = T>
+        + Neg<Output = T>,
+    f64: Mul<T, Output = T>,
+{
     let t2 = t * t;
     let t3 = t2 * t;
     [
@@ -175,7 +187,7 @@ impl Surface {
 /// (no fused multiply-adds), so each lane has the scalar bits.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Axis, Surface};
+    use super::{weights, Axis, Surface};
     use crate::math::lanes::{F64x8, Mask8, LANES};
 
     /// [`Axis::cell`] of eight points: the cell indices (as f64), the fractions, and which
@@ -190,19 +202,6 @@ mod avx2 {
         let cell = position.truncate_to_i32().to_f64();
         let cell = cell.gt(last).select(last, cell);
         (cell, position - cell, inside)
-    }
-
-    /// [`super::weights`] on eight fractions.
-    #[inline(always)]
-    fn weights(t: F64x8) -> [F64x8; 4] {
-        let t2 = t * t;
-        let t3 = t2 * t;
-        [
-            0.5 * (-t3 + 2.0 * t2 - t),
-            0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
-            0.5 * (-3.0 * t3 + 4.0 * t2 + t),
-            0.5 * (t3 - t2),
-        ]
     }
 
     /// [`Surface::add_values`] over the leading multiple of eight points of a
