@@ -26,8 +26,10 @@ const NS_PER_PLAIN_OPTION: f64 = 12.0;
 const NS_PER_MOVING_OPTION: f64 = 40.0;
 /// Nanoseconds per option per path expiring inside the horizon (intrinsic value).
 const NS_PER_EXPIRING_OPTION: f64 = 4.0;
-/// Nanoseconds per surface read per path (bicubic interpolation).
-const NS_PER_SURFACE_READ: f64 = 38.0;
+/// Nanoseconds per surface read per path (bicubic interpolation, eight paths at a time,
+/// with its vol coordinate): 33 on the 200-option book, from its grid runs at 10⁵ and 10⁶
+/// paths on 2026-11-30 (49 before the reads went over the block).
+const NS_PER_SURFACE_READ: f64 = 33.0;
 /// Nanoseconds per option price of a surface's tabulation.
 const NS_PER_TABULATED_PRICE: f64 = 25.0;
 /// Paths revalued in full by the exact tail per path the estimators read (the band around
@@ -125,21 +127,22 @@ mod tests {
     }
 
     /// The crossings measured on the reference machine (`tailrisk run --revaluation full`
-    /// and `grid`, wall seconds on 2 cores, 2026-11-29; docs/performance.md): full wins on
-    /// 20 options at any path count, the grid on 200 options and more from 100,000 paths;
-    /// the estimates are within a factor 2 of the measured wall seconds × 2 cores.
+    /// and `grid` in `benches/numpy_compare.sh`, wall seconds on 2 cores, 2026-11-30;
+    /// docs/performance.md): full wins on 20 options at any path count, the grid on 200
+    /// options and more from 100,000 paths; the estimates are within a factor 2 of the
+    /// measured wall seconds × 2 cores.
     #[test]
     fn the_estimate_picks_what_was_measured_faster() {
         let cases = [
             // options, paths, measured full and grid wall seconds on 2 cores
-            (20, 100_000, 0.085, 0.116),
-            (20, 1_000_000, 0.450, 1.060),
-            (200, 100_000, 0.178, 0.159),
-            (200, 1_000_000, 1.571, 1.113),
-            (2_000, 100_000, 1.307, 0.384),
-            (2_000, 1_000_000, 11.91, 1.888),
-            (10_000, 100_000, 5.761, 1.594),
-            (10_000, 1_000_000, 59.51, 5.358),
+            (20, 100_000, 0.07, 0.12),
+            (20, 1_000_000, 0.52, 0.96),
+            (200, 100_000, 0.23, 0.18),
+            (200, 1_000_000, 1.75, 0.99),
+            (2_000, 100_000, 1.39, 0.42),
+            (2_000, 1_000_000, 13.74, 2.11),
+            (10_000, 100_000, 6.11, 1.47),
+            (10_000, 1_000_000, 66.06, 6.41),
         ];
         for (options, paths, full_wall, grid_wall) in cases {
             let (full, grid) = works(options);
