@@ -52,6 +52,9 @@ impl Axis {
     /// The cell (i, t) with 1 ≤ i ≤ points − 3 and t in [0, 1] holding `x`, so that the
     /// four points i − 1 … i + 2 exist; `None` outside.
     fn cell(&self, x: f64) -> Option<(usize, f64)> {
+        if self.points < 4 {
+            return None;
+        }
         let position = (x - self.start) / self.step;
         if !(position >= 1.0 && position <= (self.points - 2) as f64) {
             return None;
@@ -174,7 +177,9 @@ impl Surface {
         sums: &mut [Option<f64>],
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        if self.vol.points > 1 && std::arch::is_x86_feature_detected!("avx2") {
+        // an axis of fewer than four points has no inner cell (the scalar code says so)
+        let interpolates = self.spot.points >= 4 && self.vol.points >= 4;
+        if interpolates && std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 is present (checked just above).
             return unsafe { avx2::add_values(self, x, log_ratio, sums) };
         }
@@ -300,7 +305,8 @@ mod tests {
     #[test]
     fn block_reads_have_the_scalar_bits() {
         let f = |x: f64, v: f64| (3.0 * x).sin() * (1.0 + v) + (x * v).exp() - 0.3 * x;
-        let s = Surface::tabulate(Axis::centred(1.4, 41), Axis::centred(0.7, 9), columns(f));
+        // dyadic steps (1/16 and 3/16), so the edges below are hit exactly
+        let s = Surface::tabulate(Axis::centred(1.25, 41), Axis::centred(0.75, 9), columns(f));
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut uniform = move || {
             state = state
@@ -308,15 +314,29 @@ mod tests {
                 .wrapping_add(1);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
+        // NaN, ±∞, the first and last inner positions (1 and points − 2) and just beyond
+        let edges = |last: f64, step: f64| {
+            [
+                f64::NAN,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                last,
+                -last,
+                last + step / 4.0,
+                -last - step / 4.0,
+                0.0,
+            ]
+        };
+        let (x_edges, v_edges) = (edges(1.1875, 0.0625), edges(0.5625, 0.1875));
         for len in [0, 1, 7, 8, 9, 63, 1000] {
-            let mut x: Vec<f64> = (0..len).map(|_| 3.2 * uniform() - 1.6).collect();
-            let v: Vec<f64> = (0..len).map(|_| 1.6 * uniform() - 0.8).collect();
-            for (k, special) in [f64::NAN, f64::INFINITY, -1.4, 1.4, 1.33, -1.33, 0.0]
-                .into_iter()
-                .enumerate()
-            {
-                if k < len {
-                    x[k * 3 % len] = special;
+            let mut x: Vec<f64> = (0..len).map(|_| 2.8 * uniform() - 1.4).collect();
+            let mut v: Vec<f64> = (0..len).map(|_| 1.6 * uniform() - 0.8).collect();
+            for k in 0..len.min(64) {
+                if k % 3 == 0 {
+                    x[k] = x_edges[k / 3 % x_edges.len()];
+                }
+                if k % 5 == 1 {
+                    v[k] = v_edges[k / 5 % v_edges.len()];
                 }
             }
             let start: Vec<Option<f64>> = (0..len)
@@ -335,11 +355,36 @@ mod tests {
                 );
             }
             if len >= 63 {
-                // both kinds of point were read
+                // both kinds of point were read, the edges on the grid
                 assert!(block.iter().any(Option::is_some));
                 assert!(block.iter().any(Option::is_none));
+                assert!(s.value(1.1875, 0.5625).is_some() && s.value(-1.1875, -0.5625).is_some());
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            let mut sums = vec![Some(0.0); 20];
+            assert_eq!(
+                s.add_values_vectorised(&[0.1; 20], &[0.1; 20], &mut sums),
+                16,
+                "the eight-lane path ran"
+            );
+        }
+    }
+
+    /// A spot that does not move (spot vol 0) gives a one-point spot axis: no inner cell, so
+    /// every point is revalued in full, in the block form too.
+    #[test]
+    fn a_one_point_spot_axis_reads_nothing() {
+        let s = Surface::tabulate(
+            Axis::centred(0.0, SPOT_POINTS),
+            Axis::centred(0.5, VOL_POINTS),
+            columns(|x, v| x + v),
+        );
+        assert_eq!(s.value(0.0, 0.1), None);
+        let mut sums = vec![Some(1.0); 17];
+        s.add_values(&[0.0; 17], &[0.1; 17], &mut sums);
+        assert!(sums.iter().all(Option::is_none));
     }
 
     #[test]
