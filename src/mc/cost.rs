@@ -28,7 +28,8 @@ const NS_PER_MOVING_OPTION: f64 = 40.0;
 const NS_PER_EXPIRING_OPTION: f64 = 4.0;
 /// Nanoseconds per surface read per path (bicubic interpolation, eight paths at a time,
 /// with its vol coordinate): 33 on the 200-option book, from its grid runs at 10⁵ and 10⁶
-/// paths on 2026-11-30 (49 before the reads went over the block).
+/// paths on 2026-11-30 (their difference per path less this model's generation, underlying
+/// and tail costs; 49 the same way before the reads went over the block).
 const NS_PER_SURFACE_READ: f64 = 33.0;
 /// Nanoseconds per option price of a surface's tabulation.
 const NS_PER_TABULATED_PRICE: f64 = 25.0;
