@@ -42,6 +42,11 @@ pub enum RevaluationMode {
 pub const PILOT_BLOCKS: u64 = 2;
 /// Largest grid error accepted by `Auto`, as a fraction of VaR.
 pub const GRID_TOLERANCE: f64 = 1e-3;
+/// Share of [`GRID_TOLERANCE`] the surfaces' interpolation may take: each surface is
+/// tabulated finely enough for an error of this share of the pilot VaR over √(surfaces)
+/// (errors of independent underlyings add in quadrature; in the worst case, all on one
+/// path, a hundred surfaces reach the tolerance).
+const TABULATION_SHARE: f64 = 0.1;
 /// After a grid pass, the paths revalued in full must outrank every other path's grid loss
 /// by this many times the largest grid error measured (on them and on the pilot).
 const TAIL_SAFETY: f64 = 2.0;
@@ -212,6 +217,12 @@ fn grid_half_widths(model: &FactorModel, settings: &SimulationSettings) -> Vec<(
             (spot, 12.0 * vol_sd)
         })
         .collect()
+}
+
+/// The interpolation error (USD) each of `surfaces` surfaces is tabulated for, the pilot's
+/// VaR being `var_usd` USD ([`TABULATION_SHARE`]).
+fn surface_tolerance(var_usd: f64, surfaces: usize) -> f64 {
+    TABULATION_SHARE * GRID_TOLERANCE * var_usd / (surfaces.max(1) as f64).sqrt()
 }
 
 /// Most paths one run keeps in memory: 2^30 P&L numbers are 8 GiB.
@@ -489,31 +500,44 @@ impl Simulator {
             };
             return (self, check);
         }
-        let grid = self.install(|| full.clone().with_surfaces(&half_widths));
         let blocks = self.block_count().min(PILOT_BLOCKS);
-        let pilot: Vec<(Vec<f64>, Vec<f64>)> = self.install(|| {
+        let pilot: Vec<(HorizonMoves, Vec<f64>)> = self.install(|| {
             (0..blocks)
                 .into_par_iter()
                 .map_init(Scratch::default, |scratch, block| {
                     let len = self.block_len(block);
                     self.generate_moves(block, len, scratch);
-                    let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
-                    full.revalue(&scratch.moves, &mut a);
-                    grid.revalue(&scratch.moves, &mut b);
-                    (a, b)
+                    let mut pnl = vec![0.0; len];
+                    full.revalue(&scratch.moves, &mut pnl);
+                    (scratch.moves.clone(), pnl)
                 })
                 .collect()
         });
-        let (exact, approx): (Vec<f64>, Vec<f64>) = pilot
-            .into_iter()
-            .flat_map(|(a, b)| a.into_iter().zip(b))
-            .unzip();
+        let exact: Vec<f64> = pilot
+            .iter()
+            .flat_map(|(_, pnl)| pnl.iter().copied())
+            .collect();
+        let reference_var = var_es(&exact, &[reference_confidence])[0].var.abs();
+        let tolerance = surface_tolerance(
+            reference_var * full.usd_per_reported_unit(),
+            grid_work.surface_reads,
+        );
+        let grid = self.install(|| full.clone().with_surfaces(&half_widths, tolerance));
+        let approx: Vec<f64> = self.install(|| {
+            pilot
+                .par_iter()
+                .flat_map_iter(|(moves, pnl)| {
+                    let mut approx = vec![0.0; pnl.len()];
+                    grid.revalue(moves, &mut approx);
+                    approx
+                })
+                .collect()
+        });
         let max_abs_error = exact
             .iter()
             .zip(&approx)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
-        let reference_var = var_es(&exact, &[reference_confidence])[0].var.abs();
         let relative_error = max_abs_error / reference_var.max(f64::MIN_POSITIVE);
         let keep = mode == RevaluationMode::Grid || relative_error < GRID_TOLERANCE;
         if keep {

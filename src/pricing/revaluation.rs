@@ -343,21 +343,30 @@ impl Revaluer {
     /// Switches to grid revaluation: tabulates, per underlying with options that outlive the
     /// horizon, their summed P&L over ±`half_widths[model_index]` = (ln spot, ln vol move)
     /// half-widths: one surface for all of them under one vol factor, one per expiry under
-    /// vol pillars (the options of one expiry share its interpolated vol move). Expiring
-    /// options and points off the grid stay fully revalued, and so do the options of
-    /// underlyings with a skew factor (their vol moves differ by strike).
-    pub fn with_surfaces(mut self, half_widths: &[(f64, f64)]) -> Revaluer {
+    /// vol pillars (the options of one expiry share its interpolated vol move). Each surface
+    /// is tabulated only as finely as an interpolation error of `tolerance` USD needs
+    /// ([`Surface::tabulate_to_tolerance`]). Expiring options and points off the grid stay
+    /// fully revalued, and so do the options of underlyings with a skew factor (their vol
+    /// moves differ by strike).
+    pub fn with_surfaces(mut self, half_widths: &[(f64, f64)], tolerance: f64) -> Revaluer {
+        use rayon::prelude::*;
         self.surfaces = self
             .underlyings
-            .iter()
+            .par_iter()
             .map(|u| {
                 u.surface_groups(half_widths[u.model_index])
                     .into_iter()
-                    .map(|group| group.tabulate(u.spot))
+                    .map(|group| group.tabulate(u.spot, tolerance))
                     .collect()
             })
             .collect();
         self
+    }
+
+    /// The USD value of one unit of the reporting currency today (1 in USD): scales a
+    /// reported P&L into the USD of the surfaces.
+    pub fn usd_per_reported_unit(&self) -> f64 {
+        self.numeraire.map_or(1.0, |(coin, _)| coin.spot)
     }
 
     /// What revaluing one path costs in full, counted (no surfaces are read).
@@ -619,10 +628,21 @@ struct SurfaceGroup<'a> {
 }
 
 impl SurfaceGroup<'_> {
+    /// The narrowest feature of the group's P&L along ln spot: the smallest σ·√τ_h at the
+    /// horizon, at the lowest vol the vol axis reaches.
+    fn narrowest_spot_feature(&self) -> f64 {
+        let lowest_vol = self.vol_axis.start.exp();
+        self.options
+            .iter()
+            .map(|o| o.vol_sqrt_tau * lowest_vol)
+            .fold(f64::INFINITY, f64::min)
+    }
+
     /// Tabulates the group's summed P&L (underlying at `spot0` today), a run of spot points
-    /// at a time through the batch pricer.
-    fn tabulate(&self, spot0: f64) -> TabulatedOptions {
-        let surface = Surface::tabulate(self.spot_axis, self.vol_axis, |xs, log_move, out| {
+    /// at a time through the batch pricer, on its axes' nodes only as finely as an
+    /// interpolation error of `tolerance` USD needs ([`Surface::tabulate_to_tolerance`]).
+    fn tabulate(&self, spot0: f64, tolerance: f64) -> TabulatedOptions {
+        let column = |xs: &[f64], log_move: f64, out: &mut [f64]| {
             let mut spot = vec![0.0; xs.len()];
             math::scaled_exp(spot0, xs, &mut spot);
             let (ratio, row) = self.vol.path_with_move(log_move);
@@ -638,7 +658,14 @@ impl SurfaceGroup<'_> {
             for o in &self.options {
                 o.accumulate_live_pnl(points, |_| &row, &mut vol, out);
             }
-        });
+        };
+        let surface = Surface::tabulate_to_tolerance(
+            self.spot_axis,
+            self.vol_axis,
+            tolerance,
+            self.narrowest_spot_feature(),
+            column,
+        );
         TabulatedOptions {
             surface,
             vol: self.vol,

@@ -11,6 +11,15 @@ pub const SPOT_POINTS: usize = 241;
 /// Points along ln(iv_h/iv_0) (1 when the implied vol does not move).
 pub const VOL_POINTS: usize = 41;
 
+/// Halvings of the spot step from the coarsest tabulation to the finest (31 → 241 points).
+pub const SPOT_HALVINGS: u32 = 3;
+/// Halvings of the vol step from the coarsest tabulation to the finest (11 → 41 points).
+pub const VOL_HALVINGS: u32 = 2;
+
+/// Largest spot step of an adaptive tabulation, as a share of the narrowest feature along ln
+/// spot ([`Surface::tabulate_to_tolerance`]).
+pub const SCALE_SHARE: f64 = 0.5;
+
 /// Spot points a tabulation call revalues at once.
 pub const TABULATION_RUN: usize = 64;
 
@@ -41,6 +50,36 @@ impl Axis {
             start: -half_width,
             step: 2.0 * half_width / (points - 1) as f64,
             points,
+        }
+    }
+
+    /// The axis with every other point dropped, `times` times or as many as its points
+    /// allow (same ends, at least four points when it has them): its step is this one's times
+    /// a power of two, so refining it back gives these nodes to the last bit.
+    pub fn coarsened(&self, times: u32) -> Axis {
+        let mut halvings = 0;
+        while halvings < times
+            && (self.points - 1) % (2 << halvings) == 0
+            && (self.points - 1) / (2 << halvings) >= 3
+        {
+            halvings += 1;
+        }
+        Axis {
+            start: self.start,
+            step: self.step * f64::from(1u32 << halvings),
+            points: (self.points - 1) / (1 << halvings) + 1,
+        }
+    }
+
+    /// The axis with a point between each two (same ends, half the step).
+    pub fn refined(&self) -> Axis {
+        if self.points <= 1 {
+            return *self;
+        }
+        Axis {
+            start: self.start,
+            step: self.step / 2.0,
+            points: 2 * self.points - 1,
         }
     }
 
@@ -110,27 +149,184 @@ impl Surface {
         vol: Axis,
         column: impl Fn(&[f64], f64, &mut [f64]) + Sync,
     ) -> Surface {
-        use rayon::prelude::*;
         let xs: Vec<f64> = (0..spot.points).map(|i| spot.value(i)).collect();
-        let runs = spot.points.div_ceil(TABULATION_RUN);
-        let pieces: Vec<Vec<f64>> = (0..vol.points * runs)
-            .into_par_iter()
-            .map(|k| {
-                let (j, run) = (k / runs, k % runs);
-                let xs = &xs[run * TABULATION_RUN..((run + 1) * TABULATION_RUN).min(spot.points)];
-                let mut out = vec![0.0; xs.len()];
-                column(xs, vol.value(j), &mut out);
-                out
-            })
+        let requests: Vec<(f64, Vec<f64>)> = (0..vol.points)
+            .map(|j| (vol.value(j), xs.clone()))
             .collect();
+        let columns = evaluate(&requests, &column);
         let mut values = vec![0.0; spot.points * vol.points];
-        for (k, piece) in pieces.iter().enumerate() {
-            let (j, run) = (k / runs, k % runs);
-            for (offset, v) in piece.iter().enumerate() {
-                values[(run * TABULATION_RUN + offset) * vol.points + j] = *v;
+        for (j, column) in columns.iter().enumerate() {
+            for (i, v) in column.iter().enumerate() {
+                values[i * vol.points + j] = *v;
             }
         }
         Surface { spot, vol, values }
+    }
+
+    /// Tabulates on the nodes of the `finest` axes only as finely as the function needs. It
+    /// starts from a coarse surface (every 2^[`SPOT_HALVINGS`]-th spot node, or finer until
+    /// the spot step is at most [`SCALE_SHARE`] of `spot_scale`, the narrowest feature
+    /// expected along ln spot; every 2^[`VOL_HALVINGS`]-th vol node), measures its
+    /// interpolation error along each axis at a quarter of every inner cell, and halves each
+    /// axis's step until that error, taken to fall eightfold per halving, is at most half of
+    /// `tolerance` (in the function's units). The nodes already priced are kept, and refined
+    /// to the finest axes the surface is [`Surface::tabulate`]'s on them to the last bit.
+    /// The error is a sample, not a bound: the caller checks the surface on paths.
+    pub fn tabulate_to_tolerance(
+        finest_spot: Axis,
+        finest_vol: Axis,
+        tolerance: f64,
+        spot_scale: f64,
+        column: impl Fn(&[f64], f64, &mut [f64]) + Sync,
+    ) -> Surface {
+        let mut spot = finest_spot.coarsened(SPOT_HALVINGS);
+        while spot.points < finest_spot.points && spot.step > SCALE_SHARE * spot_scale {
+            spot = spot.refined();
+        }
+        let vol = finest_vol.coarsened(VOL_HALVINGS);
+        let coarse = Surface::tabulate(spot, vol, &column);
+        let spot_halvings = halvings_needed(
+            coarse.spot_error(&column),
+            tolerance,
+            halvings_between(&spot, &finest_spot),
+        );
+        let vol_halvings = halvings_needed(
+            coarse.vol_error(&column),
+            tolerance,
+            halvings_between(&vol, &finest_vol),
+        );
+        let mut surface = coarse;
+        for k in 0..spot_halvings.max(vol_halvings) {
+            surface = surface.refined(k < spot_halvings, k < vol_halvings, &column);
+        }
+        surface
+    }
+
+    /// Largest |interpolated − exact| a quarter into every inner spot cell, on up to five
+    /// inner vol nodes (0 where nothing can be read).
+    fn spot_error(&self, column: &(impl Fn(&[f64], f64, &mut [f64]) + Sync)) -> f64 {
+        if self.spot.points < 4 {
+            return 0.0;
+        }
+        let xs: Vec<f64> = (1..self.spot.points - 2)
+            .map(|i| self.spot.start + self.spot.step * (i as f64 + 0.25))
+            .collect();
+        let vols: Vec<f64> = if self.vol.points == 1 {
+            vec![0.0]
+        } else {
+            let stride = (self.vol.points - 2).div_ceil(5).max(1);
+            (1..self.vol.points - 1)
+                .step_by(stride)
+                .map(|j| self.vol.value(j))
+                .collect()
+        };
+        let requests: Vec<(f64, Vec<f64>)> = vols.into_iter().map(|v| (v, xs.clone())).collect();
+        self.largest_error(&requests, column)
+    }
+
+    /// Largest |interpolated − exact| a quarter into every inner vol cell, on about thirty
+    /// inner spot nodes (0 where nothing can be read).
+    fn vol_error(&self, column: &(impl Fn(&[f64], f64, &mut [f64]) + Sync)) -> f64 {
+        if self.spot.points < 4 || self.vol.points < 4 {
+            return 0.0;
+        }
+        let stride = (self.spot.points - 2).div_ceil(30).max(1);
+        let xs: Vec<f64> = (1..self.spot.points - 1)
+            .step_by(stride)
+            .map(|i| self.spot.value(i))
+            .collect();
+        let requests: Vec<(f64, Vec<f64>)> = (1..self.vol.points - 2)
+            .map(|j| {
+                (
+                    self.vol.start + self.vol.step * (j as f64 + 0.25),
+                    xs.clone(),
+                )
+            })
+            .collect();
+        self.largest_error(&requests, column)
+    }
+
+    /// Largest |interpolated − exact| over the points of `requests` (vol, spots); a point
+    /// the surface cannot read does not count, a NaN error counts as infinite.
+    fn largest_error(
+        &self,
+        requests: &[(f64, Vec<f64>)],
+        column: &(impl Fn(&[f64], f64, &mut [f64]) + Sync),
+    ) -> f64 {
+        let exact = evaluate(requests, column);
+        let mut largest = 0.0_f64;
+        for ((v, xs), values) in requests.iter().zip(&exact) {
+            for (&x, &value) in xs.iter().zip(values) {
+                if let Some(read) = self.value(x, *v) {
+                    let error = (read - value).abs();
+                    largest = if error.is_nan() {
+                        f64::INFINITY
+                    } else {
+                        largest.max(error)
+                    };
+                }
+            }
+        }
+        largest
+    }
+
+    /// The surface with a node between each two along spot (`spot`) and/or vol (`vol`): the
+    /// nodes it has are kept, the new ones priced.
+    fn refined(
+        &self,
+        spot: bool,
+        vol: bool,
+        column: &(impl Fn(&[f64], f64, &mut [f64]) + Sync),
+    ) -> Surface {
+        let new_spot = if spot { self.spot.refined() } else { self.spot };
+        let new_vol = if vol { self.vol.refined() } else { self.vol };
+        let old_index = |k: usize, halved: bool| match halved {
+            false => Some(k),
+            true => (k % 2 == 0).then_some(k / 2),
+        };
+        let kept = |i: usize, j: usize| -> Option<f64> {
+            let (i, j) = (old_index(i, spot)?, old_index(j, vol)?);
+            Some(self.values[i * self.vol.points + j])
+        };
+        let missing: Vec<Vec<usize>> = (0..new_vol.points)
+            .map(|j| {
+                (0..new_spot.points)
+                    .filter(|&i| kept(i, j).is_none())
+                    .collect()
+            })
+            .collect();
+        let requests: Vec<(f64, Vec<f64>)> = missing
+            .iter()
+            .enumerate()
+            .map(|(j, is)| {
+                (
+                    new_vol.value(j),
+                    is.iter().map(|&i| new_spot.value(i)).collect(),
+                )
+            })
+            .collect();
+        let priced = evaluate(&requests, column);
+        let mut values = vec![0.0; new_spot.points * new_vol.points];
+        for j in 0..new_vol.points {
+            for i in 0..new_spot.points {
+                if let Some(v) = kept(i, j) {
+                    values[i * new_vol.points + j] = v;
+                }
+            }
+            for (&i, &v) in missing[j].iter().zip(&priced[j]) {
+                values[i * new_vol.points + j] = v;
+            }
+        }
+        Surface {
+            spot: new_spot,
+            vol: new_vol,
+            values,
+        }
+    }
+
+    /// Nodes along (spot, vol) the surface holds.
+    pub fn nodes(&self) -> (usize, usize) {
+        (self.spot.points, self.vol.points)
     }
 
     /// The interpolated value, or `None` outside the inner cells (the caller revalues).
@@ -186,6 +382,63 @@ impl Surface {
         let _ = (x, log_ratio, sums);
         0
     }
+}
+
+/// Halvings of `coarse`'s step that give `fine`'s (0 when they are the same axis).
+fn halvings_between(coarse: &Axis, fine: &Axis) -> u32 {
+    let mut halvings = 0;
+    let mut points = coarse.points;
+    while points < fine.points {
+        points = 2 * points - 1;
+        halvings += 1;
+    }
+    halvings
+}
+
+/// Halvings (at most `most`) after which an interpolation error measured as `error` is
+/// at most half of `tolerance`, the error falling eightfold per halving (Catmull–Rom's
+/// error is O(h³) on a smooth function; features narrower than the step are kept off the
+/// coarse axis by [`SCALE_SHARE`]).
+fn halvings_needed(error: f64, tolerance: f64, most: u32) -> u32 {
+    let mut halvings = 0;
+    let mut error = error;
+    while halvings < most && error > 0.5 * tolerance {
+        error /= 8.0;
+        halvings += 1;
+    }
+    halvings
+}
+
+/// `column` at the points of `requests` (a vol and its spots each), in parallel over runs
+/// of [`TABULATION_RUN`] spots: one vector of values per request.
+fn evaluate(
+    requests: &[(f64, Vec<f64>)],
+    column: &(impl Fn(&[f64], f64, &mut [f64]) + Sync),
+) -> Vec<Vec<f64>> {
+    use rayon::prelude::*;
+    let runs: Vec<(usize, usize)> = requests
+        .iter()
+        .enumerate()
+        .flat_map(|(r, (_, xs))| (0..xs.len().div_ceil(TABULATION_RUN)).map(move |run| (r, run)))
+        .collect();
+    let pieces: Vec<Vec<f64>> = runs
+        .par_iter()
+        .map(|&(r, run)| {
+            let (v, xs) = &requests[r];
+            let xs = &xs[run * TABULATION_RUN..((run + 1) * TABULATION_RUN).min(xs.len())];
+            let mut out = vec![0.0; xs.len()];
+            column(xs, *v, &mut out);
+            out
+        })
+        .collect();
+    let mut values: Vec<Vec<f64>> = requests
+        .iter()
+        .map(|(_, xs)| Vec::with_capacity(xs.len()))
+        .collect();
+    for (&(r, _), piece) in runs.iter().zip(pieces) {
+        values[r].extend(piece);
+    }
+    values
 }
 
 /// [`Surface::value`] on eight points at a time: the same operations in the same order
@@ -385,6 +638,102 @@ mod tests {
         let mut sums = vec![Some(1.0); 17];
         s.add_values(&[0.0; 17], &[0.1; 17], &mut sums);
         assert!(sums.iter().all(Option::is_none));
+    }
+
+    /// Finest axes of the adaptive tests: 241 × 41 nodes over ±1 × ±0.5.
+    fn finest() -> (Axis, Axis) {
+        (
+            Axis::centred(1.0, SPOT_POINTS),
+            Axis::centred(0.5, VOL_POINTS),
+        )
+    }
+
+    /// Largest |read − f| over 20,000 pseudo-random points the surface reads.
+    fn largest_read_error(s: &Surface, f: impl Fn(f64, f64) -> f64) -> f64 {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        (0..20_000)
+            .filter_map(|_| {
+                let (x, v) = (2.0 * uniform() - 1.0, uniform() - 0.5);
+                s.value(x, v).map(|read| (read - f(x, v)).abs())
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// A tolerance of zero refines both axes to the finest: the surface is the one tabulated
+    /// there directly, to the last bit.
+    #[test]
+    fn refined_to_the_finest_axes_it_is_the_direct_tabulation() {
+        let f = |x: f64, v: f64| (1.7 * x).exp() * (1.0 + 0.4 * v).powi(3) - x * v;
+        let (spot, vol) = finest();
+        let direct = Surface::tabulate(spot, vol, columns(f));
+        let adaptive = Surface::tabulate_to_tolerance(spot, vol, 0.0, f64::INFINITY, columns(f));
+        assert_eq!((adaptive.spot, adaptive.vol), (direct.spot, direct.vol));
+        let bits = |s: &Surface| s.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&adaptive), bits(&direct));
+    }
+
+    /// A smooth function is tabulated on fewer nodes than the finest, and its reads stay
+    /// within the tolerance; each node is priced once (the samples are off the nodes).
+    #[test]
+    fn a_smooth_function_stays_coarse_within_the_tolerance() {
+        let f = |x: f64, v: f64| 3.0 * (0.8 * x).exp() * (1.0 + 0.3 * v + 0.1 * v * v);
+        let (spot, vol) = finest();
+        let priced = std::sync::Mutex::new(Vec::new());
+        let counting = |xs: &[f64], v: f64, out: &mut [f64]| {
+            priced
+                .lock()
+                .unwrap()
+                .extend(xs.iter().map(|x| (x.to_bits(), v.to_bits())));
+            columns(f)(xs, v, out)
+        };
+        for tolerance in [1e-3, 1e-5] {
+            priced.lock().unwrap().clear();
+            let s = Surface::tabulate_to_tolerance(spot, vol, tolerance, f64::INFINITY, counting);
+            assert!(
+                s.values.len() < SPOT_POINTS * VOL_POINTS,
+                "{:?}",
+                (s.spot, s.vol)
+            );
+            let error = largest_read_error(&s, f);
+            assert!(
+                error <= tolerance,
+                "{error} above {tolerance} on {:?}",
+                (s.spot, s.vol)
+            );
+            let mut points = priced.lock().unwrap().clone();
+            let all = points.len();
+            points.sort_unstable();
+            points.dedup();
+            assert_eq!(points.len(), all, "a point priced twice");
+        }
+        let loose = Surface::tabulate_to_tolerance(spot, vol, 1e-3, f64::INFINITY, columns(f));
+        let tight = Surface::tabulate_to_tolerance(spot, vol, 1e-5, f64::INFINITY, columns(f));
+        assert!(loose.values.len() < tight.values.len());
+    }
+
+    /// A feature narrower than the coarse spot step: told its scale, the tabulation starts
+    /// with a spot step of at most half of it (here the finest); told nothing, it finds the
+    /// feature with its samples. Either way the reads meet the tolerance.
+    #[test]
+    fn a_narrow_feature_refines_the_spot_axis() {
+        let width = 0.02;
+        let f = move |x: f64, v: f64| (x * x + width * width).sqrt() * (1.0 + 0.2 * v);
+        let (spot, vol) = finest();
+        let tolerance = 1e-3;
+        let told = Surface::tabulate_to_tolerance(spot, vol, tolerance, width, columns(f));
+        assert_eq!(told.spot.points, SPOT_POINTS);
+        let blind = Surface::tabulate_to_tolerance(spot, vol, tolerance, f64::INFINITY, columns(f));
+        assert!(blind.spot.points > 31, "the samples saw the feature");
+        for s in [&told, &blind] {
+            let error = largest_read_error(s, f);
+            assert!(error <= tolerance, "{error} on {:?}", (s.spot, s.vol));
+        }
     }
 
     #[test]
