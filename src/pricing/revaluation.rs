@@ -687,7 +687,8 @@ pub struct RevaluationWork {
     pub expiring_options: usize,
     /// Revaluation surfaces read per path.
     pub surface_reads: usize,
-    /// Option prices the surfaces' tabulation takes, once.
+    /// Option prices the surfaces' tabulation takes at most, once: every node of the
+    /// finest grid (an adaptive tabulation takes fewer).
     pub tabulated_prices: usize,
 }
 
