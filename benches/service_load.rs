@@ -70,6 +70,11 @@ fn main() {
             latencies.len() as f64 / seconds,
             failed.len()
         );
+        assert!(
+            failed.is_empty(),
+            "what-ifs failed: {:?}",
+            &failed[..failed.len().min(5)]
+        );
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -46,8 +46,24 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
     assert_eq!((status, &error["field"]), (409, &json!("trades[0].id")));
 
     let too_many_removals = json!({ "remove": vec!["btc-spot-binance"; 1001] }).to_string();
-    let refusals: [(&str, &str, &str, u16, Value); 16] = [
-        ("POST", "/trades", "{bad", 400, Value::Null),
+    let refusals: [(&str, &str, &str, u16, Value); 19] = [
+        ("POST", "/trades", "{bad", 400, json!("body")),
+        ("GET", "/trades", "", 405, json!("method")),
+        (
+            "PUT",
+            "/market",
+            // a price beyond floating point on the live paths would stop every later run
+            r#"{"BTC": {"spot": 1e307}}"#,
+            400,
+            json!("market"),
+        ),
+        (
+            "PUT",
+            "/limits",
+            r#"[{"scope": "underlying", "name": "BTCC", "measure": "delta", "limit": 5}]"#,
+            400,
+            json!("limits[0].name"),
+        ),
         (
             "POST",
             "/trades",
@@ -174,7 +190,9 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
     let oversized = format!("[{}]", "0,".repeat(600_000) + "0");
     let (status, answer) = call(&server.address, "POST", "/trades", Some(&oversized));
     assert_eq!(status, 413, "{answer}");
-    assert!(serde_json::from_str::<Value>(&answer).unwrap()["error"].is_string());
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert!(answer["error"].is_string());
+    assert_eq!(answer["field"], "body");
     let (status, _) = call(&server.address, "GET", "/nowhere", None);
     assert_eq!(status, 404);
 
@@ -215,8 +233,9 @@ fn the_api_answers_and_refuses_bad_input_naming_the_field_applying_nothing() {
         .unwrap()
         .parse()
         .unwrap();
-    // the two conflicts, the sixteen refusals, the body of another type and the oversized one
-    assert_eq!(rejected, 20.0, "{metrics}");
+    // the two conflicts, the refusals but the wrong method (no route took it, as no route
+    // took /nowhere), the body of another type and the oversized one
+    assert_eq!(rejected, 22.0, "{metrics}");
     let (_, health) = json_call(&server.address, "GET", "/health", None);
     assert_eq!(health["status"], "ok", "{health}");
 }

@@ -47,6 +47,7 @@ pub fn router(live: Arc<Live>) -> Router {
         .route("/limits", get(limits).put(replace_limits))
         .route("/events", get(events))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(live)
 }
@@ -122,13 +123,13 @@ fn body_json(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
     if !json {
         return Err(ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            field: None,
+            field: Some("Content-Type".into()),
             message: "send the body as JSON with Content-Type: application/json".into(),
         });
     }
     let bytes = body.map_err(|rejection| ApiError {
         status: rejection.status(),
-        field: None,
+        field: Some("body".into()),
         message: format!(
             "the request body could not be read (at most {MAX_BODY_BYTES} bytes): {}",
             rejection.body_text()
@@ -136,7 +137,7 @@ fn body_json(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
     })?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError {
         status: StatusCode::BAD_REQUEST,
-        field: None,
+        field: Some("body".into()),
         message: format!("malformed JSON: {e}"),
     })
 }
@@ -572,6 +573,15 @@ fn label_value(text: &str) -> String {
 
 async fn dashboard() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> Response {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        field: Some("method".into()),
+        message: format!("this route does not take {method} (see the README's API table)"),
+    }
+    .into_response()
 }
 
 async fn not_found() -> Response {

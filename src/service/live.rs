@@ -749,27 +749,37 @@ impl Live {
         let Some(completed) = self.completed() else {
             return Ok(());
         };
-        let job = &completed.job;
         let aggregated = AggregatedBook::build(
             book,
             market,
-            &job.model,
+            &completed.job.model,
             self.valuation_time,
-            &job.scenario.path,
+            &completed.job.scenario.path,
         )
         .map_err(|e| refused(e, "trades", Some))?;
-        let horizon = self.simulation.horizon_days;
-        let revaluer = Revaluer::on_paths(&aggregated, &job.model, horizon);
-        let pnl = completed.base.revalued(&revaluer)?;
-        if pnl.iter().all(|p| p.is_finite()) {
-            Ok(())
-        } else {
-            Err(Refusal::bad(
-                "trades",
-                "the trades' P&L is not finite on the live paths (a quantity, strike or price \
+        self.check_finite_pnl(&completed, &aggregated)
+            .map_err(|()| {
+                Refusal::bad(
+                    "trades",
+                    "the trades' P&L is not finite on the live paths (a quantity, strike or price \
                  beyond floating point)",
-            )
-            .into())
+                )
+                .into()
+            })
+    }
+
+    /// Whether `aggregated`'s P&L is finite on every path of `completed`'s run (`Err(())`
+    /// where it is not).
+    fn check_finite_pnl(
+        &self,
+        completed: &Completed,
+        aggregated: &AggregatedBook,
+    ) -> std::result::Result<(), ()> {
+        let horizon = self.simulation.horizon_days;
+        let revaluer = Revaluer::on_paths(aggregated, &completed.job.model, horizon);
+        match completed.base.revalued(&revaluer) {
+            Ok(pnl) if pnl.iter().all(|p| p.is_finite()) => Ok(()),
+            _ => Err(()),
         }
     }
 
@@ -819,8 +829,19 @@ impl Live {
         let market = with_surfaces(market, &self.scenario, self.valuation_time)
             .map_err(|e| Refusal::bad("market", e.to_string()))?;
         let positions = self.inputs().positions.clone();
-        self.job_of(&positions, market.clone())
+        let job = self
+            .job_of(&positions, market.clone())
             .map_err(|e| Refusal::bad("market", e.to_string()))?;
+        // a move beyond floating point (a spot of 1e300) would stop every later run
+        if let Some(completed) = self.completed() {
+            self.check_finite_pnl(&completed, &job.aggregated)
+                .map_err(|()| {
+                    Refusal::bad(
+                        "market",
+                        "the book's P&L would not be finite on the live paths at these prices",
+                    )
+                })?;
+        }
         self.store.add_market_updates(&updates)?;
         Ok(self.accept(true, |inputs| inputs.market = market))
     }
@@ -847,6 +868,16 @@ impl Live {
                     "a group's VaR or ES is computed in USD: report in USD to limit it",
                 )
                 .into());
+            }
+            let known = |name: &str| self.inputs().market.underlyings().any(|u| u == name);
+            if let (LimitScope::Underlying, Some(name)) = (limit.scope, &limit.name) {
+                if !known(name) {
+                    return Err(Refusal::bad(
+                        format!("limits[{i}].name"),
+                        format!("the market has no underlying '{name}'"),
+                    )
+                    .into());
+                }
             }
             if limits[..i].iter().any(|l| l.same_figure(limit)) {
                 return Err(Refusal::bad(
