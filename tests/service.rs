@@ -252,7 +252,10 @@ fn a_what_if_equals_the_command_on_the_same_state_to_the_last_bit() {
         &server.address,
         "PUT",
         "/market",
-        Some(json!({"BTC": {"spot": 95000.5}, "SOL": {"atm_vol": 0.9}})),
+        // a day later: the valuation time moves with the market
+        Some(
+            json!({"as_of": "2026-11-21T08:00:00Z", "BTC": {"spot": 95000.5}, "SOL": {"atm_vol": 0.9}}),
+        ),
     );
     assert_eq!(status, 200);
     let (status, _) = json_call(
@@ -272,7 +275,17 @@ fn a_what_if_equals_the_command_on_the_same_state_to_the_last_bit() {
     let (status, live) = json_call(&server.address, "POST", "/whatif", Some(trades));
     assert_eq!(status, 200, "{live}");
 
-    // the same state as files
+    // the same state as files, valued at the market's as-of time
+    let toml = std::fs::read_to_string(&scenario).unwrap();
+    std::fs::write(
+        &scenario,
+        toml.replacen(
+            "[run]\n",
+            "[run]\nvaluation_time = \"2026-11-21T08:00:00Z\"\n",
+            1,
+        ),
+    )
+    .unwrap();
     let market = std::fs::read_to_string(dir.path().join("market.csv")).unwrap();
     let market: String = market
         .lines()
@@ -568,5 +581,114 @@ fn concurrent_what_ifs_all_answer() {
         "20 clients x 10 what-ifs at {PATHS} paths: p50 {:.1} ms, p99 {:.1} ms",
         quantile(&latencies, 0.5),
         quantile(&latencies, 0.99)
+    );
+}
+
+/// The valuation time is the market's as-of time: it moves with `PUT /market`'s `as_of`,
+/// never back, not past a held contract's expiry, not where the scenario pins it, and it is
+/// kept across a restart.
+#[test]
+fn the_valuation_time_follows_the_markets_as_of() {
+    let dir = TempDir::new().unwrap();
+    let scenario = fund_copy(dir.path());
+    let db = dir.path().join("db");
+    let server = serve(&scenario, &db);
+    assert_eq!(settled(&server)["valuation_time"], "2026-11-20T08:00:00Z");
+    let put = |server: &serve::Server, body: Value| {
+        json_call(&server.address, "PUT", "/market", Some(body))
+    };
+
+    let (status, answer) = put(&server, json!({"as_of": "2026-11-19T08:00:00Z"}));
+    assert_eq!(
+        (status, &answer["field"]),
+        (400, &json!("as_of")),
+        "{answer}"
+    );
+    let (status, answer) = put(&server, json!({"as_of": "yesterday", "BTC": {"spot": 1}}));
+    assert_eq!(
+        (status, &answer["field"]),
+        (400, &json!("as_of")),
+        "{answer}"
+    );
+    // the three Deribit options of 27 November expire by the 28th
+    let (status, answer) = put(&server, json!({"as_of": "2026-11-28T08:00:00Z"}));
+    assert_eq!(
+        (status, &answer["field"]),
+        (409, &json!("as_of")),
+        "{answer}"
+    );
+    let message = answer["error"].as_str().unwrap();
+    for id in [
+        "btc-27nov26-95000-c",
+        "btc-27nov26-88000-p",
+        "eth-27nov26-3200-c",
+    ] {
+        assert!(message.contains(id), "{message}");
+    }
+    let before = settled(&server);
+    assert_eq!(before["version"], 1, "nothing refused was applied");
+
+    let (status, answer) = put(
+        &server,
+        json!({"as_of": "2026-11-21T08:00:00Z", "BTC": {"spot": 93000}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let after = settled(&server);
+    assert_eq!(after["valuation_time"], "2026-11-21T08:00:00Z");
+    // a day of decay and a spot move: the figures moved
+    assert_ne!(after["measures"], before["measures"]);
+    // an as-of time alone rolls the valuation time
+    let (status, answer) = put(&server, json!({"as_of": "2026-11-22T08:00:00Z"}));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(settled(&server)["valuation_time"], "2026-11-22T08:00:00Z");
+    // with the expiring options gone, the surface file's 27 November smile is still past:
+    // the marks are the scenario's, so the file must be brought up to date first
+    for id in [
+        "btc-27nov26-95000-c",
+        "btc-27nov26-88000-p",
+        "eth-27nov26-3200-c",
+    ] {
+        let path = format!("/positions/{id}");
+        assert_eq!(json_call(&server.address, "DELETE", &path, None).0, 200);
+    }
+    let (status, answer) = put(&server, json!({"as_of": "2026-11-28T08:00:00Z"}));
+    assert_eq!(
+        (status, &answer["field"]),
+        (400, &json!("as_of")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"].as_str().unwrap().contains("surface.csv"),
+        "{answer}"
+    );
+    drop(server);
+
+    let server = serve(&scenario, &db);
+    assert_eq!(
+        settled(&server)["valuation_time"],
+        "2026-11-22T08:00:00Z",
+        "kept"
+    );
+    drop(server);
+
+    // a scenario that pins its valuation time takes no as-of time
+    let toml = std::fs::read_to_string(&scenario).unwrap();
+    let pinned = dir.path().join("pinned.toml");
+    std::fs::write(
+        &pinned,
+        toml.replacen(
+            "[run]\n",
+            "[run]\nvaluation_time = \"2026-11-20T08:00:00Z\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let server = serve(&pinned, &dir.path().join("pinned.db"));
+    assert_eq!(settled(&server)["valuation_time"], "2026-11-20T08:00:00Z");
+    let (status, answer) = put(&server, json!({"as_of": "2026-11-21T08:00:00Z"}));
+    assert_eq!(
+        (status, &answer["field"]),
+        (400, &json!("as_of")),
+        "{answer}"
     );
 }

@@ -84,6 +84,15 @@ pub enum Instrument {
 }
 
 impl Instrument {
+    /// The contract's expiry, where it has one (options, and futures that give one).
+    pub fn expiry(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Instrument::Option(o) => Some(o.expiry),
+            Instrument::Future { expiry } => *expiry,
+            _ => None,
+        }
+    }
+
     /// The positions-file spelling of the kind (`spot`, `perpetual`, `future`, `option`,
     /// `cash`).
     pub fn kind_name(&self) -> &'static str {

@@ -18,11 +18,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::service::limits::Limit;
-use crate::service::live::{ChangeError, Live, Refusal, ServiceEvent, POSITION_COLUMNS};
+use crate::service::live::{
+    ChangeError, Live, MarketChange, Refusal, ServiceEvent, POSITION_COLUMNS,
+};
 use crate::service::store::{MarketUpdate, StoredPosition};
 
 /// Largest request body accepted (bytes).
@@ -243,19 +246,38 @@ async fn remove_position(State(live): State<Arc<Live>>, Path(id): Path<String>) 
     answer(&live, result)
 }
 
-/// `{"BTC": {"spot": 95000, "atm_vol": 0.55}, …}` as market updates.
-fn market_updates(value: &Value) -> Result<Vec<MarketUpdate>, ApiError> {
-    let Value::Object(underlyings) = value else {
+/// `{"as_of": "2026-11-21T08:00:00Z", "BTC": {"spot": 95000, "atm_vol": 0.55}, …}` as
+/// market updates and the market's new as-of time (optional).
+fn market_updates(value: &Value) -> Result<MarketChange, ApiError> {
+    let Value::Object(fields) = value else {
         return Err(bad(
             "market",
             "the body maps underlyings to {\"spot\": …, \"atm_vol\": …}",
         ));
     };
-    if underlyings.is_empty() {
+    let as_of = match fields.get("as_of") {
+        None => None,
+        Some(text) => Some(
+            text.as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| {
+                    bad(
+                        "as_of",
+                        format!(
+                            "must be an RFC 3339 time such as 2026-11-21T08:00:00Z, found {text}"
+                        ),
+                    )
+                })?,
+        ),
+    };
+    let underlyings: Vec<(&String, &Value)> =
+        fields.iter().filter(|(name, _)| *name != "as_of").collect();
+    if underlyings.is_empty() && as_of.is_none() {
         return Err(bad("market", "no update given"));
     }
-    underlyings
-        .iter()
+    let updates = underlyings
+        .into_iter()
         .map(|(underlying, update)| {
             let Value::Object(fields) = update else {
                 return Err(bad(
@@ -291,7 +313,8 @@ fn market_updates(value: &Value) -> Result<Vec<MarketUpdate>, ApiError> {
                 atm_vol,
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(MarketChange { updates, as_of })
 }
 
 async fn update_market(
@@ -300,10 +323,10 @@ async fn update_market(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let updates = market_updates(&body_json(&headers, body)?)?;
+        let change = market_updates(&body_json(&headers, body)?)?;
         let worker = live.clone();
         let version =
-            blocking(move || worker.update_market(updates).map_err(ApiError::from)).await?;
+            blocking(move || worker.update_market(change).map_err(ApiError::from)).await?;
         Ok(Json(json!({ "version": version })).into_response())
     }
     .await;

@@ -73,6 +73,10 @@ pub struct LiveSettings {
 struct Inputs {
     positions: Vec<StoredPosition>,
     market: MarketData,
+    /// The time the book is valued at: the scenario's `[run] valuation_time` where it pins
+    /// one, else the as-of time of the last market update that gave one, else the market
+    /// file's as-of ([`valuation_time`]).
+    valuation_time: DateTime<Utc>,
     limits: Vec<Limit>,
     /// Bumped by every accepted change.
     version: u64,
@@ -206,7 +210,6 @@ pub struct Counters {
 /// The live service state shared by the request handlers and the runner.
 pub struct Live {
     scenario: ScenarioFile,
-    valuation_time: DateTime<Utc>,
     settings: LiveSettings,
     simulation: SimulationSettings,
     store: Store,
@@ -229,6 +232,16 @@ pub struct Live {
     /// What-ifs run one at a time, each on every worker, in the order they came (a fair
     /// queue: under load each waits its turn rather than some starving).
     pub what_if_turn: tokio::sync::Semaphore,
+}
+
+/// A change of the market: updates of spots and ATM vols, and the market's new as-of time
+/// (the service's valuation time from then on), either optional.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketChange {
+    /// Spot and ATM-vol updates, in the request's order.
+    pub updates: Vec<MarketUpdate>,
+    /// The time the market is as of, if the request gives one.
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// A change refused: the field at fault and why (a 4xx answer).
@@ -331,8 +344,11 @@ impl Live {
     ) -> Result<Arc<Live>> {
         let scenario = ScenarioFile::load(scenario_path)?;
         let mut market = MarketData::load(&scenario.market_file)?;
-        let valuation_time = valuation_time(&scenario, &market);
         let store = Store::open(db)?;
+        let valuation_time = match (scenario.run.valuation_time, store.valuation_time()?) {
+            (None, Some(as_of)) => as_of,
+            _ => valuation_time(&scenario, &market),
+        };
         for update in store.market_updates()? {
             market
                 .update(&update.underlying, update.spot, update.atm_vol)
@@ -375,13 +391,13 @@ impl Live {
         };
         let live = Arc::new(Live {
             scenario,
-            valuation_time,
             settings,
             simulation,
             store,
             inputs: Mutex::new(Inputs {
                 positions,
                 market,
+                valuation_time,
                 limits,
                 version: 1,
                 book_version: 1,
@@ -583,7 +599,11 @@ impl Live {
     /// P&L, VaR / ES and contributions read off them (the numbers of a full-revaluation
     /// `run` with `--contributions`, to the last bit).
     fn simulate(&self, inputs: &Inputs, started: Instant) -> Result<Simulated> {
-        let job = self.job_of(&inputs.positions, inputs.market.clone())?;
+        let job = self.job_of(
+            &inputs.positions,
+            inputs.market.clone(),
+            inputs.valuation_time,
+        )?;
         let simulation = self.simulation;
         let base = BaseRun::simulate(&job, simulation)?;
         let pnl = base.book_pnl_reported(&job)?;
@@ -665,13 +685,18 @@ impl Live {
         }
     }
 
-    /// The job of `positions` on `market`.
-    fn job_of(&self, positions: &[StoredPosition], market: MarketData) -> Result<Job> {
-        let book = book_of(positions, "store", &market, self.valuation_time)?;
+    /// The job of `positions` on `market`, valued at `valuation_time`.
+    fn job_of(
+        &self,
+        positions: &[StoredPosition],
+        market: MarketData,
+        valuation_time: DateTime<Utc>,
+    ) -> Result<Job> {
+        let book = book_of(positions, "store", &market, valuation_time)?;
         Job::assemble(
             self.scenario.clone(),
             market,
-            self.valuation_time,
+            valuation_time,
             book,
             self.settings.repair_correlation,
         )
@@ -685,8 +710,11 @@ impl Live {
         trades: Vec<StoredPosition>,
     ) -> std::result::Result<(u64, Vec<String>), ChangeError> {
         let _one = self.one_change_at_a_time();
-        let market = self.inputs().market.clone();
-        let mut book = book_of(&trades, "POST /trades", &market, self.valuation_time)
+        let (market, valuation_time) = {
+            let inputs = self.inputs();
+            (inputs.market.clone(), inputs.valuation_time)
+        };
+        let mut book = book_of(&trades, "POST /trades", &market, valuation_time)
             .map_err(|e| refused(e, "trades", Some))?;
         // the new trades and where each stood in the request
         let mut new = Vec::new();
@@ -725,14 +753,15 @@ impl Live {
         let mut positions = self.inputs().positions.clone();
         let held = positions.len();
         positions.extend(new.iter().cloned());
-        self.job_of(&positions, market.clone()).map_err(|e| {
-            refused(e, "trades", |row| {
-                row.checked_sub(held)
-                    .and_then(|k| request_index.get(k).copied())
-            })
-        })?;
+        self.job_of(&positions, market.clone(), valuation_time)
+            .map_err(|e| {
+                refused(e, "trades", |row| {
+                    row.checked_sub(held)
+                        .and_then(|k| request_index.get(k).copied())
+                })
+            })?;
         book.positions.retain(|p| new.iter().any(|n| n.id == p.id));
-        self.check_finite_on_live_paths(&book, &market)?;
+        self.check_finite_on_live_paths(&book, &market, valuation_time)?;
         self.store.add_positions(&new)?;
         let ids = new.iter().map(|p| p.id.clone()).collect();
         let version = self.accept(true, |inputs| inputs.positions.extend(new));
@@ -745,6 +774,7 @@ impl Live {
         &self,
         book: &Book,
         market: &MarketData,
+        valuation_time: DateTime<Utc>,
     ) -> std::result::Result<(), ChangeError> {
         let Some(completed) = self.completed() else {
             return Ok(());
@@ -753,7 +783,7 @@ impl Live {
             book,
             market,
             &completed.job.model,
-            self.valuation_time,
+            valuation_time,
             &completed.job.scenario.path,
         )
         .map_err(|e| refused(e, "trades", Some))?;
@@ -798,13 +828,21 @@ impl Live {
         Ok(self.accept(true, |inputs| inputs.positions.retain(|p| p.id != id)))
     }
 
-    /// Applies market updates (all or none).
-    pub fn update_market(
-        &self,
-        updates: Vec<MarketUpdate>,
-    ) -> std::result::Result<u64, ChangeError> {
+    /// Applies market updates and the market's new as-of time (all or none). The as-of time
+    /// becomes the valuation time: it may not go back, nor pass a held contract's expiry
+    /// (a stale book is an error, not a zero), and a scenario that pins its valuation time
+    /// takes none.
+    pub fn update_market(&self, change: MarketChange) -> std::result::Result<u64, ChangeError> {
         let _one = self.one_change_at_a_time();
-        let mut market = self.inputs().market.clone();
+        let MarketChange { updates, as_of } = change;
+        let (mut market, current) = {
+            let inputs = self.inputs();
+            (inputs.market.clone(), inputs.valuation_time)
+        };
+        let valuation_time = match as_of {
+            None => current,
+            Some(as_of) => self.next_valuation_time(current, as_of)?,
+        };
         for u in &updates {
             let surfaced = market
                 .surfaces
@@ -826,12 +864,13 @@ impl Live {
                 .map_err(|message| Refusal::bad(u.underlying.clone(), message))?;
         }
         // the surfaces' forwards follow the spots; the book must still value on the market
-        let market = with_surfaces(market, &self.scenario, self.valuation_time)
-            .map_err(|e| Refusal::bad("market", e.to_string()))?;
+        let at_fault = if as_of.is_some() { "as_of" } else { "market" };
+        let market = with_surfaces(market, &self.scenario, valuation_time)
+            .map_err(|e| Refusal::bad(at_fault, e.to_string()))?;
         let positions = self.inputs().positions.clone();
         let job = self
-            .job_of(&positions, market.clone())
-            .map_err(|e| Refusal::bad("market", e.to_string()))?;
+            .job_of(&positions, market.clone(), valuation_time)
+            .map_err(|e| Refusal::bad(at_fault, e.to_string()))?;
         // a move beyond floating point (a spot of 1e300) would stop every later run
         if let Some(completed) = self.completed() {
             self.check_finite_pnl(&completed, &job.aggregated)
@@ -842,8 +881,72 @@ impl Live {
                     )
                 })?;
         }
-        self.store.add_market_updates(&updates)?;
-        Ok(self.accept(true, |inputs| inputs.market = market))
+        self.store.add_market_updates(&updates, as_of)?;
+        Ok(self.accept(true, |inputs| {
+            inputs.market = market;
+            inputs.valuation_time = valuation_time;
+        }))
+    }
+
+    /// The valuation time a market as of `as_of` gives, the service valuing at `current`:
+    /// refused where the scenario pins it, where it goes back, or where a held contract
+    /// expires by then (409, naming them: remove them or book what they settled into).
+    fn next_valuation_time(
+        &self,
+        current: DateTime<Utc>,
+        as_of: DateTime<Utc>,
+    ) -> std::result::Result<DateTime<Utc>, ChangeError> {
+        if let Some(pinned) = self.scenario.run.valuation_time {
+            return Err(Refusal::bad(
+                "as_of",
+                format!(
+                    "the scenario pins [run] valuation_time = {}: remove the pin to let the \
+                     market's as-of time move it",
+                    pinned.to_rfc3339_opts(SecondsFormat::Secs, true)
+                ),
+            )
+            .into());
+        }
+        if as_of < current {
+            return Err(Refusal::bad(
+                "as_of",
+                format!(
+                    "goes back from the valuation time {}",
+                    current.to_rfc3339_opts(SecondsFormat::Secs, true)
+                ),
+            )
+            .into());
+        }
+        let expired = self.expired_by(current, as_of)?;
+        if !expired.is_empty() {
+            return Err(Refusal {
+                status: 409,
+                field: Some("as_of".into()),
+                message: format!(
+                    "held contracts expire by then: {} (remove them, and book what they \
+                     settled into, first)",
+                    expired.join(", ")
+                ),
+            }
+            .into());
+        }
+        Ok(as_of)
+    }
+
+    /// The ids of held positions whose contract expires at or before `time` (the book read
+    /// as it stands, valued at `current`).
+    fn expired_by(&self, current: DateTime<Utc>, time: DateTime<Utc>) -> Result<Vec<String>> {
+        let (positions, market) = {
+            let inputs = self.inputs();
+            (inputs.positions.clone(), inputs.market.clone())
+        };
+        let book = book_of(&positions, "store", &market, current)?;
+        Ok(book
+            .positions
+            .iter()
+            .filter(|p| p.instrument.expiry().is_some_and(|e| e <= time))
+            .map(|p| p.id.clone())
+            .collect())
     }
 
     /// The limits in force with their figures on the last completed run, and its version.

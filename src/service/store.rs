@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
@@ -215,8 +216,13 @@ impl Store {
         })
     }
 
-    /// Appends `updates` in one transaction.
-    pub fn add_market_updates(&self, updates: &[MarketUpdate]) -> Result<()> {
+    /// Appends `updates`, and the market's new as-of time when one is given (the service's
+    /// valuation time from then on), in one transaction.
+    pub fn add_market_updates(
+        &self,
+        updates: &[MarketUpdate],
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<()> {
         self.with(|c| {
             let transaction = c.transaction()?;
             for u in updates {
@@ -225,8 +231,36 @@ impl Store {
                     params![u.underlying, u.spot, u.atm_vol],
                 )?;
             }
+            if let Some(as_of) = as_of {
+                transaction.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('valuation_time', ?1)",
+                    params![as_of.to_rfc3339_opts(SecondsFormat::AutoSi, true)],
+                )?;
+            }
             transaction.commit()
         })
+    }
+
+    /// The as-of time of the last market update that gave one, if any did.
+    pub fn valuation_time(&self) -> Result<Option<DateTime<Utc>>> {
+        let text: Option<String> = self.with(|c| {
+            c.query_row(
+                "SELECT value FROM meta WHERE key = 'valuation_time'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+        })?;
+        text.map(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| Error::Resource {
+                    message: format!(
+                        "database: the stored valuation time '{t}' is unreadable: {e}"
+                    ),
+                })
+        })
+        .transpose()
     }
 
     /// The limits in force.
