@@ -692,3 +692,47 @@ fn the_valuation_time_follows_the_markets_as_of() {
         "{answer}"
     );
 }
+
+/// `--import` into a used database adds the ids it never held; an id it holds under other
+/// fields stops the start, naming the file and the id (nothing imported).
+#[test]
+fn an_import_conflicting_with_the_store_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let scenario = fund_copy(dir.path());
+    let db = dir.path().join("db");
+    drop(serve(&scenario, &db));
+    let positions = std::fs::read_to_string(dir.path().join("positions.csv")).unwrap();
+    let changed = dir.path().join("changed.csv");
+    let line = positions
+        .lines()
+        .find(|l| l.starts_with("btc-spot-binance,"))
+        .unwrap();
+    let mut cells: Vec<String> = line.split(',').map(str::to_owned).collect();
+    cells[3] = "99".into();
+    std::fs::write(&changed, positions.replace(line, &cells.join(","))).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tailrisk"))
+        .args([
+            "serve",
+            scenario.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "--import",
+            changed.to_str().unwrap(),
+        ])
+        .args(["--paths", "2000"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "bad input: {stderr}");
+    assert!(
+        stderr.contains("changed.csv") && stderr.contains("'btc-spot-binance'"),
+        "{stderr}"
+    );
+    // the database is as it was: the service starts on it
+    let server = serve(&scenario, &db);
+    assert_eq!(settled(&server)["positions"], 50);
+}

@@ -452,7 +452,12 @@ async fn events(
                     let data = serde_json::to_string(&event).expect("an event serialises");
                     return Some((Ok(Event::default().event(name).data(data)), receiver));
                 }
-                Err(RecvError::Lagged(_)) => continue,
+                // a client too slow for the stream is told how many events it missed, so
+                // it can read the state again (GET /risk, /limits)
+                Err(RecvError::Lagged(missed)) => {
+                    let data = json!({ "missed": missed }).to_string();
+                    return Some((Ok(Event::default().event("lagged").data(data)), receiver));
+                }
                 Err(RecvError::Closed) => return None,
             }
         }

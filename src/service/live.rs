@@ -368,11 +368,25 @@ impl Live {
         };
         if let Some(file) = import {
             let rows = file_positions(&file, &market, valuation_time)?;
-            // ids held, or removed, are not imported again
+            // ids held, or removed, are not imported again; under other fields they conflict
             let mut new = Vec::new();
             for row in rows {
-                if store.known(&row.id)?.is_none() {
-                    new.push(row);
+                match store.known(&row.id)? {
+                    None => new.push(row),
+                    Some((cells, _))
+                        if cells
+                            == serde_json::to_string(&row.cells).expect("text cells serialise") => {
+                    }
+                    Some(_) => {
+                        return Err(Error::in_file(
+                            &file,
+                            format!(
+                                "position '{}' is in the database with other fields: give it \
+                                 its own id (or remove it, then import it under a new one)",
+                                row.id
+                            ),
+                        ))
+                    }
                 }
             }
             store.add_positions(&new)?;
