@@ -440,27 +440,26 @@ async fn events(
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let receiver = live.subscribe();
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(event) => {
-                    let name = match &event {
-                        ServiceEvent::RiskRecomputed { .. } => "risk_recomputed",
-                        ServiceEvent::LimitBreached { .. } => "limit_breached",
-                        ServiceEvent::LimitCleared { .. } => "limit_cleared",
-                        ServiceEvent::RunFailed { .. } => "run_failed",
-                    };
-                    let data = serde_json::to_string(&event).expect("an event serialises");
-                    return Some((Ok(Event::default().event(name).data(data)), receiver));
-                }
-                // a client too slow for the stream is told how many events it missed, so
-                // it can read the state again (GET /risk, /limits)
-                Err(RecvError::Lagged(missed)) => {
-                    let data = json!({ "missed": missed }).to_string();
-                    return Some((Ok(Event::default().event("lagged").data(data)), receiver));
-                }
-                Err(RecvError::Closed) => return None,
+        let event = match receiver.recv().await {
+            Ok(event) => {
+                let name = match &event {
+                    ServiceEvent::RiskRecomputed { .. } => "risk_recomputed",
+                    ServiceEvent::LimitBreached { .. } => "limit_breached",
+                    ServiceEvent::LimitCleared { .. } => "limit_cleared",
+                    ServiceEvent::RunFailed { .. } => "run_failed",
+                };
+                let data = serde_json::to_string(&event).expect("an event serialises");
+                Event::default().event(name).data(data)
             }
-        }
+            // a client too slow for the stream is told how many events it missed, so it
+            // can read the state again (GET /risk, /limits)
+            Err(RecvError::Lagged(missed)) => {
+                let data = json!({ "missed": missed }).to_string();
+                Event::default().event("lagged").data(data)
+            }
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), receiver))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
