@@ -625,6 +625,22 @@ fn the_valuation_time_follows_the_markets_as_of() {
     ] {
         assert!(message.contains(id), "{message}");
     }
+    // prices at fault are the market's, with or without a new as-of time
+    for body in [
+        json!({"BTC": {"spot": 1e307}}),
+        json!({"as_of": "2026-11-21T08:00:00Z", "BTC": {"spot": 1e307}}),
+    ] {
+        let (status, answer) = put(&server, body);
+        assert_eq!(
+            (status, &answer["field"]),
+            (400, &json!("market")),
+            "{answer}"
+        );
+        assert!(answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("would not be finite"));
+    }
     let before = settled(&server);
     assert_eq!(before["version"], 1, "nothing refused was applied");
 
@@ -691,6 +707,10 @@ fn the_valuation_time_follows_the_markets_as_of() {
         (400, &json!("as_of")),
         "{answer}"
     );
+    drop(server);
+    // the pin wins over an as-of time stored before it
+    let server = serve(&pinned, &db);
+    assert_eq!(settled(&server)["valuation_time"], "2026-11-20T08:00:00Z");
 }
 
 /// `--import` into a used database adds the ids it never held; an id it holds under other

@@ -220,7 +220,9 @@ fn grid_half_widths(model: &FactorModel, settings: &SimulationSettings) -> Vec<(
 }
 
 /// The interpolation error (USD) each of `surfaces` surfaces is tabulated for, the pilot's
-/// VaR being `var_usd` USD ([`TABULATION_SHARE`]).
+/// VaR being `var_usd` USD ([`TABULATION_SHARE`]). Reported in a coin, an error of e USD is
+/// e·e^{−x}/S_0 coins on a path where the coin moves by x: looser than the share where the
+/// coin falls, which the share's tenfold margin covers (and the pilot measures).
 fn surface_tolerance(var_usd: f64, surfaces: usize) -> f64 {
     TABULATION_SHARE * GRID_TOLERANCE * var_usd / (surfaces.max(1) as f64).sqrt()
 }

@@ -20,6 +20,11 @@ pub const VOL_HALVINGS: u32 = 2;
 /// spot ([`Surface::tabulate_to_tolerance`]).
 pub const SCALE_SHARE: f64 = 0.5;
 
+/// Where in a cell the adaptive tabulation measures its error, as a fraction of the cell:
+/// near the peak of Catmull–Rom's leading error term t(t − 1)(2t − 1) (at 0.2113), and not a
+/// dyadic fraction, so a sample is never a node of a finer axis (nothing is priced twice).
+pub const SAMPLE_AT: f64 = 0.21;
+
 /// Spot points a tabulation call revalues at once.
 pub const TABULATION_RUN: usize = 64;
 
@@ -167,7 +172,8 @@ impl Surface {
     /// starts from a coarse surface (every 2^[`SPOT_HALVINGS`]-th spot node, or finer until
     /// the spot step is at most [`SCALE_SHARE`] of `spot_scale`, the narrowest feature
     /// expected along ln spot; every 2^[`VOL_HALVINGS`]-th vol node), measures its
-    /// interpolation error along each axis at a quarter of every inner cell, and halves each
+    /// interpolation error along each axis at a fraction [`SAMPLE_AT`] into every inner cell
+    /// (on vol nodes no farther apart along spot than half of `spot_scale`), and halves each
     /// axis's step until that error, taken to fall eightfold per halving, is at most half of
     /// `tolerance` (in the function's units). The nodes already priced are kept, and refined
     /// to the finest axes the surface is [`Surface::tabulate`]'s on them to the last bit.
@@ -185,16 +191,18 @@ impl Surface {
         }
         let vol = finest_vol.coarsened(VOL_HALVINGS);
         let coarse = Surface::tabulate(spot, vol, &column);
-        let spot_halvings = halvings_needed(
-            coarse.spot_error(&column),
-            tolerance,
+        let (spot_most, vol_most) = (
             halvings_between(&spot, &finest_spot),
-        );
-        let vol_halvings = halvings_needed(
-            coarse.vol_error(&column),
-            tolerance,
             halvings_between(&vol, &finest_vol),
         );
+        let spot_halvings = match spot_most {
+            0 => 0,
+            most => halvings_needed(coarse.spot_error(&column), tolerance, most),
+        };
+        let vol_halvings = match vol_most {
+            0 => 0,
+            most => halvings_needed(coarse.vol_error(spot_scale, &column), tolerance, most),
+        };
         let mut surface = coarse;
         for k in 0..spot_halvings.max(vol_halvings) {
             surface = surface.refined(k < spot_halvings, k < vol_halvings, &column);
@@ -202,14 +210,14 @@ impl Surface {
         surface
     }
 
-    /// Largest |interpolated − exact| a quarter into every inner spot cell, on up to five
-    /// inner vol nodes (0 where nothing can be read).
+    /// Largest |interpolated − exact| [`SAMPLE_AT`] into every inner spot cell, on up to
+    /// five inner vol nodes (0 where nothing can be read).
     fn spot_error(&self, column: &(impl Fn(&[f64], f64, &mut [f64]) + Sync)) -> f64 {
         if self.spot.points < 4 {
             return 0.0;
         }
         let xs: Vec<f64> = (1..self.spot.points - 2)
-            .map(|i| self.spot.start + self.spot.step * (i as f64 + 0.25))
+            .map(|i| self.spot.start + self.spot.step * (i as f64 + SAMPLE_AT))
             .collect();
         let vols: Vec<f64> = if self.vol.points == 1 {
             vec![0.0]
@@ -224,13 +232,22 @@ impl Surface {
         self.largest_error(&requests, column)
     }
 
-    /// Largest |interpolated − exact| a quarter into every inner vol cell, on about thirty
-    /// inner spot nodes (0 where nothing can be read).
-    fn vol_error(&self, column: &(impl Fn(&[f64], f64, &mut [f64]) + Sync)) -> f64 {
+    /// Largest |interpolated − exact| [`SAMPLE_AT`] into every inner vol cell, on about
+    /// thirty inner spot nodes, or more so that they lie no farther apart than half of
+    /// `spot_scale` (a vega peak is about that wide; 0 where nothing can be read).
+    fn vol_error(
+        &self,
+        spot_scale: f64,
+        column: &(impl Fn(&[f64], f64, &mut [f64]) + Sync),
+    ) -> f64 {
         if self.spot.points < 4 || self.vol.points < 4 {
             return 0.0;
         }
-        let stride = (self.spot.points - 2).div_ceil(30).max(1);
+        let within_scale = (SCALE_SHARE * spot_scale / self.spot.step).floor();
+        let stride = (self.spot.points - 2)
+            .div_ceil(30)
+            .min(within_scale.clamp(1.0, self.spot.points as f64) as usize)
+            .max(1);
         let xs: Vec<f64> = (1..self.spot.points - 1)
             .step_by(stride)
             .map(|i| self.spot.value(i))
@@ -238,7 +255,7 @@ impl Surface {
         let requests: Vec<(f64, Vec<f64>)> = (1..self.vol.points - 2)
             .map(|j| {
                 (
-                    self.vol.start + self.vol.step * (j as f64 + 0.25),
+                    self.vol.start + self.vol.step * (j as f64 + SAMPLE_AT),
                     xs.clone(),
                 )
             })
@@ -682,7 +699,9 @@ mod tests {
     /// within the tolerance; each node is priced once (the samples are off the nodes).
     #[test]
     fn a_smooth_function_stays_coarse_within_the_tolerance() {
-        let f = |x: f64, v: f64| 3.0 * (0.8 * x).exp() * (1.0 + 0.3 * v + 0.1 * v * v);
+        let f = |x: f64, v: f64| {
+            3.0 * (0.8 * x).exp() * (1.0 + 0.3 * v + 0.1 * v * v) + (2.0 * v).exp()
+        };
         let (spot, vol) = finest();
         let priced = std::sync::Mutex::new(Vec::new());
         let counting = |xs: &[f64], v: f64, out: &mut [f64]| {
@@ -700,6 +719,10 @@ mod tests {
                 "{:?}",
                 (s.spot, s.vol)
             );
+            if tolerance < 1e-4 {
+                // two vol halvings: the coarse samples are off the finest nodes too
+                assert_eq!(s.vol.points, VOL_POINTS);
+            }
             let error = largest_read_error(&s, f);
             assert!(
                 error <= tolerance,

@@ -28,6 +28,7 @@ use crate::market::vol_surface::VolSurfaces;
 use crate::market::MarketData;
 use crate::mc::simulation::SimulationSettings;
 use crate::mc::threads::Threads;
+use crate::model::factors::FactorModel;
 use crate::pricing::revaluation::Revaluer;
 use crate::risk::contributions::Contribution;
 use crate::risk::measures::{var_es, RiskMeasure};
@@ -345,8 +346,9 @@ impl Live {
         let scenario = ScenarioFile::load(scenario_path)?;
         let mut market = MarketData::load(&scenario.market_file)?;
         let store = Store::open(db)?;
+        // a stored as-of time moves the file's forward, never back (a newer market file wins)
         let valuation_time = match (scenario.run.valuation_time, store.valuation_time()?) {
-            (None, Some(as_of)) => as_of,
+            (None, Some(as_of)) => as_of.max(valuation_time(&scenario, &market)),
             _ => valuation_time(&scenario, &market),
         };
         for update in store.market_updates()? {
@@ -790,41 +792,41 @@ impl Live {
         market: &MarketData,
         valuation_time: DateTime<Utc>,
     ) -> std::result::Result<(), ChangeError> {
-        let Some(completed) = self.completed() else {
-            return Ok(());
+        let aggregated = |book: &Book, model: &FactorModel, path: &Path| {
+            AggregatedBook::build(book, market, model, valuation_time, path)
+                .map_err(|e| refused(e, "trades", Some).into())
         };
-        let aggregated = AggregatedBook::build(
-            book,
-            market,
-            &completed.job.model,
-            valuation_time,
-            &completed.job.scenario.path,
+        if self.finite_on_live_paths(book, aggregated)? {
+            return Ok(());
+        }
+        Err(Refusal::bad(
+            "trades",
+            "the trades' P&L is not finite on the live paths (a quantity, strike or price \
+             beyond floating point)",
         )
-        .map_err(|e| refused(e, "trades", Some))?;
-        self.check_finite_pnl(&completed, &aggregated)
-            .map_err(|()| {
-                Refusal::bad(
-                    "trades",
-                    "the trades' P&L is not finite on the live paths (a quantity, strike or price \
-                 beyond floating point)",
-                )
-                .into()
-            })
+        .into())
     }
 
-    /// Whether `aggregated`'s P&L is finite on every path of `completed`'s run (`Err(())`
-    /// where it is not).
-    fn check_finite_pnl(
+    /// Whether `book`'s P&L is finite on every path of the last completed run (true before
+    /// one), its aggregation built by `aggregate(book, model, scenario path)`.
+    fn finite_on_live_paths(
         &self,
-        completed: &Completed,
-        aggregated: &AggregatedBook,
-    ) -> std::result::Result<(), ()> {
+        book: &Book,
+        aggregate: impl FnOnce(
+            &Book,
+            &FactorModel,
+            &Path,
+        ) -> std::result::Result<AggregatedBook, ChangeError>,
+    ) -> std::result::Result<bool, ChangeError> {
+        let Some(completed) = self.completed() else {
+            return Ok(true);
+        };
+        let job = &completed.job;
+        let aggregated = aggregate(book, &job.model, &job.scenario.path)?;
         let horizon = self.simulation.horizon_days;
-        let revaluer = Revaluer::on_paths(aggregated, &completed.job.model, horizon);
-        match completed.base.revalued(&revaluer) {
-            Ok(pnl) if pnl.iter().all(|p| p.is_finite()) => Ok(()),
-            _ => Err(()),
-        }
+        let revaluer = Revaluer::on_paths(&aggregated, &job.model, horizon);
+        let pnl = completed.base.revalued(&revaluer)?;
+        Ok(pnl.iter().all(|p| p.is_finite()))
     }
 
     /// Removes position `id`.
@@ -849,7 +851,7 @@ impl Live {
     pub fn update_market(&self, change: MarketChange) -> std::result::Result<u64, ChangeError> {
         let _one = self.one_change_at_a_time();
         let MarketChange { updates, as_of } = change;
-        let (mut market, current) = {
+        let (mut moved, current) = {
             let inputs = self.inputs();
             (inputs.market.clone(), inputs.valuation_time)
         };
@@ -858,7 +860,7 @@ impl Live {
             Some(as_of) => self.next_valuation_time(current, as_of)?,
         };
         for u in &updates {
-            let surfaced = market
+            let surfaced = moved
                 .surfaces
                 .as_ref()
                 .is_some_and(|s| s.surface(&u.underlying).is_some());
@@ -873,27 +875,48 @@ impl Live {
                 )
                 .into());
             }
-            market
+            moved
                 .update(&u.underlying, u.spot, u.atm_vol)
                 .map_err(|message| Refusal::bad(u.underlying.clone(), message))?;
         }
-        // the surfaces' forwards follow the spots; the book must still value on the market
-        let at_fault = if as_of.is_some() { "as_of" } else { "market" };
-        let market = with_surfaces(market, &self.scenario, valuation_time)
-            .map_err(|e| Refusal::bad(at_fault, e.to_string()))?;
+        // the surfaces' forwards follow the spots, and the book must still value on the
+        // market: first at the valuation time it has (a fault of the prices), then at the
+        // market's new as-of time (a fault of the time)
         let positions = self.inputs().positions.clone();
-        let job = self
-            .job_of(&positions, market.clone(), valuation_time)
-            .map_err(|e| Refusal::bad(at_fault, e.to_string()))?;
-        // a move beyond floating point (a spot of 1e300) would stop every later run
-        if let Some(completed) = self.completed() {
-            self.check_finite_pnl(&completed, &job.aggregated)
-                .map_err(|()| {
-                    Refusal::bad(
-                        "market",
-                        "the book's P&L would not be finite on the live paths at these prices",
-                    )
-                })?;
+        let build = |at: DateTime<Utc>,
+                     field: &str|
+         -> std::result::Result<(MarketData, Job), ChangeError> {
+            let market = with_surfaces(moved.clone(), &self.scenario, at)
+                .map_err(|e| Refusal::bad(field, e.to_string()))?;
+            let job = self
+                .job_of(&positions, market.clone(), at)
+                .map_err(|e| Refusal::bad(field, e.to_string()))?;
+            Ok((market, job))
+        };
+        let (mut market, mut job) = build(current, "market")?;
+        if valuation_time != current {
+            (market, job) = build(valuation_time, "as_of")?;
+        }
+        // a spot beyond floating point (1e307) would stop every later run: the positions on
+        // the moved spots are revalued on the live paths
+        let moved_spots: Vec<&str> = updates
+            .iter()
+            .filter(|u| u.spot.is_some())
+            .map(|u| u.underlying.as_str())
+            .collect();
+        let mut book = job.book.clone();
+        book.positions
+            .retain(|p| moved_spots.contains(&p.underlying.as_str()));
+        let aggregated = |book: &Book, model: &FactorModel, path: &Path| {
+            AggregatedBook::build(book, &market, model, valuation_time, path)
+                .map_err(|e| Refusal::bad("market", e.to_string()).into())
+        };
+        if !book.positions.is_empty() && !self.finite_on_live_paths(&book, aggregated)? {
+            return Err(Refusal::bad(
+                "market",
+                "the book's P&L would not be finite on the live paths at these prices",
+            )
+            .into());
         }
         self.store.add_market_updates(&updates, as_of)?;
         Ok(self.accept(true, |inputs| {
@@ -931,7 +954,9 @@ impl Live {
             )
             .into());
         }
-        let expired = self.expired_by(current, as_of)?;
+        let expired = self
+            .expired_by(current, as_of)
+            .map_err(|e| Refusal::bad("as_of", e.to_string()))?;
         if !expired.is_empty() {
             return Err(Refusal {
                 status: 409,
