@@ -341,11 +341,6 @@ impl Surface {
         }
     }
 
-    /// Nodes along (spot, vol) the surface holds.
-    pub fn nodes(&self) -> (usize, usize) {
-        (self.spot.points, self.vol.points)
-    }
-
     /// The interpolated value, or `None` outside the inner cells (the caller revalues).
     #[inline]
     pub fn value(&self, x: f64, log_ratio: f64) -> Option<f64> {

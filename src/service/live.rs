@@ -855,10 +855,6 @@ impl Live {
             let inputs = self.inputs();
             (inputs.market.clone(), inputs.valuation_time)
         };
-        let valuation_time = match as_of {
-            None => current,
-            Some(as_of) => self.next_valuation_time(current, as_of)?,
-        };
         for u in &updates {
             let surfaced = moved
                 .surfaces
@@ -894,6 +890,10 @@ impl Live {
             Ok((market, job))
         };
         let (mut market, mut job) = build(current, "market")?;
+        let valuation_time = match as_of {
+            None => current,
+            Some(as_of) => self.next_valuation_time(current, as_of, &job.book)?,
+        };
         if valuation_time != current {
             (market, job) = build(valuation_time, "as_of")?;
         }
@@ -925,13 +925,15 @@ impl Live {
         }))
     }
 
-    /// The valuation time a market as of `as_of` gives, the service valuing at `current`:
-    /// refused where the scenario pins it, where it goes back, or where a held contract
-    /// expires by then (409, naming them: remove them or book what they settled into).
+    /// The valuation time a market as of `as_of` gives, the service valuing `book` at
+    /// `current`: refused where the scenario pins it, where it goes back, or where a
+    /// contract of the book expires by then (409, naming them: remove them or book what
+    /// they settled into).
     fn next_valuation_time(
         &self,
         current: DateTime<Utc>,
         as_of: DateTime<Utc>,
+        book: &Book,
     ) -> std::result::Result<DateTime<Utc>, ChangeError> {
         if let Some(pinned) = self.scenario.run.valuation_time {
             return Err(Refusal::bad(
@@ -954,9 +956,12 @@ impl Live {
             )
             .into());
         }
-        let expired = self
-            .expired_by(current, as_of)
-            .map_err(|e| Refusal::bad("as_of", e.to_string()))?;
+        let expired: Vec<&str> = book
+            .positions
+            .iter()
+            .filter(|p| p.instrument.expiry().is_some_and(|e| e <= as_of))
+            .map(|p| p.id.as_str())
+            .collect();
         if !expired.is_empty() {
             return Err(Refusal {
                 status: 409,
@@ -970,22 +975,6 @@ impl Live {
             .into());
         }
         Ok(as_of)
-    }
-
-    /// The ids of held positions whose contract expires at or before `time` (the book read
-    /// as it stands, valued at `current`).
-    fn expired_by(&self, current: DateTime<Utc>, time: DateTime<Utc>) -> Result<Vec<String>> {
-        let (positions, market) = {
-            let inputs = self.inputs();
-            (inputs.positions.clone(), inputs.market.clone())
-        };
-        let book = book_of(&positions, "store", &market, current)?;
-        Ok(book
-            .positions
-            .iter()
-            .filter(|p| p.instrument.expiry().is_some_and(|e| e <= time))
-            .map(|p| p.id.clone())
-            .collect())
     }
 
     /// The limits in force with their figures on the last completed run, and its version.
