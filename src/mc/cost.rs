@@ -128,7 +128,8 @@ mod tests {
     }
 
     /// The crossings measured on the reference machine (`tailrisk run --revaluation full`
-    /// and `grid` in `benches/numpy_compare.sh`, wall seconds on 2 cores, 2026-11-30;
+    /// and `grid` in `benches/numpy_compare.sh`, wall seconds on 2 cores, 2026-11-30 after
+    /// the adaptive tabulation (whose estimate still charges the finest grid);
     /// docs/performance.md): full wins on 20 options at any path count, the grid on 200
     /// options and more from 100,000 paths; the estimates are within a factor 2 of the
     /// measured wall seconds × 2 cores.
@@ -136,14 +137,14 @@ mod tests {
     fn the_estimate_picks_what_was_measured_faster() {
         let cases = [
             // options, paths, measured full and grid wall seconds on 2 cores
-            (20, 100_000, 0.07, 0.12),
-            (20, 1_000_000, 0.52, 0.96),
-            (200, 100_000, 0.23, 0.18),
-            (200, 1_000_000, 1.75, 0.99),
-            (2_000, 100_000, 1.39, 0.42),
-            (2_000, 1_000_000, 13.74, 2.11),
-            (10_000, 100_000, 6.11, 1.47),
-            (10_000, 1_000_000, 66.06, 6.41),
+            (20, 100_000, 0.12, 0.13),
+            (20, 1_000_000, 0.52, 0.97),
+            (200, 100_000, 0.21, 0.12),
+            (200, 1_000_000, 1.94, 1.05),
+            (2_000, 100_000, 1.38, 0.34),
+            (2_000, 1_000_000, 13.83, 2.00),
+            (10_000, 100_000, 6.35, 1.25),
+            (10_000, 1_000_000, 63.15, 4.96),
         ];
         for (options, paths, full_wall, grid_wall) in cases {
             let (full, grid) = works(options);
