@@ -18,7 +18,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -27,6 +26,7 @@ use crate::service::live::{
     ChangeError, Live, MarketChange, Refusal, ServiceEvent, POSITION_COLUMNS,
 };
 use crate::service::store::{MarketUpdate, StoredPosition};
+use crate::time::parse_instant;
 
 /// Largest request body accepted (bytes).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -255,22 +255,21 @@ fn market_updates(value: &Value) -> Result<MarketChange, ApiError> {
             "the body maps underlyings to {\"spot\": …, \"atm_vol\": …}",
         ));
     };
-    let as_of = match fields.get("as_of") {
-        None => None,
-        Some(text) => Some(
-            text.as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| {
+    let as_of =
+        match fields.get("as_of") {
+            None => None,
+            Some(text) => Some(text.as_str().and_then(|t| parse_instant(t, 0)).ok_or_else(
+                || {
                     bad(
                         "as_of",
                         format!(
-                            "must be an RFC 3339 time such as 2026-11-21T08:00:00Z, found {text}"
+                            "must be an ISO 8601 UTC time such as 2026-11-21T08:00:00Z, found \
+                             {text}"
                         ),
                     )
-                })?,
-        ),
-    };
+                },
+            )?),
+        };
     let underlyings: Vec<(&String, &Value)> =
         fields.iter().filter(|(name, _)| *name != "as_of").collect();
     if underlyings.is_empty() && as_of.is_none() {
